@@ -1,0 +1,21 @@
+//! kdlab: a workbench that checks the theory of knowledge distillation with honest statistics.
+//!
+//! A study file (TOML, see [`study`]) declares data, a teacher, a student, distillation arms,
+//! grid axes and predictions. [`runner`] computes every (cell, seed) unit, [`results`] stores
+//! one row per (cell, seed, arm), and [`report`] renders the Markdown report with verdicts.
+//! See `ARCHITECTURE.md` for the map.
+
+pub mod data;
+pub mod distill;
+pub mod fsio;
+pub mod metrics;
+pub mod models;
+pub mod plot;
+pub mod provenance;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod seed;
+pub mod stats;
+pub mod study;
+pub mod theory;

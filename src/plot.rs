@@ -1,0 +1,135 @@
+//! SVG figures with plotters: a metric against a grid axis, one series per arm, with 95% CI
+//! bars.
+//!
+//! Text is laid out with a bundled DejaVu Sans font (registered once), so figures look the
+//! same on every machine and need no system font.
+
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).unwrap_or_else(|_| unreachable!("the bundled font is valid"));
+    });
+}
+
+/// One plotted point: mean and its interval.
+#[derive(Debug, Clone, Copy)]
+pub struct Interval {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// One line of the chart: a value (or a gap) per x level.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<Option<Interval>>,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Renders a categorical-x line chart with CI bars to an SVG string.
+pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[String], series: &[Series]) -> Result<String, String> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 460)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let (mut lo, mut hi) = series
+            .iter()
+            .flat_map(|s| s.points.iter().flatten())
+            .flat_map(|p| [finite(p.low).unwrap_or(p.mean), finite(p.high).unwrap_or(p.mean)])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        if !lo.is_finite() || !hi.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let pad = ((hi - lo) * 0.08).max(1e-9);
+        let n = levels.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..(n - 0.5), (lo - pad)..(hi + pad))
+            .map_err(|e| e.to_string())?;
+        let labels = levels.to_vec();
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_labels(levels.len().max(1))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                    labels[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .disable_x_mesh()
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let width = 0.5 / series.len().max(1) as f64;
+        for (s, line) in series.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            let offset = (s as f64 - (series.len() as f64 - 1.0) / 2.0) * width * 0.5;
+            let pts: Vec<(f64, Interval)> = line.points.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i as f64 + offset, p))).collect();
+            chart
+                .draw_series(LineSeries::new(pts.iter().map(|(x, p)| (*x, p.mean)), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(line.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|(x, p)| Circle::new((*x, p.mean), 4, color.filled()))).map_err(|e| e.to_string())?;
+            chart
+                .draw_series(pts.iter().filter(|(_, p)| p.low.is_finite() && p.high.is_finite()).map(|(x, p)| {
+                    ErrorBar::new_vertical(*x, p.low, p.mean, p.high, color.stroke_width(1), 8)
+                }))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_renders_labels_and_series() {
+        let p = |m: f64| Some(Interval { mean: m, low: m - 0.1, high: m + 0.1 });
+        let svg = interval_chart(
+            "accuracy",
+            "data.n_train",
+            "accuracy",
+            &["100".into(), "400".into()],
+            &[Series { name: "kd".into(), points: vec![p(0.7), p(0.8)] }, Series { name: "labels".into(), points: vec![p(0.6), None] }],
+        )
+        .unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("400") && svg.contains("labels"));
+    }
+}

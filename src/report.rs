@@ -1,0 +1,359 @@
+//! The Markdown report of a study, its SVG figures, and the index `README.md` of all reports.
+//!
+//! Layout: `<out>/<study>.md` links figures in `<out>/<study>/`; `<out>/README.md` lists every
+//! study with its verdict counts (read from each study's `verdicts.json`). Only this module
+//! knows Markdown. Every file is written atomically.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::distill::Arm;
+use crate::fsio;
+use crate::models::student::EARLY_STOPPING_RULE;
+use crate::plot::{self, Interval, Series};
+use crate::provenance::Provenance;
+use crate::results::{self, Row, TEACHER_ARM};
+use crate::stats::{self, Summary, Verdict};
+use crate::study::{self, Comparison, Expect, Study};
+use crate::theory::{self, Decision};
+
+/// The per-study verdict counts kept for the index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerdictFile {
+    pub name: String,
+    pub claim: String,
+    pub supported: usize,
+    pub contradicted: usize,
+    pub inconclusive: usize,
+    pub failed_rows: usize,
+    pub verdicts: Vec<(String, String)>,
+}
+
+/// Metrics shown in the results tables, in order (others stay in the CSV).
+const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population"];
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Supported => "supported",
+        Verdict::Contradicted => "contradicted",
+        Verdict::Inconclusive => "inconclusive",
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a != 0.0 && (a < 1e-3 || a >= 1e5) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn fmt_p(p: f64) -> String {
+    if !p.is_finite() {
+        "–".into()
+    } else if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
+fn fmt_summary(s: &Summary) -> String {
+    if s.n == 0 {
+        "–".into()
+    } else if s.n < 2 {
+        format!("{} (n=1)", fmt_num(s.mean))
+    } else {
+        format!("{} [{}, {}]", fmt_num(s.mean), fmt_num(s.ci_low), fmt_num(s.ci_high))
+    }
+}
+
+/// Values of `metric` for (cell, arm) over seeds, failed rows excluded.
+fn values(rows: &[Row], cell: usize, arm: &str, metric: &str) -> Vec<f64> {
+    rows.iter().filter(|r| r.cell_index == cell && r.arm == arm && r.failure.is_none()).filter_map(|r| r.get(metric)).collect()
+}
+
+/// Writes the report, its figures, `verdicts.json`, and refreshes the index. Returns the
+/// report's path.
+pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Path) -> io::Result<PathBuf> {
+    let dir = out.join(&study.name);
+    let decisions = theory::evaluate(study, rows);
+    let figures = write_figures(study, rows, &decisions, &dir)?;
+    let markdown = render(study, rows, &decisions, provenance, &figures);
+    let report = out.join(format!("{}.md", study.name));
+    fsio::write_atomic(&report, markdown.as_bytes())?;
+    let count = |v: Verdict| decisions.iter().filter(|d| d.verdict == v).count();
+    let verdicts = VerdictFile {
+        name: study.name.clone(),
+        claim: study.claim.clone(),
+        supported: count(Verdict::Supported),
+        contradicted: count(Verdict::Contradicted),
+        inconclusive: count(Verdict::Inconclusive),
+        failed_rows: rows.iter().filter(|r| r.failure.is_some()).count(),
+        verdicts: decisions.iter().map(|d| (d.prediction.id.clone(), verdict_word(d.verdict).to_string())).collect(),
+    };
+    fsio::write_atomic(&dir.join("verdicts.json"), serde_json::to_string_pretty(&verdicts).expect("serialisable").as_bytes())?;
+    write_index(out)?;
+    Ok(report)
+}
+
+/// Re-renders a report from a results directory (`<out>/<study>/`) without recomputing.
+pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+    let provenance: Provenance = serde_json::from_slice(&std::fs::read(results_dir.join("provenance.json"))?)?;
+    let source = std::fs::read_to_string(results_dir.join("study.toml"))?;
+    let options = study::LoadOptions { seeds: Some(provenance.seeds), quick: provenance.quick };
+    let study = study::parse(Path::new(&provenance.study_file), &source, &options)?;
+    let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
+    let rows = results::read(results_dir, &axes)?;
+    let out = results_dir.parent().unwrap_or(Path::new("."));
+    Ok(render_all(&study, &rows, &provenance, out)?)
+}
+
+/// The arms shown, teacher first.
+fn shown_arms(study: &Study) -> Vec<String> {
+    std::iter::once(TEACHER_ARM.to_string()).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
+}
+
+/// The metrics a figure is drawn for: those the predictions name, then accuracy.
+fn figure_metrics(decisions: &[Decision]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for d in decisions {
+        if !names.contains(&d.prediction.metric) {
+            names.push(d.prediction.metric.clone());
+        }
+    }
+    if !names.iter().any(|n| n == "accuracy") {
+        names.push("accuracy".into());
+    }
+    names
+}
+
+fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path) -> io::Result<Vec<(String, String)>> {
+    let mut figures = Vec::new();
+    let axis = study.axes.first();
+    for metric in figure_metrics(decisions) {
+        // x: the first axis's levels (or the arms themselves when the study has no grid).
+        let (x_label, levels): (String, Vec<String>) = match axis {
+            Some(a) => (a.key.clone(), a.levels.clone()),
+            None => ("cell".into(), vec!["all".into()]),
+        };
+        let mut series = Vec::new();
+        // Other axes' level combinations each get their own line per arm.
+        let mut groups: BTreeMap<Vec<String>, Vec<&study::Cell>> = BTreeMap::new();
+        for cell in &study.cells {
+            groups.entry(cell.levels.iter().skip(1).cloned().collect()).or_default().push(cell);
+        }
+        for arm in shown_arms(study) {
+            for (rest, cells) in &groups {
+                let points = levels
+                    .iter()
+                    .map(|level| {
+                        let cell = cells.iter().find(|c| c.levels.first().map(|l| l == level).unwrap_or(true))?;
+                        let v = values(rows, cell.index, &arm, &metric);
+                        if v.is_empty() {
+                            return None;
+                        }
+                        let s = stats::summarize(&v);
+                        Some(Interval { mean: s.mean, low: s.ci_low, high: s.ci_high })
+                    })
+                    .collect::<Vec<_>>();
+                if points.iter().all(Option::is_none) {
+                    continue;
+                }
+                let name = if rest.is_empty() { arm.clone() } else { format!("{arm} ({})", rest.join(", ")) };
+                series.push(Series { name, points });
+            }
+        }
+        let title = format!("{}: {metric} (mean, 95% CI, n = seeds)", study.name);
+        let svg = plot::interval_chart(&title, &x_label, &metric, &levels, &series).map_err(io::Error::other)?;
+        let file = format!("fig-{metric}.svg");
+        fsio::write_atomic(&dir.join(&file), svg.as_bytes())?;
+        figures.push((metric, format!("{}/{file}", study.name)));
+    }
+    Ok(figures)
+}
+
+fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance, figures: &[(String, String)]) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# {}\n", study.name);
+    let _ = writeln!(w, "**Claim.** {}\n", study.claim);
+    if let Some(d) = &study.description {
+        let _ = writeln!(w, "{d}\n");
+    }
+    let failed = rows.iter().filter(|r| r.failure.is_some()).count();
+    let count = |v: Verdict| decisions.iter().filter(|d| d.verdict == v).count();
+    let _ = writeln!(
+        w,
+        "**Verdicts:** {} supported, {} contradicted, {} inconclusive (of {} predictions). Failed rows: {failed}.\n",
+        count(Verdict::Supported),
+        count(Verdict::Contradicted),
+        count(Verdict::Inconclusive),
+        decisions.len()
+    );
+
+    let _ = writeln!(w, "## Setup\n");
+    let _ = writeln!(w, "- Seeds: {} (base seed {}){}; cells: {}; rows: {}.", study.seeds, study.base_seed, if study.quick { ", quick smoke version" } else { "" }, study.cells.len(), rows.len());
+    if study.axes.is_empty() {
+        let _ = writeln!(w, "- Grid: none (a single cell).");
+    }
+    for a in &study.axes {
+        let _ = writeln!(w, "- Grid axis `{}`: {}.", a.key, a.levels.join(", "));
+    }
+    let _ = writeln!(w, "- Arms:");
+    for arm in &study.arms {
+        let _ = writeln!(w, "  - `{}`: {}.", arm.name(), arm.description());
+    }
+    let _ = writeln!(w, "  - `teacher`: the teacher's own predictions (not a student).");
+    let _ = writeln!(w, "- Pairing: for a given seed, every arm of a cell sees the same data, the same teacher and the same student initialisation.");
+    let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
+    let _ = writeln!(w, "- Summaries: mean and two-sided 95% Student-t interval over seeds, with n; failed rows are excluded from every statistic.");
+    let _ = writeln!(w, "- Predictions: the test named in each row on paired differences lhs − rhs (paired by seed, and by cell or by the other grid levels), two-sided; Holm's step-down correction across the study's {} predictions at family-wise α = {}.", decisions.len(), theory::ALPHA);
+    let _ = writeln!(w, "- Population metrics (`excess_risk`, `bayes_sq_error`, `teacher_error_population`) use a fresh Monte-Carlo sample from the known p0, never the test set.");
+    let _ = writeln!(w, "\n<details><summary>Study file</summary>\n\n```toml\n{}\n```\n</details>\n", study.source.trim_end());
+
+    let _ = writeln!(w, "## Predictions\n");
+    if decisions.is_empty() {
+        let _ = writeln!(w, "The study states no predictions.\n");
+    } else {
+        let _ = writeln!(w, "| id | prediction | metric | test | n pairs | mean diff (lhs − rhs) | 95% CI | p | Holm p | verdict |");
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+        for d in decisions {
+            let p = &d.prediction;
+            let cells = if p.filter.is_empty() {
+                String::new()
+            } else {
+                format!(" (where {})", p.filter.iter().map(|(a, l)| format!("{} = {l}", study.axes[*a].key)).collect::<Vec<_>>().join(", "))
+            };
+            let expect = match p.expect {
+                Expect::Lower => "expects < 0",
+                Expect::Higher => "expects > 0",
+            };
+            let (diff, ci, pv) = match &d.comparison {
+                Some(c) => (fmt_num(c.mean_diff), format!("[{}, {}]", fmt_num(c.ci_low), fmt_num(c.ci_high)), fmt_p(c.p_value)),
+                None => ("–".into(), "–".into(), "–".into()),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {}{cells}; {expect} | `{}` | {} | {} | {diff} | {ci} | {pv} | {} | **{}** |",
+                p.id,
+                p.statement,
+                p.metric,
+                p.test.describe(),
+                d.n_pairs,
+                d.adjusted_p.map(fmt_p).unwrap_or_else(|| "–".into()),
+                verdict_word(d.verdict)
+            );
+        }
+        let dropped: usize = decisions.iter().map(|d| d.dropped).sum();
+        let _ = writeln!(w, "\nSupported: Holm-adjusted p < {} with the predicted sign; contradicted: the same with the opposite sign; inconclusive otherwise. Pairs dropped because a row failed or lacked the metric: {dropped}.\n", theory::ALPHA);
+    }
+
+    let _ = writeln!(w, "## Results\n");
+    let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
+    for metric in TABLE_METRICS {
+        if let Some(info) = results::metric(metric) {
+            let _ = writeln!(w, "- `{}`: {} ({} is better).", info.name, info.description, match info.better {
+                results::Better::Lower => "lower",
+                results::Better::Higher => "higher",
+            });
+        }
+    }
+    let _ = writeln!(w);
+    for cell in &study.cells {
+        let title = if study.axes.is_empty() {
+            "All data".to_string()
+        } else {
+            study.axes.iter().zip(&cell.levels).map(|(a, l)| format!("{} = {l}", a.key)).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(w, "### Cell {}: {title}\n", cell.index);
+        let present: Vec<&str> = TABLE_METRICS.iter().copied().filter(|m| rows.iter().any(|r| r.cell_index == cell.index && r.get(m).is_some())).collect();
+        let _ = writeln!(w, "| arm | n | {} |", present.join(" | "));
+        let _ = writeln!(w, "|---|---|{}", "---|".repeat(present.len()));
+        for arm in shown_arms(study) {
+            let n = rows.iter().filter(|r| r.cell_index == cell.index && r.arm == arm && r.failure.is_none()).count();
+            let cells: Vec<String> = present.iter().map(|m| fmt_summary(&stats::summarize(&values(rows, cell.index, &arm, m)))).collect();
+            let _ = writeln!(w, "| {arm} | {n} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "## Figures\n");
+    for (metric, path) in figures {
+        let _ = writeln!(w, "![{metric}]({path})\n");
+    }
+
+    let _ = writeln!(w, "## Failed rows\n");
+    let failures: Vec<&Row> = rows.iter().filter(|r| r.failure.is_some()).collect();
+    if failures.is_empty() {
+        let _ = writeln!(w, "None: every row computed.\n");
+    } else {
+        let _ = writeln!(w, "{} rows failed and are excluded from every statistic above.\n", failures.len());
+        let _ = writeln!(w, "| cell | seed | arm | reason |\n|---|---|---|---|");
+        for r in failures {
+            let _ = writeln!(w, "| {} | {} | {} | {} |", r.cell_index, r.seed, r.arm, r.failure.as_deref().unwrap_or(""));
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "## Provenance\n");
+    let dirty = match prov.git_dirty {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    let t = &prov.stage_seconds;
+    let _ = writeln!(w, "| item | value |\n|---|---|");
+    let _ = writeln!(w, "| study file | `{}` |", prov.study_file);
+    let _ = writeln!(w, "| study SHA-256 | `{}` |", prov.study_sha256);
+    let _ = writeln!(w, "| kdlab version | {} |", prov.kdlab_version);
+    let _ = writeln!(w, "| git commit | `{}` (uncommitted changes: {dirty}) |", prov.git_commit);
+    let _ = writeln!(w, "| seeds | {} (base seed {}; every draw derives from it) |", prov.seeds, prov.base_seed);
+    let _ = writeln!(w, "| threads | {} |", prov.threads);
+    let _ = writeln!(w, "| units computed / reused | {} / {} |", prov.units_computed, prov.units_reused);
+    let _ = writeln!(w, "| stage seconds (summed over units) | data {:.2}, teacher {:.2}, students {:.2}, metrics {:.2} |", t.data, t.teacher, t.students, t.metrics);
+    let _ = writeln!(w, "| wall seconds | compute {:.2}, total {:.2} |", prov.compute_wall_seconds, prov.total_wall_seconds);
+    let _ = writeln!(w, "\nResults: `{0}/results.csv`, `{0}/results.parquet` (one row per cell, seed and arm); per-unit timings: `{0}/timings.csv`.", study.name);
+    md
+}
+
+/// Rewrites `<out>/README.md` from every `<out>/*/verdicts.json`.
+pub fn write_index(out: &Path) -> io::Result<()> {
+    let mut entries: Vec<VerdictFile> = Vec::new();
+    for entry in std::fs::read_dir(out)? {
+        let path = entry?.path().join("verdicts.json");
+        if let Ok(bytes) = std::fs::read(&path) {
+            if let Ok(v) = serde_json::from_slice::<VerdictFile>(&bytes) {
+                entries.push(v);
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut md = String::from("# kdlab reports\n\nOne report per study; verdicts are Holm-corrected across each study's predictions.\n\n");
+    md.push_str("| study | claim | supported | contradicted | inconclusive | failed rows |\n|---|---|---|---|---|---|\n");
+    for e in &entries {
+        let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.failed_rows);
+    }
+    fsio::write_atomic(&out.join("README.md"), md.as_bytes())
+}
+
+/// Arms named in a comparison, for messages.
+pub fn comparison_arms(c: &Comparison) -> Vec<String> {
+    match c {
+        Comparison::Arms { lhs, rhs } => vec![lhs.name().into(), rhs.name().into()],
+        Comparison::Levels { arm, .. } => vec![arm.clone()],
+    }
+}
+
+/// All arm names kdlab knows, for `kdlab list`.
+pub fn known_arms() -> Vec<(&'static str, &'static str)> {
+    Arm::ALL.iter().map(|a| (a.name(), a.description())).collect()
+}

@@ -1,0 +1,323 @@
+//! Runs a study: every (cell, seed) unit in parallel, each stored as a shard when it finishes,
+//! then the results table, the verdicts and the report.
+//!
+//! Units run on a rayon pool of `jobs` threads; each unit's candle work stays on its own
+//! thread (many small models in parallel beat one model on two threads). Every random draw in a
+//! unit derives from the study's base seed, the replicate index and the config it belongs to,
+//! so the results do not depend on the thread count or on the order units finish in.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use crate::data::{validation_split, Dataset};
+use crate::fsio;
+use crate::metrics;
+use crate::models::student;
+use crate::provenance::Provenance;
+use crate::report;
+use crate::results::{self, Row, Shard, StageTimes, TEACHER_ARM};
+use crate::seed;
+use crate::study::{Cell, Study};
+use crate::theory;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot build the thread pool: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    #[error("cannot write results: {0}")]
+    Results(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How to run a study.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads (default: all cores).
+    pub jobs: usize,
+    /// Reports go to `out/<study>.md`, results to `out/<study>/`.
+    pub out: PathBuf,
+    /// Show a progress bar (terminal) or plain progress lines.
+    pub progress: bool,
+}
+
+/// What a finished run wrote.
+pub struct RunSummary {
+    pub report: PathBuf,
+    pub results_dir: PathBuf,
+    pub units_computed: usize,
+    pub units_reused: usize,
+    pub failed_rows: usize,
+}
+
+pub fn results_dir(out: &Path, study: &Study) -> PathBuf {
+    out.join(&study.name)
+}
+
+/// Runs every pending unit of `study`, then writes results and the report.
+pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let dir = results_dir(&options.out, study);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::Io { path, source }
+    };
+    let _lock = fsio::DirLock::acquire(&dir).map_err(io(&dir))?;
+    let shard_dir = dir.join("cells");
+    std::fs::create_dir_all(&shard_dir).map_err(io(&shard_dir))?;
+
+    let units: Vec<(usize, usize)> = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s))).collect();
+    let shard_path = |c: usize, s: usize| shard_dir.join(format!("{}-seed{}.json", study.cells[c].id, s));
+    let mut shards: BTreeMap<(usize, usize), Shard> = BTreeMap::new();
+    for &(c, s) in &units {
+        if let Some(shard) = read_shard(&shard_path(c, s)).filter(|sh| sh.cell_id == study.cells[c].id && sh.seed == s) {
+            shards.insert((c, s), shard);
+        }
+    }
+    let reused = shards.len();
+    let pending: Vec<(usize, usize)> = units.iter().copied().filter(|u| !shards.contains_key(u)).collect();
+
+    let progress = Progress::new(options.progress, &study.name, pending.len(), reused);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
+    let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
+    let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
+    let compute_start = Instant::now();
+    pool.install(|| {
+        pending.par_iter().for_each(|&(c, s)| {
+            let shard = run_unit(study, &study.cells[c], s);
+            let path = shard_path(c, s);
+            match serde_json::to_vec(&shard) {
+                Ok(bytes) => {
+                    if let Err(e) = fsio::write_atomic(&path, &bytes) {
+                        write_errors.lock().expect("no panics while locked").push(RunError::Io { path, source: e });
+                    }
+                }
+                Err(e) => write_errors.lock().expect("no panics while locked").push(RunError::Io { path, source: e.into() }),
+            }
+            progress.unit_done(&study.cells[c], s);
+            computed.lock().expect("no panics while locked").push(((c, s), shard));
+        });
+    });
+    progress.finish();
+    if let Some(e) = write_errors.into_inner().expect("no panics while locked").into_iter().next() {
+        return Err(e);
+    }
+    let compute_seconds = compute_start.elapsed().as_secs_f64();
+    shards.extend(computed.into_inner().expect("no panics while locked"));
+
+    let rows: Vec<Row> = shards.values().flat_map(|s| s.rows.iter().cloned()).collect();
+    let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
+    let mut frame = results::to_frame(&study.name, &axes, &rows).map_err(|e| RunError::Results(Box::new(e)))?;
+    results::write(&dir, &mut frame).map_err(RunError::Results)?;
+
+    let mut stage_totals = StageTimes::default();
+    let mut timing_csv = String::from("cell,cell_id,seed,data_s,teacher_s,students_s,metrics_s\n");
+    for ((c, s), shard) in &shards {
+        let t = &shard.times;
+        stage_totals.data += t.data;
+        stage_totals.teacher += t.teacher;
+        stage_totals.students += t.students;
+        stage_totals.metrics += t.metrics;
+        timing_csv.push_str(&format!("{c},{},{s},{:.4},{:.4},{:.4},{:.4}\n", shard.cell_id, t.data, t.teacher, t.students, t.metrics));
+    }
+    fsio::write_atomic(&dir.join("timings.csv"), timing_csv.as_bytes()).map_err(io(&dir))?;
+    fsio::write_atomic(&dir.join("study.toml"), study.source.as_bytes()).map_err(io(&dir))?;
+
+    let provenance = Provenance::collect(study, options.jobs, reused, pending.len(), stage_totals, compute_seconds, started.elapsed().as_secs_f64());
+    fsio::write_atomic(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance).expect("serialisable").as_bytes()).map_err(io(&dir))?;
+    let report = report::render_all(study, &rows, &provenance, &options.out).map_err(|e| RunError::Io { path: options.out.clone(), source: e })?;
+    Ok(RunSummary {
+        report,
+        results_dir: dir,
+        units_computed: pending.len(),
+        units_reused: reused,
+        failed_rows: rows.iter().filter(|r| r.failure.is_some()).count(),
+    })
+}
+
+fn read_shard(path: &Path) -> Option<Shard> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Computes one (cell, seed) unit: data, teacher, every arm's student, metrics. A failure
+/// (a teacher that cannot fit, a student that diverges) becomes a failed row with its reason.
+pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
+    let cfg = &cell.config;
+    let rep_label = rep.to_string();
+    let data_key = seed::short_hash(&serde_json::to_string(&cfg.data).expect("serialisable"));
+    let teacher_key = seed::short_hash(&serde_json::to_string(&cfg.teacher).expect("serialisable"));
+    let student_key = seed::short_hash(&serde_json::to_string(&cfg.student).expect("serialisable"));
+    let base = study.base_seed;
+    let mut times = StageTimes::default();
+    let row = |arm: &str, failure: Option<String>, metrics: BTreeMap<String, f64>| Row {
+        cell_index: cell.index,
+        cell_id: cell.id.clone(),
+        levels: cell.levels.clone(),
+        seed: rep,
+        arm: arm.to_string(),
+        failure,
+        metrics,
+    };
+    let fail_all = |reason: String| -> Vec<Row> {
+        std::iter::once(TEACHER_ARM).chain(study.arms.iter().map(|a| a.name())).map(|a| row(a, Some(reason.clone()), BTreeMap::new())).collect()
+    };
+
+    let t = Instant::now();
+    let problem = cfg.data.build();
+    let sizes = cfg.data.sizes();
+    let data_seed = seed::derive(base, &["data", &rep_label, &data_key]);
+    let train = problem.sample(sizes.n_train, seed::derive(data_seed, &["train"]));
+    let test = problem.sample(sizes.n_test, seed::derive(data_seed, &["test"]));
+    let population = problem.sample(sizes.n_population, seed::derive(data_seed, &["population"]));
+    let k = problem.n_classes();
+    times.data = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let teacher_seed = seed::derive(base, &["teacher", &rep_label, &data_key, &teacher_key]);
+    let teacher = match cfg.teacher.fit(train.x.view(), &train.y, k, teacher_seed) {
+        Ok(t) => t,
+        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("teacher: {e}")), times },
+    };
+    let teacher_train = teacher.predict_proba(train.x.view());
+    let teacher_test = teacher.predict_proba(test.x.view());
+    let teacher_population = teacher.predict_proba(population.x.view());
+    times.teacher = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut rows = Vec::new();
+    let mut teacher_metrics = prediction_metrics(teacher_test.view(), &test, teacher_population.view(), &population, None);
+    if let (Some(p0_train), Some(p0_pop)) = (&train.p0, &population.p0) {
+        teacher_metrics.insert("teacher_error_in_sample".into(), metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN));
+        teacher_metrics.insert("teacher_error_population".into(), metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN));
+    }
+    rows.push(finite_row(row(TEACHER_ARM, None, teacher_metrics)));
+    times.metrics += t.elapsed().as_secs_f64();
+
+    let (fit_idx, val_idx) = validation_split(train.len(), cfg.student.validation_fraction, seed::derive(base, &["split", &rep_label, &data_key]));
+    let fit = train.select(&fit_idx);
+    let val = train.select(&val_idx);
+    let teacher_fit = teacher_train.select(ndarray::Axis(0), &fit_idx);
+    let student_seed = seed::derive(base, &["student", &rep_label, &data_key, &student_key]);
+    for &arm in &study.arms {
+        let t = Instant::now();
+        let terms = arm.loss_terms(&fit.y, teacher_fit.view(), k, &cfg.distill);
+        let trained = student::train(&cfg.student, fit.x.view(), &terms, val.x.view(), &val.y, k, student_seed);
+        times.students += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let result = trained.and_then(|net| {
+            let p_test = net.predict_proba(test.x.view())?;
+            let p_pop = net.predict_proba(population.x.view())?;
+            let mut m = prediction_metrics(p_test.view(), &test, p_pop.view(), &population, Some(teacher_test.view()));
+            m.insert("best_epoch".into(), net.best_epoch as f64);
+            Ok(m)
+        });
+        rows.push(match result {
+            Ok(m) => finite_row(row(arm.name(), None, m)),
+            Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
+        });
+        times.metrics += t.elapsed().as_secs_f64();
+    }
+    Shard { cell_id: cell.id.clone(), seed: rep, rows, times }
+}
+
+/// A row whose metrics are not all finite is marked failed: a NaN never reaches a mean.
+fn finite_row(mut row: Row) -> Row {
+    if let Some((name, value)) = row.metrics.iter().find(|(_, v)| !v.is_finite()) {
+        row.failure = Some(format!("metric {name} is {value}"));
+        row.metrics.clear();
+    }
+    row
+}
+
+/// Test and population metrics of probabilities `p_test` / `p_population`.
+fn prediction_metrics(
+    p_test: ArrayView2<f64>,
+    test: &Dataset,
+    p_population: ArrayView2<f64>,
+    population: &Dataset,
+    teacher_test: Option<ArrayView2<f64>>,
+) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    let mut put = |name: &str, value: Option<f64>| {
+        if let Some(v) = value {
+            m.insert(name.to_string(), v);
+        }
+    };
+    put("accuracy", metrics::accuracy(p_test, &test.y).ok());
+    put("log_loss", metrics::log_loss(p_test, &test.y).ok());
+    put("brier", metrics::brier(p_test, &test.y).ok());
+    put("ece", metrics::ece(p_test, &test.y, 10).ok());
+    if test.n_classes == 2 {
+        let scores: Vec<f64> = p_test.column(1).to_vec();
+        put("auc", metrics::auc_binary(&scores, &test.y).ok());
+    }
+    if let Some(t) = teacher_test {
+        put("agreement", metrics::agreement(p_test, t).ok());
+        put("kl_teacher_student", metrics::kl_rows(t, p_test).ok());
+    }
+    if let Some(p0) = &population.p0 {
+        put("excess_risk", metrics::kl_rows(p0.view(), p_population).ok());
+        put("bayes_sq_error", metrics::squared_error_rows(p_population, p0.view()).ok());
+    }
+    m
+}
+
+/// Progress on a terminal (a bar) or in logs (one line per finished unit).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    total: usize,
+    done: AtomicUsize,
+    name: String,
+}
+
+impl Progress {
+    fn new(enabled: bool, name: &str, total: usize, reused: usize) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        if enabled && reused > 0 {
+            eprintln!("{name}: {reused} finished units reused, {total} to compute");
+        }
+        let bar = (enabled && terminal).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} units, {elapsed} elapsed, eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(name.to_string());
+            bar
+        });
+        Progress { bar, plain: enabled && !terminal, total, done: AtomicUsize::new(0), name: name.to_string() }
+    }
+
+    fn unit_done(&self, cell: &Cell, seed: usize) {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        } else if self.plain {
+            eprintln!("{}: {done}/{} units (cell {} [{}], seed {seed})", self.name, self.total, cell.index, cell.levels.join(", "));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Population probabilities for an arbitrary matrix, kept here for studies that need them.
+pub fn bayes_on(problem: &dyn crate::data::Problem, x: ArrayView2<f64>) -> Array2<f64> {
+    problem.bayes_probabilities(x)
+}
+
+/// The verdicts of a finished run (re-exported for the report and tests).
+pub use theory::evaluate as verdicts;

@@ -1,0 +1,825 @@
+//! Study files: parsing, validation with file/line/key errors, and grid expansion into cells.
+//!
+//! A study is a TOML file (see `studies/` and the README for the format). A list in place of a
+//! scalar in `[data]`, `[teacher]`, `[student]` or `[distill]` makes that parameter a grid axis
+//! (for `student.hidden`, itself a list, an axis is a list of lists); cells are the cartesian
+//! product of the axes, first axis slowest. Only this module knows TOML.
+//!
+//! **API boundary:** the study file format is what users write; keep it backward compatible.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+use toml::{Table, Value};
+
+use crate::data::DataSpec;
+use crate::distill::{Arm, DistillSpec};
+use crate::models::student::StudentSpec;
+use crate::models::TeacherSpec;
+use crate::results;
+use crate::seed;
+
+/// A study-file error: the file, where in it, which key, what is wrong, and a likely fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for StudyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StudyError {}
+
+/// Which way a prediction expects the difference lhs − rhs to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    Lower,
+    Higher,
+}
+
+/// The paired test a prediction uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestKind {
+    PairedT,
+    Wilcoxon,
+}
+
+impl TestKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TestKind::PairedT => "paired t-test (two-sided)",
+            TestKind::Wilcoxon => "Wilcoxon signed-rank test (two-sided)",
+        }
+    }
+}
+
+/// What a prediction compares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Comparison {
+    /// Two arms in the same cells, paired by (cell, seed).
+    Arms { lhs: Arm, rhs: Arm },
+    /// One arm at two levels of a grid axis, paired by (other levels, seed).
+    Levels { axis: usize, lhs: String, rhs: String, arm: String },
+}
+
+/// A stated theoretical prediction with the test that decides it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub id: String,
+    pub statement: String,
+    pub metric: String,
+    pub comparison: Comparison,
+    pub expect: Expect,
+    /// Restricts the cells: (axis index, level).
+    pub filter: Vec<(usize, String)>,
+    pub test: TestKind,
+}
+
+/// Everything one cell computes with.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CellConfig {
+    pub data: DataSpec,
+    pub teacher: TeacherSpec,
+    pub student: StudentSpec,
+    pub distill: DistillSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub index: usize,
+    /// Stable id: a hash of the base seed and the cell's full configuration.
+    pub id: String,
+    /// The level of each axis, in axis order, as written in the study.
+    pub levels: Vec<String>,
+    pub config: CellConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridAxis {
+    /// Dotted key, e.g. `data.n_train`.
+    pub key: String,
+    pub levels: Vec<String>,
+}
+
+/// A parsed, validated, expanded study.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub path: PathBuf,
+    pub source: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub name: String,
+    pub claim: String,
+    pub description: Option<String>,
+    pub seeds: usize,
+    pub base_seed: u64,
+    pub arms: Vec<Arm>,
+    pub axes: Vec<GridAxis>,
+    pub cells: Vec<Cell>,
+    pub predictions: Vec<Prediction>,
+    pub quick: bool,
+}
+
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "predictions", "quick"];
+const SECTIONS: &[&str] = &["data", "teacher", "student", "distill"];
+/// Keys whose single value is already a list; a grid over them is a list of lists.
+const LIST_KEYS: &[&str] = &["student.hidden"];
+const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test"];
+/// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
+pub const MAX_SEEDS: usize = 10_000;
+pub const MAX_CELLS: usize = 100_000;
+/// Seeds a `--quick` run keeps.
+pub const QUICK_SEEDS: usize = 3;
+
+/// Options that change how a study file is read.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Overrides the file's `seeds`.
+    pub seeds: Option<usize>,
+    /// The smoke version: at most [`QUICK_SEEDS`] seeds, and the file's `[quick]` overrides.
+    pub quick: bool,
+}
+
+/// Reads, validates and expands a study file.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Study, StudyError> {
+    let source = std::fs::read_to_string(path).map_err(|e| StudyError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!("cannot read the study file: {e}"),
+        hint: None,
+    })?;
+    parse(path, &source, options)
+}
+
+/// Parses study text (`path` is only used in messages and for the name of the file).
+pub fn parse(path: &Path, source: &str, options: &LoadOptions) -> Result<Study, StudyError> {
+    let spans = match DeTable::parse(source) {
+        Ok(t) => t,
+        Err(e) => {
+            let (line, column) = e.span().map(|s| line_col(source, s.start)).unzip();
+            return Err(StudyError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                key: None,
+                message: format!("invalid TOML: {}", e.message().trim()),
+                hint: None,
+            });
+        }
+    };
+    let table: Table = toml::from_str(source).map_err(|e| StudyError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!("invalid TOML: {}", e.message().trim()),
+        hint: None,
+    })?;
+    let ctx = Ctx { path, source, spans: spans.get_ref() };
+    ctx.study(table, options)
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    source: &'a str,
+    spans: &'a DeTable<'a>,
+}
+
+/// One step of a key path inside the document.
+#[derive(Clone, Copy)]
+enum Step<'k> {
+    Key(&'k str),
+    Index(usize),
+}
+
+impl<'a> Ctx<'a> {
+    /// An error located at the deepest existing prefix of `path`.
+    fn err(&self, path: &[Step], message: impl Into<String>) -> StudyError {
+        let (line, column) = self.locate(path).map(|p| line_col(self.source, p)).unzip();
+        StudyError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            key: Some(display_path(path)).filter(|k| !k.is_empty()),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn err_hint(&self, path: &[Step], message: impl Into<String>, hint: Option<String>) -> StudyError {
+        StudyError { hint, ..self.err(path, message) }
+    }
+
+    /// Byte offset of the key (or array element) at `path`, or of its deepest existing parent.
+    fn locate(&self, path: &[Step]) -> Option<usize> {
+        let mut found = None;
+        let mut table: Option<&DeTable> = Some(self.spans);
+        let mut array: Option<&[toml::Spanned<DeValue>]> = None;
+        for step in path {
+            let value = match (*step, table, array) {
+                (Step::Key(k), Some(t), _) => {
+                    let (key, value) = t.iter().find(|(key, _)| key.get_ref().as_ref() == k)?;
+                    found = Some(key.span().start);
+                    value
+                }
+                (Step::Index(i), _, Some(a)) => {
+                    let value = a.get(i)?;
+                    found = Some(value.span().start);
+                    value
+                }
+                _ => break,
+            };
+            table = None;
+            array = None;
+            let inner: &DeValue = value.get_ref();
+            if let DeValue::Table(t) = inner {
+                table = Some(t);
+            } else if let DeValue::Array(a) = inner {
+                array = Some(a.as_ref());
+            }
+        }
+        found
+    }
+
+    fn study(&self, mut table: Table, options: &LoadOptions) -> Result<Study, StudyError> {
+        for key in table.keys() {
+            if !TOP_KEYS.contains(&key.as_str()) {
+                return Err(self.unknown_key(&[Step::Key(key)], key, TOP_KEYS, "top-level key"));
+            }
+        }
+        if options.quick {
+            if let Some(quick) = table.remove("quick") {
+                self.apply_quick(&mut table, quick)?;
+            }
+        }
+        let name = self.required_string(&table, "name")?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(self.err(&[Step::Key("name")], format!("must be a plain name of letters, digits, '-' and '_' (it names the report files), got {name:?}")));
+        }
+        let claim = self.required_string(&table, "claim")?;
+        let description = match table.get("description") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => return Err(self.err(&[Step::Key("description")], format!("must be a string, got {}", v.type_str()))),
+        };
+        let mut seeds = self.integer(&table, "seeds", 10, 1, MAX_SEEDS as i64)? as usize;
+        if let Some(s) = options.seeds {
+            if s == 0 || s > MAX_SEEDS {
+                return Err(StudyError {
+                    file: self.path.to_path_buf(),
+                    line: None,
+                    column: None,
+                    key: Some("--seeds".into()),
+                    message: format!("must be between 1 and {MAX_SEEDS}, got {s}"),
+                    hint: None,
+                });
+            }
+            seeds = s;
+        }
+        if options.quick {
+            seeds = seeds.min(QUICK_SEEDS);
+        }
+        let base_seed = self.integer(&table, "seed", 0, 0, i64::MAX)? as u64;
+        let arms = self.arms(&table)?;
+
+        for section in ["data", "teacher", "student"] {
+            if !table.contains_key(section) {
+                return Err(self.err_hint(&[], format!("the study has no [{section}] section"), Some(format!("add a [{section}] table"))));
+            }
+        }
+        let mut sections = Vec::new();
+        for section in SECTIONS {
+            let value = table.get(*section).cloned().unwrap_or_else(|| Value::Table(Table::new()));
+            match value {
+                Value::Table(t) => sections.push((*section, t)),
+                other => return Err(self.err(&[Step::Key(section)], format!("must be a table, got {}", other.type_str()))),
+            }
+        }
+        let axes = self.axes(&sections)?;
+        let cells = self.cells(&sections, &axes, base_seed)?;
+        let predictions = self.predictions(&table, &arms, &axes)?;
+
+        Ok(Study {
+            path: self.path.to_path_buf(),
+            source: self.source.to_string(),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(self.source.as_bytes())),
+            name,
+            claim,
+            description,
+            seeds,
+            base_seed,
+            arms,
+            axes: axes.into_iter().map(|a| GridAxis { key: a.key, levels: a.levels }).collect(),
+            cells,
+            predictions,
+            quick: options.quick,
+        })
+    }
+
+    fn unknown_key(&self, path: &[Step], key: &str, known: &[&str], what: &str) -> StudyError {
+        let hint = suggest(key, known).map(|s| format!("did you mean `{s}`?")).or_else(|| Some(format!("known keys: {}", known.join(", "))));
+        self.err_hint(path, format!("unknown {what} `{key}`"), hint)
+    }
+
+    fn required_string(&self, table: &Table, key: &str) -> Result<String, StudyError> {
+        match table.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(self.err(&[Step::Key(key)], format!("must be a string, got {}", v.type_str()))),
+            None => Err(self.err_hint(&[], format!("the study has no `{key}`"), Some(format!("add `{key} = \"...\"` at the top")))),
+        }
+    }
+
+    fn integer(&self, table: &Table, key: &str, default: i64, min: i64, max: i64) -> Result<i64, StudyError> {
+        match table.get(key) {
+            None => Ok(default),
+            Some(Value::Integer(i)) if (min..=max).contains(i) => Ok(*i),
+            Some(Value::Integer(i)) => Err(self.err(&[Step::Key(key)], format!("must be between {min} and {max}, got {i}"))),
+            Some(v) => Err(self.err(&[Step::Key(key)], format!("must be an integer, got {}", v.type_str()))),
+        }
+    }
+
+    fn arms(&self, table: &Table) -> Result<Vec<Arm>, StudyError> {
+        let known = Arm::names();
+        let Some(value) = table.get("arms") else {
+            return Err(self.err_hint(&[], "the study has no `arms`", Some(format!("add e.g. `arms = [\"labels\", \"kd\"]`; known arms: {}", known.join(", ")))));
+        };
+        let Value::Array(items) = value else {
+            return Err(self.err(&[Step::Key("arms")], format!("must be a list of arm names, got {}", value.type_str())));
+        };
+        if items.is_empty() {
+            return Err(self.err(&[Step::Key("arms")], format!("must name at least one arm; known arms: {}", known.join(", "))));
+        }
+        let mut arms = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = [Step::Key("arms"), Step::Index(i)];
+            let Value::String(name) = item else {
+                return Err(self.err(&path, format!("must be an arm name, got {}", item.type_str())));
+            };
+            let arm = Arm::from_name(name).ok_or_else(|| self.unknown_key(&path, name, &known, "arm"))?;
+            if arms.contains(&arm) {
+                return Err(self.err(&path, format!("arm `{name}` is listed twice")));
+            }
+            arms.push(arm);
+        }
+        Ok(arms)
+    }
+
+    /// Applies `[quick]` overrides: `"section.key" = value` (or `seeds = n`).
+    fn apply_quick(&self, table: &mut Table, quick: Value) -> Result<(), StudyError> {
+        let Value::Table(quick) = quick else {
+            return Err(self.err(&[Step::Key("quick")], "must be a table of overrides, e.g. quick = { seeds = 3, \"data.n_population\" = 2000 }"));
+        };
+        for (key, value) in quick {
+            match key.split_once('.') {
+                None if key == "seeds" => {
+                    table.insert(key, value);
+                }
+                Some((section, field)) if SECTIONS.contains(&section) => {
+                    let entry = table.entry(section.to_string()).or_insert_with(|| Value::Table(Table::new()));
+                    if let Value::Table(t) = entry {
+                        t.insert(field.to_string(), value);
+                    }
+                }
+                _ => {
+                    return Err(self.err_hint(
+                        &[Step::Key("quick"), Step::Key(&key)],
+                        format!("unknown override `{key}`"),
+                        Some("overrides are `seeds` or \"section.key\" with section data, teacher, student or distill".into()),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn axes<'s>(&self, sections: &[(&'s str, Table)]) -> Result<Vec<RawAxis<'s>>, StudyError> {
+        let mut axes = Vec::new();
+        for (section, table) in sections {
+            for (key, value) in table {
+                let dotted = format!("{section}.{key}");
+                let Value::Array(items) = value else { continue };
+                let is_list_key = LIST_KEYS.contains(&dotted.as_str());
+                if is_list_key && !items.iter().any(|v| matches!(v, Value::Array(_))) {
+                    continue;
+                }
+                let path = [Step::Key(section), Step::Key(key)];
+                if items.is_empty() {
+                    return Err(self.err(&path, "empty grid: a list makes this parameter a grid axis, so it needs at least one value"));
+                }
+                if key == "kind" {
+                    return Err(self.err(&path, "`kind` cannot be a grid axis; write one study per kind"));
+                }
+                let mut levels = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    if is_list_key && !matches!(item, Value::Array(_)) {
+                        return Err(self.err(&[Step::Key(section), Step::Key(key), Step::Index(i)], format!("a grid over `{dotted}` is a list of lists, got {}", item.type_str())));
+                    }
+                    let label = level_label(item);
+                    if levels.contains(&label) {
+                        return Err(self.err(&[Step::Key(section), Step::Key(key), Step::Index(i)], format!("grid level {label} appears twice")));
+                    }
+                    levels.push(label);
+                }
+                axes.push(RawAxis { section, key: dotted, field: key.clone(), values: items.clone(), levels });
+            }
+        }
+        Ok(axes)
+    }
+
+    fn cells(&self, sections: &[(&str, Table)], axes: &[RawAxis], base_seed: u64) -> Result<Vec<Cell>, StudyError> {
+        let n_cells = axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(a.values.len()));
+        match n_cells {
+            Some(n) if n <= MAX_CELLS => {}
+            _ => return Err(self.err(&[], format!("the grid has more than {MAX_CELLS} cells; shrink an axis"))),
+        }
+        let n_cells = n_cells.unwrap_or(0);
+        let mut cells = Vec::with_capacity(n_cells);
+        for index in 0..n_cells {
+            // Mixed-radix digits of `index`, first axis slowest.
+            let mut digits = vec![0; axes.len()];
+            let mut rest = index;
+            for (a, axis) in axes.iter().enumerate().rev() {
+                digits[a] = rest % axis.values.len();
+                rest /= axis.values.len();
+            }
+            let mut tables: Vec<(&str, Table)> = sections.to_vec();
+            for (axis, &d) in axes.iter().zip(&digits) {
+                let table = &mut tables.iter_mut().find(|(s, _)| *s == axis.section).expect("axis section exists").1;
+                table.insert(axis.field.clone(), axis.values[d].clone());
+            }
+            let level_of = |section: &str, key: &str| -> Option<String> {
+                axes.iter().zip(&digits).find(|(a, _)| a.section == section && a.field == key).map(|(a, &d)| a.levels[d].clone())
+            };
+            let config = self.cell_config(&tables, &level_of)?;
+            let canonical = serde_json::to_string(&config).expect("config serialises");
+            cells.push(Cell {
+                index,
+                id: seed::short_hash(&format!("{base_seed}:{canonical}")),
+                levels: axes.iter().zip(&digits).map(|(a, &d)| a.levels[d].clone()).collect(),
+                config,
+            });
+        }
+        Ok(cells)
+    }
+
+    fn cell_config(&self, tables: &[(&str, Table)], level_of: &dyn Fn(&str, &str) -> Option<String>) -> Result<CellConfig, StudyError> {
+        let get = |name: &str| tables.iter().find(|(s, _)| *s == name).map(|(_, t)| t.clone()).unwrap_or_default();
+        let data = self.kinded("data", get("data"), DataSpec::KINDS, |k, v| DataSpec::from_kind(k, v), level_of)?;
+        self.checked("data", data.check(), level_of)?;
+        let teacher = self.kinded("teacher", get("teacher"), TeacherSpec::KINDS, |k, v| TeacherSpec::from_kind(k, v), level_of)?;
+        self.checked("teacher", teacher.check(), level_of)?;
+        let student: StudentSpec = self.plain("student", get("student"), level_of)?;
+        self.checked("student", student.check(), level_of)?;
+        let distill: DistillSpec = self.plain("distill", get("distill"), level_of)?;
+        self.checked("distill", distill.check(), level_of)?;
+        Ok(CellConfig { data, teacher, student, distill })
+    }
+
+    fn checked(&self, section: &str, result: Result<(), (&'static str, String)>, level_of: &dyn Fn(&str, &str) -> Option<String>) -> Result<(), StudyError> {
+        result.map_err(|(key, message)| {
+            let at = level_of(section, key).map(|l| format!(" (grid level {l})")).unwrap_or_default();
+            self.err(&[Step::Key(section), Step::Key(key)], format!("{message}{at}"))
+        })
+    }
+
+    /// Deserialises a section selected by its `kind` key.
+    fn kinded<T>(
+        &self,
+        section: &str,
+        mut table: Table,
+        kinds: &[&str],
+        from_kind: impl Fn(&str, serde_path_to_error::Deserializer<'_, '_, Value>) -> Option<Result<T, toml::de::Error>>,
+        level_of: &dyn Fn(&str, &str) -> Option<String>,
+    ) -> Result<T, StudyError> {
+        let kind = match table.remove("kind") {
+            Some(Value::String(k)) => k,
+            Some(v) => return Err(self.err(&[Step::Key(section), Step::Key("kind")], format!("must be a string, got {}", v.type_str()))),
+            None => {
+                return Err(self.err_hint(&[Step::Key(section)], format!("[{section}] has no `kind`"), Some(format!("known kinds: {}", kinds.join(", ")))))
+            }
+        };
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(Value::Table(table), &mut track);
+        match from_kind(&kind, de) {
+            None => Err(self.unknown_key(&[Step::Key(section), Step::Key("kind")], &kind, kinds, &format!("{section} kind"))),
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(self.serde_error(section, &e, &track.path(), level_of)),
+        }
+    }
+
+    fn plain<T: serde::de::DeserializeOwned>(&self, section: &str, table: Table, level_of: &dyn Fn(&str, &str) -> Option<String>) -> Result<T, StudyError> {
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(Value::Table(table), &mut track);
+        T::deserialize(de).map_err(|e| self.serde_error(section, &e, &track.path(), level_of))
+    }
+
+    /// Turns a serde error into a located study error, with a suggestion for unknown fields.
+    fn serde_error(&self, section: &str, error: &toml::de::Error, path: &serde_path_to_error::Path, level_of: &dyn Fn(&str, &str) -> Option<String>) -> StudyError {
+        let message = error.message().trim().to_string();
+        if let Some(field) = backticked(&message, "unknown field `") {
+            let expected = expected_fields(&message);
+            let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+            return self.unknown_key(&[Step::Key(section), Step::Key(&field)], &field, &expected, &format!("[{section}] key"));
+        }
+        if let Some(field) = backticked(&message, "missing field `") {
+            return self.err_hint(&[Step::Key(section)], format!("[{section}] is missing `{field}`"), Some(format!("add `{field} = ...` to [{section}]")));
+        }
+        let segments: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let key = segments.first().cloned().unwrap_or_default();
+        let at = level_of(section, &key).map(|l| format!(" (grid level {l})")).unwrap_or_default();
+        let mut steps = vec![Step::Key(section)];
+        steps.extend(segments.iter().filter(|s| !s.is_empty()).map(|s| Step::Key(s.as_str())));
+        self.err(&steps, format!("{message}{at}"))
+    }
+
+    fn predictions(&self, table: &Table, arms: &[Arm], axes: &[RawAxis]) -> Result<Vec<Prediction>, StudyError> {
+        let Some(value) = table.get("predictions") else { return Ok(Vec::new()) };
+        let Value::Array(items) = value else {
+            return Err(self.err(&[Step::Key("predictions")], format!("must be an array of tables ([[predictions]]), got {}", value.type_str())));
+        };
+        let mut out: Vec<Prediction> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = |k: &'static str| [Step::Key("predictions"), Step::Index(i), Step::Key(k)];
+            let here = [Step::Key("predictions"), Step::Index(i)];
+            let Value::Table(p) = item else {
+                return Err(self.err(&here, format!("must be a table, got {}", item.type_str())));
+            };
+            for key in p.keys() {
+                if !PREDICTION_KEYS.contains(&key.as_str()) {
+                    return Err(self.unknown_key(&[Step::Key("predictions"), Step::Index(i), Step::Key(key)], key, PREDICTION_KEYS, "prediction key"));
+                }
+            }
+            let string = |k: &'static str| -> Result<Option<String>, StudyError> {
+                match p.get(k) {
+                    None => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(v) => Err(self.err(&at(k), format!("must be a string, got {}", v.type_str()))),
+                }
+            };
+            let id = string("id")?.ok_or_else(|| self.err_hint(&here, "prediction has no `id`", Some("add `id = \"short-name\"`".into())))?;
+            if out.iter().any(|o| o.id == id) {
+                return Err(self.err(&at("id"), format!("prediction id `{id}` is used twice")));
+            }
+            let metric = string("metric")?.ok_or_else(|| self.err_hint(&here, "prediction has no `metric`", Some(format!("known metrics: {}", results::metric_names().join(", ")))))?;
+            if results::metric(&metric).is_none() {
+                return Err(self.unknown_key(&at("metric"), &metric, &results::metric_names(), "metric"));
+            }
+            let expect = match string("expect")?.as_deref() {
+                Some("lower") => Expect::Lower,
+                Some("higher") => Expect::Higher,
+                Some(other) => return Err(self.err_hint(&at("expect"), format!("unknown direction `{other}`"), Some("use \"lower\" or \"higher\" (lhs compared with rhs)".into()))),
+                None => return Err(self.err_hint(&here, "prediction has no `expect`", Some("add `expect = \"lower\"` or \"higher\"".into()))),
+            };
+            let test = match string("test")?.as_deref() {
+                None | Some("paired-t") => TestKind::PairedT,
+                Some("wilcoxon") => TestKind::Wilcoxon,
+                Some(other) => return Err(self.unknown_key(&at("test"), other, &["paired-t", "wilcoxon"], "test")),
+            };
+            let compare = match p.get("compare") {
+                Some(Value::Array(c)) if c.len() == 2 => c.clone(),
+                Some(_) => return Err(self.err(&at("compare"), "must be a list of two items: [lhs, rhs]")),
+                None => return Err(self.err_hint(&here, "prediction has no `compare`", Some("add `compare = [\"kd\", \"labels\"]` (two arms) or two levels of `axis`".into()))),
+            };
+            let arm_name = |name: &str, path: &[Step]| -> Result<Arm, StudyError> {
+                let arm = Arm::from_name(name).ok_or_else(|| self.unknown_key(path, name, &Arm::names(), "arm"))?;
+                if !arms.contains(&arm) {
+                    return Err(self.err_hint(path, format!("arm `{name}` is not among the study's arms"), Some(format!("the study's arms: {}", arms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")))));
+                }
+                Ok(arm)
+            };
+            let comparison = match string("axis")? {
+                None => {
+                    if p.contains_key("arm") {
+                        return Err(self.err_hint(&at("arm"), "`arm` only goes with `axis`", Some("to compare arms, list them in `compare`".into())));
+                    }
+                    let mut named = Vec::new();
+                    for (j, v) in compare.iter().enumerate() {
+                        let path = [Step::Key("predictions"), Step::Index(i), Step::Key("compare"), Step::Index(j)];
+                        let Value::String(name) = v else {
+                            return Err(self.err(&path, format!("must be an arm name, got {}", v.type_str())));
+                        };
+                        named.push(arm_name(name, &path)?);
+                    }
+                    if named[0] == named[1] {
+                        return Err(self.err(&at("compare"), "compares an arm with itself"));
+                    }
+                    Comparison::Arms { lhs: named[0], rhs: named[1] }
+                }
+                Some(axis_key) => {
+                    let axis = axes.iter().position(|a| a.key == axis_key).ok_or_else(|| {
+                        let keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+                        self.unknown_key(&at("axis"), &axis_key, &keys, "grid axis")
+                    })?;
+                    let arm = match string("arm")? {
+                        Some(a) if a == results::TEACHER_ARM => a,
+                        Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
+                        None => return Err(self.err_hint(&here, "a comparison of grid levels needs `arm`", Some("add `arm = \"kd\"` (or \"teacher\")".into()))),
+                    };
+                    let mut levels = Vec::new();
+                    for (j, v) in compare.iter().enumerate() {
+                        let label = level_label(v);
+                        if !axes[axis].levels.contains(&label) {
+                            let path = [Step::Key("predictions"), Step::Index(i), Step::Key("compare"), Step::Index(j)];
+                            return Err(self.err_hint(&path, format!("{label} is not a level of `{axis_key}`"), Some(format!("levels: {}", axes[axis].levels.join(", ")))));
+                        }
+                        levels.push(label);
+                    }
+                    if levels[0] == levels[1] {
+                        return Err(self.err(&at("compare"), "compares a level with itself"));
+                    }
+                    Comparison::Levels { axis, lhs: levels[0].clone(), rhs: levels[1].clone(), arm }
+                }
+            };
+            let mut filter = Vec::new();
+            match p.get("where") {
+                None => {}
+                Some(Value::Table(w)) => {
+                    for (k, v) in w {
+                        let path = [Step::Key("predictions"), Step::Index(i), Step::Key("where"), Step::Key(k)];
+                        let keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+                        let axis = axes.iter().position(|a| &a.key == k).ok_or_else(|| self.unknown_key(&path, k, &keys, "grid axis"))?;
+                        let label = level_label(v);
+                        if !axes[axis].levels.contains(&label) {
+                            return Err(self.err_hint(&path, format!("{label} is not a level of `{k}`"), Some(format!("levels: {}", axes[axis].levels.join(", ")))));
+                        }
+                        if matches!(comparison, Comparison::Levels { axis: a, .. } if a == axis) {
+                            return Err(self.err(&path, "filters the axis that the prediction compares"));
+                        }
+                        filter.push((axis, label));
+                    }
+                }
+                Some(v) => return Err(self.err(&at("where"), format!("must be a table of axis levels, e.g. where = {{ \"data.n_train\" = 100 }}, got {}", v.type_str()))),
+            }
+            let statement = string("statement")?.unwrap_or_else(|| default_statement(&metric, &comparison, expect, axes));
+            out.push(Prediction { id, statement, metric, comparison, expect, filter, test });
+        }
+        Ok(out)
+    }
+}
+
+struct RawAxis<'s> {
+    section: &'s str,
+    key: String,
+    field: String,
+    values: Vec<Value>,
+    levels: Vec<String>,
+}
+
+fn default_statement(metric: &str, comparison: &Comparison, expect: Expect, axes: &[RawAxis]) -> String {
+    let dir = match expect {
+        Expect::Lower => "lower",
+        Expect::Higher => "higher",
+    };
+    match comparison {
+        Comparison::Arms { lhs, rhs } => format!("{metric} is {dir} for `{}` than for `{}`", lhs.name(), rhs.name()),
+        Comparison::Levels { axis, lhs, rhs, arm } => format!("{metric} of `{arm}` is {dir} at {} = {lhs} than at {rhs}", axes[*axis].key),
+    }
+}
+
+/// How a grid level is shown in tables and matched in predictions: strings bare, the rest as TOML.
+pub fn level_label(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Float(f) => format!("{f}"),
+        Value::Array(a) => format!("[{}]", a.iter().map(level_label).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+fn display_path(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn backticked(message: &str, prefix: &str) -> Option<String> {
+    let rest = &message[message.find(prefix)? + prefix.len()..];
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+fn expected_fields(message: &str) -> Vec<String> {
+    let Some(pos) = message.find("expected") else { return Vec::new() };
+    message[pos..].split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// The closest known name, if it is close enough to be a likely typo.
+pub fn suggest(given: &str, known: &[&str]) -> Option<String> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(given, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// The studies in a directory (`*.toml`), sorted by file name.
+pub fn discover(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+claim = "c"
+arms = ["labels", "kd"]
+[data]
+kind = "gaussian-mixture"
+n_train = [100, 200]
+[teacher]
+kind = "forest"
+n_trees = 10
+[student]
+kind = "linear"
+"#;
+
+    fn parse_str(s: &str) -> Result<Study, StudyError> {
+        parse(Path::new("s.toml"), s, &LoadOptions::default())
+    }
+
+    #[test]
+    fn minimal_study_expands_its_grid() {
+        let s = parse_str(MINIMAL).unwrap();
+        assert_eq!(s.cells.len(), 2);
+        assert_eq!(s.axes[0].key, "data.n_train");
+        assert_eq!(s.cells[1].levels, vec!["200"]);
+        assert_ne!(s.cells[0].id, s.cells[1].id);
+        assert_eq!(s.seeds, 10);
+    }
+
+    #[test]
+    fn unknown_key_names_line_key_and_suggestion() {
+        let e = parse_str(&MINIMAL.replace("n_trees = 10", "n_tres = 10")).unwrap_err();
+        assert_eq!(e.line, Some(10));
+        assert_eq!(e.key.as_deref(), Some("teacher.n_tres"));
+        assert_eq!(e.hint.as_deref(), Some("did you mean `n_trees`?"));
+    }
+
+    #[test]
+    fn hidden_is_a_list_and_a_grid_is_a_list_of_lists() {
+        let s = parse_str(&MINIMAL.replace("kind = \"linear\"", "kind = \"mlp\"\nhidden = [8, 8]")).unwrap();
+        assert_eq!(s.cells.len(), 2);
+        let s = parse_str(&MINIMAL.replace("kind = \"linear\"", "kind = \"mlp\"\nhidden = [[8], [16, 16]]")).unwrap();
+        assert_eq!(s.cells.len(), 4);
+        assert_eq!(s.cells[1].levels[1], "[16, 16]");
+    }
+
+    #[test]
+    fn suggestions_only_for_near_misses() {
+        assert_eq!(suggest("kdd", &["kd", "labels"]).as_deref(), Some("kd"));
+        assert_eq!(suggest("zzzzzz", &["kd", "labels"]), None);
+    }
+}
