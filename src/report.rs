@@ -34,7 +34,7 @@ pub struct VerdictFile {
 }
 
 /// Metrics shown in the results tables, in order (others stay in the CSV).
-const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population"];
+const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population", "teacher_overfit_gap"];
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {

@@ -41,6 +41,7 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "bayes_sq_error", better: Better::Lower, description: "population E_x ‖f(x) − p0(x)‖², on a fresh Monte-Carlo sample" },
     MetricInfo { name: "teacher_error_in_sample", better: Better::Lower, description: "teacher ‖p̂ − p0‖² averaged over its own training points (teacher rows)" },
     MetricInfo { name: "teacher_error_population", better: Better::Lower, description: "teacher ‖p̂ − p0‖² on a fresh Monte-Carlo sample (teacher rows)" },
+    MetricInfo { name: "teacher_overfit_gap", better: Better::Lower, description: "teacher_error_population − teacher_error_in_sample: how much better the teacher fits its own training points than fresh ones (teacher rows)" },
     MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
 ];
 

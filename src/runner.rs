@@ -195,8 +195,11 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
     let mut rows = Vec::new();
     let mut teacher_metrics = prediction_metrics(teacher_test.view(), &test, teacher_population.view(), &population, None);
     if let (Some(p0_train), Some(p0_pop)) = (&train.p0, &population.p0) {
-        teacher_metrics.insert("teacher_error_in_sample".into(), metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN));
-        teacher_metrics.insert("teacher_error_population".into(), metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN));
+        let in_sample = metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN);
+        let population_error = metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN);
+        teacher_metrics.insert("teacher_error_in_sample".into(), in_sample);
+        teacher_metrics.insert("teacher_error_population".into(), population_error);
+        teacher_metrics.insert("teacher_overfit_gap".into(), population_error - in_sample);
     }
     rows.push(finite_row(row(TEACHER_ARM, None, teacher_metrics)));
     times.metrics += t.elapsed().as_secs_f64();

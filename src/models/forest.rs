@@ -156,7 +156,9 @@ impl ForestParams {
         }
         if let Some(d) = self.max_depth {
             if d < 1 {
-                return bad(format!("max_depth must be >= 1 (or None for no limit), got {d}"));
+                return bad(format!(
+                    "max_depth must be >= 1 (or None for no limit), got {d}"
+                ));
             }
         }
         if self.min_samples_split < 2 {
@@ -182,20 +184,28 @@ impl ForestParams {
 /// Why a forest could not be fit.
 #[derive(Debug, thiserror::Error)]
 pub enum ForestError {
+    /// A parameter is outside its allowed range (the message states the range).
     #[error("invalid forest parameters: {0}")]
     InvalidParams(String),
+    /// No training rows or no feature columns.
     #[error("training data is empty: need at least one row and one feature column")]
     EmptyData,
+    /// `x` and `y` disagree on the number of rows.
     #[error("x has {rows_x} rows but y has {rows_y}")]
     ShapeMismatch { rows_x: usize, rows_y: usize },
-    #[error("label {label} at row {row} is out of range: labels must be < n_classes = {n_classes}")]
+    /// A class label is not below `n_classes` (the first such row is reported).
+    #[error(
+        "label {label} at row {row} is out of range: labels must be < n_classes = {n_classes}"
+    )]
     LabelOutOfRange {
         row: usize,
         label: usize,
         n_classes: usize,
     },
+    /// A feature value is NaN or infinite (the first in row-major order is reported).
     #[error("x[{row}, {col}] is not finite (NaN or infinite)")]
     NonFinite { row: usize, col: usize },
+    /// A regression target is NaN or infinite.
     #[error("regression target y[{row}] is not finite (NaN or infinite)")]
     NonFiniteTarget { row: usize },
 }
@@ -480,6 +490,7 @@ impl Tree {
                 return nd.child as usize;
             }
             // Written so that NaN goes right.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
             let right = !(x[nd.feature as usize] <= nd.threshold);
             i = nd.child as usize + right as usize;
         }
@@ -546,7 +557,10 @@ fn grow<C: Criterion>(data: &Binned, crit: &C, cfg: &Settings, seed: u64) -> Tre
             .iter()
             .enumerate()
             .filter(|(_, &c)| c > 0)
-            .map(|(i, &c)| Sample { row: i as u32, w: c })
+            .map(|(i, &c)| Sample {
+                row: i as u32,
+                w: c,
+            })
             .collect()
     } else {
         (0..n as u32).map(|row| Sample { row, w: 1 }).collect()
@@ -645,7 +659,11 @@ fn best_split<C: Criterion>(
         let mut mask = [0u64; MAX_BINS / 64];
         for smp in s {
             let b = col[smp.row as usize] as usize;
-            crit.add(&mut sc.hist[b * w..(b + 1) * w], smp.row as usize, smp.w as f64);
+            crit.add(
+                &mut sc.hist[b * w..(b + 1) * w],
+                smp.row as usize,
+                smp.w as f64,
+            );
             sc.count[b] += 1;
             mask[b >> 6] |= 1 << (b & 63);
         }
@@ -870,14 +888,17 @@ impl RandomForestClassifier {
             .collect()
     }
 
+    /// Number of classes (columns of `predict_proba`).
     pub fn n_classes(&self) -> usize {
         self.n_classes
     }
 
+    /// Number of feature columns the forest was fit on.
     pub fn n_features(&self) -> usize {
         self.forest.n_features
     }
 
+    /// Number of trees.
     pub fn n_trees(&self) -> usize {
         self.forest.trees.len()
     }
@@ -923,10 +944,12 @@ impl RandomForestRegressor {
         Array1::from_vec(self.forest.predict(x))
     }
 
+    /// Number of feature columns the forest was fit on.
     pub fn n_features(&self) -> usize {
         self.forest.n_features
     }
 
+    /// Number of trees.
     pub fn n_trees(&self) -> usize {
         self.forest.trees.len()
     }
@@ -1002,7 +1025,11 @@ mod tests {
         let m = RandomForestClassifier::fit(&small_params(10), x.view(), &y, 4, 0).unwrap();
         let proba = m.predict_proba(x.view());
         assert_eq!(proba.ncols(), 4);
-        assert!(proba.column(2).iter().chain(proba.column(3).iter()).all(|&v| v == 0.0));
+        assert!(proba
+            .column(2)
+            .iter()
+            .chain(proba.column(3).iter())
+            .all(|&v| v == 0.0));
     }
 
     #[test]
@@ -1016,16 +1043,24 @@ mod tests {
         };
         let a = fit_predict();
         assert_eq!(a, fit_predict());
-        let pool = |t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
         assert_eq!(a, pool(1).install(fit_predict));
         assert_eq!(a, pool(2).install(fit_predict));
         assert_eq!(a, pool(3).install(fit_predict));
 
         let yr: Vec<f64> = x.column(0).iter().map(|v| v * v).collect();
         let reg = || {
-            let m = RandomForestRegressor::fit(&ForestParams::regression(), x.view(), &yr, 9)
-                .unwrap();
-            m.predict(xt.view()).iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            let m =
+                RandomForestRegressor::fit(&ForestParams::regression(), x.view(), &yr, 9).unwrap();
+            m.predict(xt.view())
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
         };
         assert_eq!(pool(1).install(reg), pool(2).install(reg));
     }
@@ -1036,7 +1071,10 @@ mod tests {
         let params = small_params(10);
         let a = RandomForestClassifier::fit(&params, x.view(), &y, 3, 1).unwrap();
         let b = RandomForestClassifier::fit(&params, x.view(), &y, 3, 2).unwrap();
-        assert_ne!(bits(&a.predict_proba(x.view())), bits(&b.predict_proba(x.view())));
+        assert_ne!(
+            bits(&a.predict_proba(x.view())),
+            bits(&b.predict_proba(x.view()))
+        );
     }
 
     #[test]
@@ -1063,7 +1101,10 @@ mod tests {
             let m = RandomForestClassifier::fit(&params, x.view(), &y, 3, 0).unwrap();
             assert_eq!(accuracy(&m.predict(x.view()), &y), 1.0);
             // Pure leaves: every probability is exactly 0 or 1.
-            assert!(m.predict_proba(x.view()).iter().all(|&v| v == 0.0 || v == 1.0));
+            assert!(m
+                .predict_proba(x.view())
+                .iter()
+                .all(|&v| v == 0.0 || v == 1.0));
         }
     }
 
@@ -1079,7 +1120,10 @@ mod tests {
         assert_eq!(m.tree_depths(), vec![1; 5]);
         assert_eq!(m.n_nodes(), 5 * 3);
         // A single stump predicts at most two distinct distributions.
-        let one = ForestParams { n_trees: 1, ..params };
+        let one = ForestParams {
+            n_trees: 1,
+            ..params
+        };
         let m = RandomForestClassifier::fit(&one, x.view(), &y, 3, 0).unwrap();
         let mut rows: Vec<Vec<u64>> = m
             .predict_proba(x.view())
@@ -1146,17 +1190,22 @@ mod tests {
         let m = RandomForestRegressor::fit(&params, x.view(), &y, 0).unwrap();
         // The cut is the midpoint 0.5; `<=` goes left; NaN goes right.
         let xt = array![[-5.0], [0.5], [0.5000001], [7.0], [f64::NAN]];
-        assert_eq!(m.predict(xt.view()).to_vec(), vec![0.0, 0.0, 10.0, 10.0, 10.0]);
+        assert_eq!(
+            m.predict(xt.view()).to_vec(),
+            vec![0.0, 0.0, 10.0, 10.0, 10.0]
+        );
     }
 
     #[test]
     fn many_distinct_values_are_binned() {
         let col: Vec<f64> = (0..10_000).map(|i| ((i * 7919) % 10_007) as f64).collect();
         let edges = bin_edges(&col);
-        assert!(edges.len() <= MAX_BINS - 1 && edges.len() > 200);
+        assert!(edges.len() < MAX_BINS && edges.len() > 200);
         assert!(edges.windows(2).all(|w| w[0] < w[1]));
         // Heavy ties still give strictly increasing edges.
-        let tied: Vec<f64> = (0..5000).map(|i| if i % 2 == 0 { 0.0 } else { i as f64 }).collect();
+        let tied: Vec<f64> = (0..5000)
+            .map(|i| if i % 2 == 0 { 0.0 } else { i as f64 })
+            .collect();
         let edges = bin_edges(&tied);
         assert!(edges.windows(2).all(|w| w[0] < w[1]));
         assert!(edges[0] > 0.0);
@@ -1196,8 +1245,7 @@ mod tests {
 
         let yr: Vec<f64> = x.outer_iter().map(|r| 2.0 * r[0] - r[1]).collect();
         let ytr: Vec<f64> = xt.outer_iter().map(|r| 2.0 * r[0] - r[1]).collect();
-        let m = RandomForestRegressor::fit(&ForestParams::regression(), x.view(), &yr, 0)
-            .unwrap();
+        let m = RandomForestRegressor::fit(&ForestParams::regression(), x.view(), &yr, 0).unwrap();
         let pred = m.predict(xt.view());
         let mean = ytr.iter().sum::<f64>() / ytr.len() as f64;
         let sse: f64 = pred.iter().zip(&ytr).map(|(p, t)| (p - t).powi(2)).sum();
@@ -1231,14 +1279,33 @@ mod tests {
             msg(ForestParams { n_trees: 0, ..d() }),
             "n_trees must be >= 1, got 0"
         );
-        assert!(msg(ForestParams { max_depth: Some(0), ..d() }).contains(">= 1"));
-        assert!(msg(ForestParams { min_samples_split: 1, ..d() }).contains(">= 2, got 1"));
-        assert!(msg(ForestParams { min_samples_leaf: 0, ..d() }).contains(">= 1, got 0"));
+        assert!(msg(ForestParams {
+            max_depth: Some(0),
+            ..d()
+        })
+        .contains(">= 1"));
+        assert!(msg(ForestParams {
+            min_samples_split: 1,
+            ..d()
+        })
+        .contains(">= 2, got 1"));
+        assert!(msg(ForestParams {
+            min_samples_leaf: 0,
+            ..d()
+        })
+        .contains(">= 1, got 0"));
         for f in [0.0, -0.5, 1.5, f64::NAN] {
-            let p = ForestParams { max_features: MaxFeatures::Fraction(f), ..d() };
+            let p = ForestParams {
+                max_features: MaxFeatures::Fraction(f),
+                ..d()
+            };
             assert!(msg(p).contains("(0, 1]"));
         }
-        assert!(msg(ForestParams { max_features: MaxFeatures::Count(0), ..d() }).contains(">= 1"));
+        assert!(msg(ForestParams {
+            max_features: MaxFeatures::Count(0),
+            ..d()
+        })
+        .contains(">= 1"));
 
         let (x, y) = blobs(20, 3, 2, 1.0, 0);
         let bad = ForestParams { n_trees: 0, ..d() };
@@ -1246,7 +1313,10 @@ mod tests {
             RandomForestClassifier::fit(&bad, x.view(), &y, 2, 0),
             Err(ForestError::InvalidParams(_))
         ));
-        let too_many = ForestParams { max_features: MaxFeatures::Count(4), ..d() };
+        let too_many = ForestParams {
+            max_features: MaxFeatures::Count(4),
+            ..d()
+        };
         assert!(matches!(
             RandomForestClassifier::fit(&too_many, x.view(), &y, 2, 0),
             Err(ForestError::InvalidParams(_))
@@ -1262,12 +1332,25 @@ mod tests {
         let p = small_params(3);
         let (mut x, y) = blobs(20, 3, 2, 1.0, 0);
         let err = RandomForestClassifier::fit(&p, x.view(), &y[..19], 2, 0).unwrap_err();
-        assert!(matches!(err, ForestError::ShapeMismatch { rows_x: 20, rows_y: 19 }));
+        assert!(matches!(
+            err,
+            ForestError::ShapeMismatch {
+                rows_x: 20,
+                rows_y: 19
+            }
+        ));
 
         let mut labels = y.clone();
         labels[5] = 2;
         let err = RandomForestClassifier::fit(&p, x.view(), &labels, 2, 0).unwrap_err();
-        assert!(matches!(err, ForestError::LabelOutOfRange { row: 5, label: 2, n_classes: 2 }));
+        assert!(matches!(
+            err,
+            ForestError::LabelOutOfRange {
+                row: 5,
+                label: 2,
+                n_classes: 2
+            }
+        ));
         assert!(err.to_string().contains("< n_classes = 2"));
 
         let empty = Array2::<f64>::zeros((0, 3));
@@ -1291,7 +1374,13 @@ mod tests {
         let err = RandomForestRegressor::fit(&p, x.view(), &yr, 0).unwrap_err();
         assert!(matches!(err, ForestError::NonFiniteTarget { row: 3 }));
         let err = RandomForestRegressor::fit(&p, x.view(), &yr[..10], 0).unwrap_err();
-        assert!(matches!(err, ForestError::ShapeMismatch { rows_x: 20, rows_y: 10 }));
+        assert!(matches!(
+            err,
+            ForestError::ShapeMismatch {
+                rows_x: 20,
+                rows_y: 10
+            }
+        ));
     }
 
     #[test]
@@ -1309,7 +1398,10 @@ mod tests {
         let view = xt.t(); // n x p, column-major view
         let a = RandomForestClassifier::fit(&small_params(5), x.view(), &y, 2, 3).unwrap();
         let b = RandomForestClassifier::fit(&small_params(5), view, &y, 2, 3).unwrap();
-        assert_eq!(bits(&a.predict_proba(x.view())), bits(&b.predict_proba(view)));
+        assert_eq!(
+            bits(&a.predict_proba(x.view())),
+            bits(&b.predict_proba(view))
+        );
         assert!(format!("{a:?}").contains("n_trees: 5"));
     }
 }
