@@ -16,7 +16,7 @@ use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
 use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
-use crate::results::{self, Row, TEACHER_ARM};
+use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, TEACHER_ARM};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Comparison, Expect, Study};
 use crate::theory::{self, Decision};
@@ -34,7 +34,7 @@ pub struct VerdictFile {
 }
 
 /// Metrics shown in the results tables, in order (others stay in the CSV).
-const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population", "teacher_overfit_gap"];
+const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_overfit_gap", "chosen_c"];
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
@@ -119,7 +119,8 @@ pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error
 
 /// The arms shown, teacher first.
 fn shown_arms(study: &Study) -> Vec<String> {
-    std::iter::once(TEACHER_ARM.to_string()).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
+    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| CROSSFIT_TEACHER_ARM.to_string());
+    std::iter::once(TEACHER_ARM.to_string()).chain(crossfit).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
 }
 
 /// The metrics a figure is drawn for: those the predictions name, then accuracy.
@@ -213,6 +214,9 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
         let _ = writeln!(w, "  - `{}`: {}.", arm.name(), arm.description());
     }
     let _ = writeln!(w, "  - `teacher`: the teacher's own predictions (not a student).");
+    if study.arms.iter().any(|a| a.uses_crossfit()) {
+        let _ = writeln!(w, "  - `crossfit-teacher`: the cross-fit fold teachers' own scores, each metric averaged over the folds; `teacher_error_out_of_fold` is the error of the out-of-fold targets.");
+    }
     let _ = writeln!(w, "- Pairing: for a given seed, every arm of a cell sees the same data, the same teacher and the same student initialisation.");
     let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
     let _ = writeln!(w, "- Summaries: mean and two-sided 95% Student-t interval over seeds, with n; failed rows are excluded from every statistic.");
@@ -264,6 +268,7 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
             let _ = writeln!(w, "- `{}`: {} ({} is better).", info.name, info.description, match info.better {
                 results::Better::Lower => "lower",
                 results::Better::Higher => "higher",
+                results::Better::Neither => "neither",
             });
         }
     }

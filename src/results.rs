@@ -19,6 +19,8 @@ use crate::fsio;
 pub enum Better {
     Lower,
     Higher,
+    /// A setting rather than a score (e.g. a chosen hyperparameter).
+    Neither,
 }
 
 /// A metric a row may carry and a prediction may name.
@@ -41,7 +43,9 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "bayes_sq_error", better: Better::Lower, description: "population E_x ‖f(x) − p0(x)‖², on a fresh Monte-Carlo sample" },
     MetricInfo { name: "teacher_error_in_sample", better: Better::Lower, description: "teacher ‖p̂ − p0‖² averaged over its own training points (teacher rows)" },
     MetricInfo { name: "teacher_error_population", better: Better::Lower, description: "teacher ‖p̂ − p0‖² on a fresh Monte-Carlo sample (teacher rows)" },
+    MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
     MetricInfo { name: "teacher_overfit_gap", better: Better::Lower, description: "teacher_error_population − teacher_error_in_sample: how much better the teacher fits its own training points than fresh ones (teacher rows)" },
+    MetricInfo { name: "chosen_c", better: Better::Neither, description: "c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },
     MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
 ];
 
@@ -55,6 +59,8 @@ pub fn metric_names() -> Vec<&'static str> {
 
 /// The pseudo-arm under which the teacher's own metrics are stored.
 pub const TEACHER_ARM: &str = "teacher";
+/// The pseudo-arm of the cross-fit teachers' own metrics (averaged over the fold teachers).
+pub const CROSSFIT_TEACHER_ARM: &str = "crossfit-teacher";
 
 /// One row of the results table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

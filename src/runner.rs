@@ -22,7 +22,8 @@ use crate::metrics;
 use crate::models::student;
 use crate::provenance::Provenance;
 use crate::report;
-use crate::results::{self, Row, Shard, StageTimes, TEACHER_ARM};
+use crate::distill::{self, Gamma, GammaRule};
+use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, TEACHER_ARM};
 use crate::seed;
 use crate::study::{Cell, Study};
 use crate::theory;
@@ -167,7 +168,8 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
         metrics,
     };
     let fail_all = |reason: String| -> Vec<Row> {
-        std::iter::once(TEACHER_ARM).chain(study.arms.iter().map(|a| a.name())).map(|a| row(a, Some(reason.clone()), BTreeMap::new())).collect()
+        let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some(CROSSFIT_TEACHER_ARM);
+        std::iter::once(TEACHER_ARM).chain(crossfit).chain(study.arms.iter().map(|a| a.name())).map(|a| row(a, Some(reason.clone()), BTreeMap::new())).collect()
     };
 
     let t = Instant::now();
@@ -204,22 +206,65 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
     rows.push(finite_row(row(TEACHER_ARM, None, teacher_metrics)));
     times.metrics += t.elapsed().as_secs_f64();
 
-    let (fit_idx, val_idx) = validation_split(train.len(), cfg.student.validation_fraction, seed::derive(base, &["split", &rep_label, &data_key]));
+    // Cross-fitting, when an arm needs it: out-of-fold targets and the fold teachers' own scores.
+    let mut crossfit = None;
+    if study.arms.iter().any(|a| a.uses_crossfit()) {
+        let t = Instant::now();
+        let fit = distill::cross_fit(&cfg.teacher, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
+        times.teacher += t.elapsed().as_secs_f64();
+        match fit {
+            Ok(cf) => {
+                let t = Instant::now();
+                rows.push(finite_row(row(CROSSFIT_TEACHER_ARM, None, crossfit_teacher_metrics(&cf, &train, &test, &population))));
+                times.metrics += t.elapsed().as_secs_f64();
+                crossfit = Some(cf);
+            }
+            Err(e) => rows.push(row(CROSSFIT_TEACHER_ARM, Some(format!("cross-fit teacher: {e}")), BTreeMap::new())),
+        }
+    }
+
+    let split_seed = seed::derive(base, &["split", &rep_label, &data_key]);
+    let (fit_idx, val_idx) = match cfg.student.validation_fraction() {
+        f if f > 0.0 => validation_split(train.len(), f, split_seed),
+        _ => ((0..train.len()).collect(), Vec::new()),
+    };
     let fit = train.select(&fit_idx);
     let val = train.select(&val_idx);
-    let teacher_fit = teacher_train.select(ndarray::Axis(0), &fit_idx);
     let student_seed = seed::derive(base, &["student", &rep_label, &data_key, &student_key]);
     for &arm in &study.arms {
         let t = Instant::now();
-        let terms = arm.loss_terms(&fit.y, teacher_fit.view(), k, &cfg.distill);
-        let trained = student::train(&cfg.student, fit.x.view(), &terms, val.x.view(), &val.y, k, student_seed);
+        let source = if arm.uses_crossfit() { crossfit.as_ref().map(|c| &c.out_of_fold) } else { Some(&teacher_train) };
+        let Some(source) = source else {
+            rows.push(row(arm.name(), Some("cross-fit teacher failed".into()), BTreeMap::new()));
+            continue;
+        };
+        let teacher_fit = source.select(ndarray::Axis(0), &fit_idx);
+        let result = (|| -> crate::models::Result<(crate::models::student::FittedStudent, Option<f64>)> {
+            let (gamma, chosen_c) = match arm.gamma_rule() {
+                GammaRule::Zero => (Gamma::Zero, None),
+                GammaRule::Constant => (Gamma::Constant(cfg.distill.gamma), None),
+                GammaRule::Full => (Gamma::Full, None),
+                GammaRule::VarianceAware => {
+                    let (c, _) = distill::select_c(&cfg.distill, &cfg.student, fit.x.view(), &fit.y, teacher_fit.view(), val.x.view(), &val.y, k, student_seed)?;
+                    (Gamma::VarianceAware { c }, Some(c))
+                }
+            };
+            let targets = distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, &cfg.distill, &cfg.student);
+            let fitted = student::fit(&cfg.student, fit.x.view(), &targets, val.x.view(), &val.y, k, student_seed)?;
+            Ok((fitted, chosen_c))
+        })();
         times.students += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let result = trained.and_then(|net| {
-            let p_test = net.predict_proba(test.x.view())?;
-            let p_pop = net.predict_proba(population.x.view())?;
+        let result = result.and_then(|(fitted, chosen_c)| {
+            let p_test = fitted.predict_proba(test.x.view())?;
+            let p_pop = fitted.predict_proba(population.x.view())?;
             let mut m = prediction_metrics(p_test.view(), &test, p_pop.view(), &population, Some(teacher_test.view()));
-            m.insert("best_epoch".into(), net.best_epoch as f64);
+            if let Some(epoch) = fitted.best_epoch() {
+                m.insert("best_epoch".into(), epoch as f64);
+            }
+            if let Some(c) = chosen_c {
+                m.insert("chosen_c".into(), c);
+            }
             Ok(m)
         });
         rows.push(match result {
@@ -229,6 +274,29 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
         times.metrics += t.elapsed().as_secs_f64();
     }
     Shard { cell_id: cell.id.clone(), seed: rep, rows, times }
+}
+
+/// The cross-fit teachers' own scores: each metric averaged over the B fold teachers, plus the
+/// out-of-fold error of the targets they produced.
+fn crossfit_teacher_metrics(cf: &distill::CrossFit, train: &Dataset, test: &Dataset, population: &Dataset) -> BTreeMap<String, f64> {
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    for teacher in &cf.teachers {
+        let p_test = teacher.predict_proba(test.x.view());
+        let p_pop = teacher.predict_proba(population.x.view());
+        let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, None);
+        if let Some(p0) = &population.p0 {
+            m.insert("teacher_error_population".into(), metrics::squared_error_rows(p_pop.view(), p0.view()).unwrap_or(f64::NAN));
+        }
+        for (name, v) in m {
+            *sums.entry(name).or_default() += v;
+        }
+    }
+    let b = cf.teachers.len() as f64;
+    let mut out: BTreeMap<String, f64> = sums.into_iter().map(|(n, v)| (n, v / b)).collect();
+    if let Some(p0) = &train.p0 {
+        out.insert("teacher_error_out_of_fold".into(), metrics::squared_error_rows(cf.out_of_fold.view(), p0.view()).unwrap_or(f64::NAN));
+    }
+    out
 }
 
 /// A row whose metrics are not all finite is marked failed: a NaN never reaches a mean.

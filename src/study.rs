@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
 use crate::data::DataSpec;
-use crate::distill::{Arm, DistillSpec};
+use crate::distill::{Arm, DistillLoss, DistillSpec};
 use crate::models::student::StudentSpec;
 use crate::models::TeacherSpec;
 use crate::results;
@@ -150,7 +150,7 @@ pub struct Study {
 const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "predictions", "quick"];
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
-const LIST_KEYS: &[&str] = &["student.hidden"];
+const LIST_KEYS: &[&str] = &["student.hidden", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test"];
 /// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 pub const MAX_SEEDS: usize = 10_000;
@@ -497,10 +497,18 @@ impl<'a> Ctx<'a> {
         self.checked("data", data.check(), level_of)?;
         let teacher = self.kinded("teacher", get("teacher"), TeacherSpec::KINDS, |k, v| TeacherSpec::from_kind(k, v), level_of)?;
         self.checked("teacher", teacher.check(), level_of)?;
-        let student: StudentSpec = self.plain("student", get("student"), level_of)?;
+        let student = self.kinded("student", get("student"), StudentSpec::KINDS, |k, v| StudentSpec::from_kind(k, v), level_of)?;
         self.checked("student", student.check(), level_of)?;
         let distill: DistillSpec = self.plain("distill", get("distill"), level_of)?;
         self.checked("distill", distill.check(), level_of)?;
+        if let StudentSpec::ForestRegressor(_) = student {
+            if data.n_classes() != 2 {
+                return Err(self.err(&[Step::Key("student"), Step::Key("kind")], format!("a forest-regressor student needs two classes; the data have {}", data.n_classes())));
+            }
+            if distill.loss == Some(DistillLoss::Ce) {
+                return Err(self.err_hint(&[Step::Key("distill"), Step::Key("loss")], "a forest-regressor student cannot use the cross-entropy loss", Some("use loss = \"mse-p\" or \"mse-logp\"".into())));
+            }
+        }
         Ok(CellConfig { data, teacher, student, distill })
     }
 
@@ -640,7 +648,7 @@ impl<'a> Ctx<'a> {
                         self.unknown_key(&at("axis"), &axis_key, &keys, "grid axis")
                     })?;
                     let arm = match string("arm")? {
-                        Some(a) if a == results::TEACHER_ARM => a,
+                        Some(a) if a == results::TEACHER_ARM || a == results::CROSSFIT_TEACHER_ARM => a,
                         Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
                         None => return Err(self.err_hint(&here, "a comparison of grid levels needs `arm`", Some("add `arm = \"kd\"` (or \"teacher\")".into()))),
                     };

@@ -1,10 +1,14 @@
-//! Students: softmax-linear and ReLU MLP networks in candle, trained on any mixture of target
-//! distributions with AdamW, minibatches and early stopping.
+//! Students: softmax-linear and ReLU MLP networks in candle, trained with AdamW, minibatches
+//! and early stopping on a weighted sum of [`LossTerm`]s; and random-forest regressors on a
+//! two-class target (the semiparametric paper's tabular protocol).
 //!
-//! Loss: Σ_terms weight · T² · CE(target, softmax(z / T)), averaged over the batch, where a
-//! term's target rows are probability vectors (one-hot labels, teacher probabilities at
-//! temperature T, ...). The T² factor keeps soft-target gradients on the scale of the label
-//! loss (Hinton et al.).
+//! Neural loss terms (averaged over the batch, z = logits):
+//! - `SoftCe`: T² · CE(target, softmax(z / T)); targets are probability vectors. The T² factor
+//!   keeps soft-target gradients on the scale of the label loss (Hinton et al.).
+//! - `CorrectedCe`: T² · (CE(w, softmax(z / T)) + γ · C(z)), w = softmax(log p̂ / T), with the
+//!   first-order correction C(z) = ⟨∇_p CE_T, y − p̂⟩ of [`crate::distill::ce_correction`].
+//! - `SquaredLogits`: ‖z − target‖² (log-probability-scale targets).
+//! - `SquaredProbabilities`: ‖softmax(z) − target‖² (probability-scale targets).
 //!
 //! Weights are initialised from kdlab's own seeded RNG (PyTorch's default uniform ±1/√fan_in),
 //! not candle's unseeded CPU RNG, so a student is bit-reproducible; the caller keeps candle on
@@ -12,12 +16,12 @@
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{ModelError, Result};
+use super::{ForestParams, ModelError, RandomForestRegressor, Result};
 use crate::seed;
 
 /// The early-stopping rule, as the report states it.
@@ -25,19 +29,22 @@ pub const EARLY_STOPPING_RULE: &str = "the student's validation split is carved 
 (never the test set); after each epoch the log loss against the validation labels is computed, \
 the weights of the best epoch are kept, and training stops after `patience` epochs without improvement";
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum StudentKind {
     Linear,
+    #[default]
     Mlp,
 }
 
-/// The student section of a study.
+/// A candle network student (`kind = "linear"` or `"mlp"`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct StudentSpec {
+pub struct NeuralSpec {
+    /// Set from the section's `kind`, not read as a field.
+    #[serde(skip_deserializing)]
     pub kind: StudentKind,
-    /// Hidden layer widths of an MLP (ignored shape for `linear`, which must leave it out).
+    /// Hidden layer widths of an MLP (a linear student must leave it out).
     #[serde(default)]
     pub hidden: Option<Vec<usize>>,
     #[serde(default = "default_epochs")]
@@ -52,6 +59,108 @@ pub struct StudentSpec {
     pub patience: usize,
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
+}
+
+impl Default for NeuralSpec {
+    fn default() -> Self {
+        NeuralSpec {
+            kind: StudentKind::Mlp,
+            hidden: None,
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            learning_rate: default_learning_rate(),
+            weight_decay: default_weight_decay(),
+            patience: default_patience(),
+            validation_fraction: default_validation_fraction(),
+        }
+    }
+}
+
+/// A random-forest regressor student on the class-1 target of a two-class problem
+/// (`kind = "forest-regressor"`): it regresses the distillation target; on labels it regresses
+/// the 0/1 labels. It trains on all training points (no early stopping).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForestStudentSpec {
+    #[serde(default = "default_student_trees")]
+    pub n_trees: usize,
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+    #[serde(default = "default_one")]
+    pub min_samples_leaf: usize,
+    /// Features per split; default all (scikit-learn's regressor default).
+    #[serde(default = "default_all")]
+    pub max_features: super::MaxFeaturesSpec,
+}
+
+fn default_student_trees() -> usize {
+    10
+}
+fn default_one() -> usize {
+    1
+}
+fn default_all() -> super::MaxFeaturesSpec {
+    super::MaxFeaturesSpec::Name("all".into())
+}
+
+/// The student section of a study.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum StudentSpec {
+    Neural(NeuralSpec),
+    ForestRegressor(ForestStudentSpec),
+}
+
+impl StudentSpec {
+    pub const KINDS: &'static [&'static str] = &["linear", "mlp", "forest-regressor"];
+
+    /// Deserialises the fields of student kind `kind`; `None` if the kind is unknown.
+    pub fn from_kind<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Option<std::result::Result<StudentSpec, D::Error>> {
+        let neural = |k: StudentKind, de: D| NeuralSpec::deserialize(de).map(|mut s| {
+            s.kind = k;
+            StudentSpec::Neural(s)
+        });
+        Some(match kind {
+            "linear" => neural(StudentKind::Linear, de),
+            "mlp" => neural(StudentKind::Mlp, de),
+            "forest-regressor" => ForestStudentSpec::deserialize(de).map(StudentSpec::ForestRegressor),
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            StudentSpec::Neural(s) if s.kind == StudentKind::Linear => "linear",
+            StudentSpec::Neural(_) => "mlp",
+            StudentSpec::ForestRegressor(_) => "forest-regressor",
+        }
+    }
+
+    /// Fraction of the training points held out for early stopping (0 when none).
+    pub fn validation_fraction(&self) -> f64 {
+        match self {
+            StudentSpec::Neural(s) => s.validation_fraction,
+            StudentSpec::ForestRegressor(_) => 0.0,
+        }
+    }
+
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        match self {
+            StudentSpec::Neural(s) => s.check(),
+            StudentSpec::ForestRegressor(s) => {
+                if s.n_trees == 0 || s.n_trees > 100_000 {
+                    return Err(("n_trees", format!("must be between 1 and 100000, got {}", s.n_trees)));
+                }
+                if s.max_depth == Some(0) {
+                    return Err(("max_depth", "must be >= 1 (leave it out for unlimited depth), got 0".into()));
+                }
+                if s.min_samples_leaf == 0 {
+                    return Err(("min_samples_leaf", "must be >= 1, got 0".into()));
+                }
+                s.max_features.resolve().map(|_| ()).map_err(|m| ("max_features", m))
+            }
+        }
+    }
 }
 
 fn default_epochs() -> usize {
@@ -73,7 +182,7 @@ fn default_validation_fraction() -> f64 {
     0.2
 }
 
-impl StudentSpec {
+impl NeuralSpec {
     pub fn hidden_layers(&self) -> Vec<usize> {
         match self.kind {
             StudentKind::Linear => vec![],
@@ -110,12 +219,27 @@ impl StudentSpec {
     }
 }
 
-/// One part of the training loss: `weight · T² · CE(targets, softmax(z / T))`.
+/// How one loss term compares the student's logits with its targets.
+pub enum LossKind {
+    SoftCe { temperature: f64 },
+    /// `targets` hold p̂ (clipped below at the clip used for the correction's 1/p̂).
+    CorrectedCe { temperature: f64, labels: Array2<f64>, gamma: Array1<f64> },
+    SquaredLogits,
+    SquaredProbabilities,
+}
+
+/// One part of the training loss, `weight · loss(kind, logits, targets)`.
 pub struct LossTerm {
     pub weight: f64,
-    pub temperature: f64,
-    /// n_fit × k target distributions.
+    pub kind: LossKind,
+    /// n_fit × k target rows.
     pub targets: Array2<f64>,
+}
+
+impl LossTerm {
+    pub fn soft_ce(weight: f64, temperature: f64, targets: Array2<f64>) -> LossTerm {
+        LossTerm { weight, kind: LossKind::SoftCe { temperature }, targets }
+    }
 }
 
 /// A trained network: logits = W_L(relu(... relu(W_1 x + b_1) ...)) + b_L.
@@ -190,10 +314,26 @@ fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, temperature: f64) -> ca
     (targets * log_q)?.sum(D::Minus1)?.mean_all()?.neg()
 }
 
+/// Batch mean of CE(w, softmax(z/T)) + γ·C(z), w = softmax(log p̂ / T) (see
+/// [`crate::distill::ce_correction`] for C and its derivation).
+fn corrected_cross_entropy(logits: &Tensor, p_hat: &Tensor, labels: &Tensor, gamma: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
+    let log_q = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?; // (b, k)
+    let w = {
+        let powered = p_hat.powf(1.0 / temperature)?;
+        powered.broadcast_div(&powered.sum_keepdim(D::Minus1)?)?
+    };
+    let u = ((labels / p_hat)? - 1.0)?.mul(&w)?; // (b, k)
+    let w_log_q = w.mul(&log_q)?.sum_keepdim(D::Minus1)?; // (b, 1)
+    let c = ((u.sum_keepdim(D::Minus1)? * &w_log_q)? - u.mul(&log_q)?.sum_keepdim(D::Minus1)?)?; // (b, 1)
+    let c = ((c / temperature)? * gamma)?;
+    let ce = w_log_q.neg()?; // (b, 1)
+    (ce + c)?.mean_all()
+}
+
 /// Trains a student on `x_fit` with the given loss terms, early-stopped on labelled
 /// validation rows. Returns `ModelError::Diverged` when the loss stops being finite.
 pub fn train(
-    spec: &StudentSpec,
+    spec: &NeuralSpec,
     x_fit: ArrayView2<f64>,
     terms: &[LossTerm],
     x_val: ArrayView2<f64>,
@@ -211,6 +351,17 @@ pub fn train(
 
     let x_all = to_tensor(x_fit)?;
     let targets: Vec<Tensor> = terms.iter().map(|t| to_tensor(t.targets.view())).collect::<candle_core::Result<_>>()?;
+    // Extra per-row inputs of the corrected loss (labels and per-row γ), as tensors.
+    let extras: Vec<Option<(Tensor, Tensor)>> = terms
+        .iter()
+        .map(|t| match &t.kind {
+            LossKind::CorrectedCe { labels, gamma, .. } => {
+                let g = Tensor::from_vec(gamma.iter().map(|&v| v as f32).collect::<Vec<_>>(), (gamma.len(), 1), &Device::Cpu)?;
+                Ok(Some((to_tensor(labels.view())?, g)))
+            }
+            _ => Ok(None),
+        })
+        .collect::<candle_core::Result<_>>()?;
     let x_val_t = to_tensor(x_val)?;
     let mut onehot_val = Array2::<f64>::zeros((y_val.len(), n_classes));
     for (i, &c) in y_val.iter().enumerate() {
@@ -229,10 +380,22 @@ pub fn train(
             let xb = x_all.index_select(&idx, 0)?;
             let logits = net.logits(&xb)?;
             let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
-            for (term, target) in terms.iter().zip(&targets) {
+            for ((term, target), extra) in terms.iter().zip(&targets).zip(&extras) {
                 let tb = target.index_select(&idx, 0)?;
-                let t = term.temperature;
-                loss = (loss + (soft_cross_entropy(&logits, &tb, t)? * (term.weight * t * t))?)?;
+                let value = match &term.kind {
+                    LossKind::SoftCe { temperature: t } => (soft_cross_entropy(&logits, &tb, *t)? * (t * t))?,
+                    LossKind::CorrectedCe { temperature: t, .. } => {
+                        let (labels, gamma) = extra.as_ref().expect("corrected terms carry extras");
+                        let yb = labels.index_select(&idx, 0)?;
+                        let gb = gamma.index_select(&idx, 0)?;
+                        (corrected_cross_entropy(&logits, &tb, &yb, &gb, *t)? * (t * t))?
+                    }
+                    LossKind::SquaredLogits => (&logits - &tb)?.sqr()?.sum(D::Minus1)?.mean_all()?,
+                    LossKind::SquaredProbabilities => {
+                        (candle_nn::ops::softmax(&logits, D::Minus1)? - &tb)?.sqr()?.sum(D::Minus1)?.mean_all()?
+                    }
+                };
+                loss = (loss + (value * term.weight)?)?;
             }
             let value = loss.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
@@ -256,6 +419,102 @@ pub fn train(
     Ok(net)
 }
 
+/// The scale a regression student's target lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetScale {
+    /// The target is a probability; predictions are clipped to [0, 1].
+    Probability,
+    /// The target is a log-probability; predictions are exp(·) clipped to [0, 1].
+    LogProbability,
+}
+
+/// A random-forest regressor student for two classes: p(class 1 | x) from its prediction.
+pub struct ForestStudent {
+    model: RandomForestRegressor,
+    scale: TargetScale,
+}
+
+impl ForestStudent {
+    pub fn fit(spec: &ForestStudentSpec, x: ArrayView2<f64>, target: &[f64], scale: TargetScale, seed: u64) -> Result<ForestStudent> {
+        let params = ForestParams {
+            n_trees: spec.n_trees,
+            max_depth: spec.max_depth,
+            min_samples_leaf: spec.min_samples_leaf,
+            max_features: spec.max_features.resolve().map_err(|reason| ModelError::Fit { model: "forest-regressor", reason })?,
+            ..ForestParams::regression()
+        };
+        Ok(ForestStudent { model: RandomForestRegressor::fit(&params, x, target, seed)?, scale })
+    }
+
+    /// Two-column probabilities [1 − p1, p1].
+    pub fn predict_proba(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        let raw = self.model.predict(x);
+        let mut p = Array2::zeros((raw.len(), 2));
+        for (i, &v) in raw.iter().enumerate() {
+            let p1 = match self.scale {
+                TargetScale::Probability => v,
+                TargetScale::LogProbability => v.exp(),
+            }
+            .clamp(0.0, 1.0);
+            p[[i, 0]] = 1.0 - p1;
+            p[[i, 1]] = p1;
+        }
+        p
+    }
+}
+
+/// What a student trains on.
+pub enum StudentTargets {
+    /// Network students: a weighted sum of loss terms.
+    Terms(Vec<LossTerm>),
+    /// Forest-regressor students: one class-1 target per point, on a scale.
+    Regression { target: Vec<f64>, scale: TargetScale },
+}
+
+/// Fits the student that `spec` names on its targets; network students early-stop on the
+/// labelled validation rows.
+pub fn fit(
+    spec: &StudentSpec,
+    x_fit: ArrayView2<f64>,
+    targets: &StudentTargets,
+    x_val: ArrayView2<f64>,
+    y_val: &[usize],
+    n_classes: usize,
+    seed: u64,
+) -> Result<FittedStudent> {
+    match (spec, targets) {
+        (StudentSpec::Neural(s), StudentTargets::Terms(terms)) => Ok(FittedStudent::Network(train(s, x_fit, terms, x_val, y_val, n_classes, seed)?)),
+        (StudentSpec::ForestRegressor(s), StudentTargets::Regression { target, scale }) => {
+            Ok(FittedStudent::Forest(ForestStudent::fit(s, x_fit, target, *scale, seed)?))
+        }
+        _ => unreachable!("targets are built for the student family they train"),
+    }
+}
+
+/// A trained student of either family.
+pub enum FittedStudent {
+    Network(Network),
+    Forest(ForestStudent),
+}
+
+impl FittedStudent {
+    pub fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        match self {
+            FittedStudent::Network(n) => n.predict_proba(x),
+            FittedStudent::Forest(f) => Ok(f.predict_proba(x)),
+        }
+    }
+
+    /// The epoch early stopping kept, for network students.
+    pub fn best_epoch(&self) -> Option<usize> {
+        match self {
+            FittedStudent::Network(n) => Some(n.best_epoch),
+            FittedStudent::Forest(_) => None,
+        }
+    }
+}
+
 /// One-hot rows for labels.
 pub fn one_hot(y: &[usize], n_classes: usize) -> Array2<f64> {
     let mut out = Array2::zeros((y.len(), n_classes));
@@ -270,8 +529,8 @@ mod tests {
     use super::*;
     use crate::data::{GaussianMixture, Problem};
 
-    fn spec(kind: StudentKind) -> StudentSpec {
-        StudentSpec {
+    fn spec(kind: StudentKind) -> NeuralSpec {
+        NeuralSpec {
             kind,
             hidden: None,
             epochs: 60,
@@ -290,7 +549,7 @@ mod tests {
         let val = problem.sample(100, 2);
         let test = problem.sample(1000, 3);
         for kind in [StudentKind::Linear, StudentKind::Mlp] {
-            let terms = [LossTerm { weight: 1.0, temperature: 1.0, targets: one_hot(&train_set.y, 2) }];
+            let terms = [LossTerm::soft_ce(1.0, 1.0, one_hot(&train_set.y, 2))];
             let fit = || train(&spec(kind), train_set.x.view(), &terms, val.x.view(), &val.y, 2, 9).unwrap();
             let a = fit().predict_proba(test.x.view()).unwrap();
             let b = fit().predict_proba(test.x.view()).unwrap();
@@ -307,7 +566,7 @@ mod tests {
         let d = problem.sample(100, 1);
         let mut bad = one_hot(&d.y, 2);
         bad[[0, 0]] = f64::NAN;
-        let terms = [LossTerm { weight: 1.0, temperature: 1.0, targets: bad }];
+        let terms = [LossTerm::soft_ce(1.0, 1.0, bad)];
         let err = train(&spec(StudentKind::Linear), d.x.view(), &terms, d.x.view(), &d.y, 2, 1).err().unwrap();
         assert!(matches!(err, ModelError::Diverged { .. }), "{err}");
     }
