@@ -34,7 +34,7 @@ pub struct VerdictFile {
 }
 
 /// Metrics shown in the results tables, in order (others stay in the CSV).
-const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_overfit_gap", "chosen_c"];
+const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_c"];
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
@@ -265,10 +265,10 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
     for metric in TABLE_METRICS {
         if let Some(info) = results::metric(metric) {
-            let _ = writeln!(w, "- `{}`: {} ({} is better).", info.name, info.description, match info.better {
-                results::Better::Lower => "lower",
-                results::Better::Higher => "higher",
-                results::Better::Neither => "neither",
+            let _ = writeln!(w, "- `{}`: {} ({}).", info.name, info.description, match info.better {
+                results::Better::Lower => "lower is better",
+                results::Better::Higher => "higher is better",
+                results::Better::Neither => "a measurement, not a score",
             });
         }
     }

@@ -44,7 +44,7 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "teacher_error_in_sample", better: Better::Lower, description: "teacher ‖p̂ − p0‖² averaged over its own training points (teacher rows)" },
     MetricInfo { name: "teacher_error_population", better: Better::Lower, description: "teacher ‖p̂ − p0‖² on a fresh Monte-Carlo sample (teacher rows)" },
     MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
-    MetricInfo { name: "teacher_overfit_gap", better: Better::Lower, description: "teacher_error_population − teacher_error_in_sample: how much better the teacher fits its own training points than fresh ones (teacher rows)" },
+    MetricInfo { name: "teacher_in_sample_excess", better: Better::Neither, description: "teacher_error_in_sample − teacher_error_population: > 0 when the teacher's probabilities on its own training points are further from p0 than on fresh points (the sample-reuse bias cross-fitting removes), < 0 when closer (teacher rows)" },
     MetricInfo { name: "chosen_c", better: Better::Neither, description: "c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },
     MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
 ];

@@ -201,7 +201,7 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
         let population_error = metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN);
         teacher_metrics.insert("teacher_error_in_sample".into(), in_sample);
         teacher_metrics.insert("teacher_error_population".into(), population_error);
-        teacher_metrics.insert("teacher_overfit_gap".into(), population_error - in_sample);
+        teacher_metrics.insert("teacher_in_sample_excess".into(), in_sample - population_error);
     }
     rows.push(finite_row(row(TEACHER_ARM, None, teacher_metrics)));
     times.metrics += t.elapsed().as_secs_f64();
