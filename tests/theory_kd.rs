@@ -5,11 +5,9 @@
 //! So a student distilled from an underfitting teacher inherits its bias (failure mode 2), and a
 //! better teacher makes a better KD student.
 
-use std::path::Path;
+mod common;
 
-use kdlab::runner::{self, RunOptions};
 use kdlab::stats::Verdict;
-use kdlab::study::{parse, LoadOptions};
 use kdlab::theory;
 
 const STUDY: &str = r#"name = "kd-theory"
@@ -57,12 +55,7 @@ expect = "lower"
 
 #[test]
 fn plain_kd_passes_teacher_error_to_the_student() {
-    let study = parse(Path::new("kd-theory.toml"), STUDY, &LoadOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    runner::run(&study, &RunOptions { jobs: 2, out: out.path().to_path_buf(), progress: false }).unwrap();
-    let axes = vec!["teacher.max_depth".to_string()];
-    let rows = kdlab::results::read(&out.path().join("kd-theory"), &axes).unwrap();
-    assert!(rows.iter().all(|r| r.failure.is_none()), "no row may fail");
+    let (study, rows) = common::run_study(STUDY);
 
     // Why chance cannot decide these: a depth-2 forest on this nonlinear 3-class problem has
     // population error ‖p̂ − p0‖² ≈ 0.34 against ≈ 0.23 at depth 8 (measured). With 10 seeds

@@ -2,12 +2,9 @@
 //! Bayes probabilities are known exactly, with the paper's tabular protocol: random-forest
 //! teachers, random-forest regressor students on the log-probability scale.
 
-use std::path::Path;
+mod common;
 
-use kdlab::results::Row;
-use kdlab::runner::{self, RunOptions};
 use kdlab::stats::{self, Verdict};
-use kdlab::study::{parse, LoadOptions};
 use kdlab::theory;
 
 const STUDY: &str = r#"name = "semiparametric-theory"
@@ -52,18 +49,9 @@ expect = "lower"
 where = { "teacher.max_depth" = 1 }
 "#;
 
-fn run() -> (kdlab::study::Study, Vec<Row>) {
-    let study = parse(Path::new("semiparametric-theory.toml"), STUDY, &LoadOptions::default()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    runner::run(&study, &RunOptions { jobs: 2, out: out.path().to_path_buf(), progress: false }).unwrap();
-    let rows = kdlab::results::read(&out.path().join(&study.name), &["teacher.max_depth".to_string()]).unwrap();
-    assert!(rows.iter().all(|r| r.failure.is_none()), "no row may fail");
-    (study, rows)
-}
-
 #[test]
 fn semiparametric_predictions_hold_where_p0_is_known() {
-    let (study, rows) = run();
+    let (study, rows) = common::run_study(STUDY);
 
     // Predictions 1 and 2. Why chance cannot decide them: in studies/semiparametric-synthetic
     // (same design, another base seed) the paired

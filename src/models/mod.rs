@@ -120,6 +120,20 @@ fn default_var_smoothing() -> f64 {
     1e-9
 }
 
+/// Range checks shared by forest teachers and forest students.
+pub fn check_forest(n_trees: usize, max_depth: Option<usize>, min_samples_leaf: usize, max_features: &MaxFeaturesSpec) -> std::result::Result<(), (&'static str, String)> {
+    if n_trees == 0 || n_trees > 100_000 {
+        return Err(("n_trees", format!("must be between 1 and 100000, got {n_trees}")));
+    }
+    if max_depth == Some(0) {
+        return Err(("max_depth", "must be >= 1 (leave it out for unlimited depth), got 0".into()));
+    }
+    if min_samples_leaf == 0 {
+        return Err(("min_samples_leaf", "must be >= 1, got 0".into()));
+    }
+    max_features.resolve().map(|_| ()).map_err(|m| ("max_features", m))
+}
+
 /// The teacher section of a study.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -147,18 +161,7 @@ impl TeacherSpec {
     /// Checks ranges: on failure, the key and a message stating the allowed range.
     pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         match self {
-            TeacherSpec::Forest(s) => {
-                if s.n_trees == 0 || s.n_trees > 100_000 {
-                    return Err(("n_trees", format!("must be between 1 and 100000, got {}", s.n_trees)));
-                }
-                if s.max_depth == Some(0) {
-                    return Err(("max_depth", "must be >= 1 (leave it out for unlimited depth), got 0".into()));
-                }
-                if s.min_samples_leaf == 0 {
-                    return Err(("min_samples_leaf", "must be >= 1, got 0".into()));
-                }
-                s.max_features.resolve().map_err(|m| ("max_features", m))?;
-            }
+            TeacherSpec::Forest(s) => check_forest(s.n_trees, s.max_depth, s.min_samples_leaf, &s.max_features)?,
             TeacherSpec::Logistic(s) => {
                 if !s.alpha.is_finite() || s.alpha < 0.0 {
                     return Err(("alpha", format!("must be finite and >= 0, got {}", s.alpha)));

@@ -147,18 +147,7 @@ impl StudentSpec {
     pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         match self {
             StudentSpec::Neural(s) => s.check(),
-            StudentSpec::ForestRegressor(s) => {
-                if s.n_trees == 0 || s.n_trees > 100_000 {
-                    return Err(("n_trees", format!("must be between 1 and 100000, got {}", s.n_trees)));
-                }
-                if s.max_depth == Some(0) {
-                    return Err(("max_depth", "must be >= 1 (leave it out for unlimited depth), got 0".into()));
-                }
-                if s.min_samples_leaf == 0 {
-                    return Err(("min_samples_leaf", "must be >= 1, got 0".into()));
-                }
-                s.max_features.resolve().map(|_| ()).map_err(|m| ("max_features", m))
-            }
+            StudentSpec::ForestRegressor(s) => super::check_forest(s.n_trees, s.max_depth, s.min_samples_leaf, &s.max_features),
         }
     }
 }
