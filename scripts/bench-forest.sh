@@ -41,13 +41,18 @@ np.savetxt(sys.argv[1], np.column_stack([x, y]), delimiter=",", header=header,
 PY
 
 export KDLAB_BENCH_DATA="$PWD/$data"
-# Build output and warnings go to stderr and stay visible; the result line is on stdout.
-kd_line=$(cargo bench --quiet --bench forest | grep '^kdlab forest fit:')
-echo "$kd_line"
-sk_line=$("$venv/bin/python" benches/sklearn_forest.py "$KDLAB_BENCH_DATA")
-echo "$sk_line"
+# Build output and warnings go to stderr and stay visible; result lines are on stdout.
+kd_out=$(cargo bench --quiet --bench forest)
+sk_out=$("$venv/bin/python" benches/sklearn_forest.py "$KDLAB_BENCH_DATA")
+echo "$kd_out"
+echo "$sk_out"
 
 secs() { sed -E 's/^[^:]*: ([0-9.]+) s.*/\1/' <<<"$1"; }
-kd=$(secs "$kd_line")
-sk=$(secs "$sk_line")
-awk -v sk="$sk" -v kd="$kd" 'BEGIN { printf "speed ratio sklearn/kdlab: %.2fx\n", sk / kd }'
+ratio() {
+    local kd sk
+    kd=$(secs "$(grep "^kdlab $1" <<<"$kd_out")")
+    sk=$(secs "$(grep "^sklearn $1" <<<"$sk_out")")
+    awk -v sk="$sk" -v kd="$kd" -v what="$1" 'BEGIN { printf "speed ratio sklearn/kdlab, %s: %.2fx\n", what, sk / kd }'
+}
+ratio "forest fit"
+ratio "crossfit 10x100"

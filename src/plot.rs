@@ -48,8 +48,10 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
     register_font();
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (760, 460)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (900, 460)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        // The legend gets its own panel so it never hides data.
+        let (plot_area, legend_area) = root.split_horizontally(690);
         let finite = |v: f64| v.is_finite().then_some(v);
         let (mut lo, mut hi) = series
             .iter()
@@ -61,7 +63,7 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
         }
         let pad = ((hi - lo) * 0.08).max(1e-9);
         let n = levels.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot_area)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -90,11 +92,10 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
             let color = PALETTE[s % PALETTE.len()];
             let offset = (s as f64 - (series.len() as f64 - 1.0) / 2.0) * width * 0.5;
             let pts: Vec<(f64, Interval)> = line.points.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i as f64 + offset, p))).collect();
-            chart
-                .draw_series(LineSeries::new(pts.iter().map(|(x, p)| (*x, p.mean)), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(line.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(LineSeries::new(pts.iter().map(|(x, p)| (*x, p.mean)), color.stroke_width(2))).map_err(|e| e.to_string())?;
+            let y = 50 + 22 * s as i32;
+            legend_area.draw(&PathElement::new(vec![(8, y), (30, y)], color.stroke_width(3))).map_err(|e| e.to_string())?;
+            legend_area.draw(&Text::new(line.name.clone(), (36, y - 7), ("sans-serif", 13))).map_err(|e| e.to_string())?;
             chart.draw_series(pts.iter().map(|(x, p)| Circle::new((*x, p.mean), 4, color.filled()))).map_err(|e| e.to_string())?;
             chart
                 .draw_series(pts.iter().filter(|(_, p)| p.low.is_finite() && p.high.is_finite()).map(|(x, p)| {
@@ -102,13 +103,6 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
                 }))
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
