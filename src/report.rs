@@ -18,7 +18,7 @@ use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
 use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, TEACHER_ARM};
 use crate::stats::{self, Summary, Verdict};
-use crate::study::{self, Comparison, Expect, Study};
+use crate::study::{self, Comparison, Expect, Study, TestKind};
 use crate::theory::{self, Decision};
 
 /// The per-study verdict counts kept for the index.
@@ -228,7 +228,7 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     if decisions.is_empty() {
         let _ = writeln!(w, "The study states no predictions.\n");
     } else {
-        let _ = writeln!(w, "| id | prediction | metric | test | n pairs | mean diff (lhs − rhs) | 95% CI | p | Holm p | verdict |");
+        let _ = writeln!(w, "| id | prediction | metric | test | n pairs | mean diff (lhs − rhs; variance diff for Pitman–Morgan) | 95% CI | p | Holm p | verdict |");
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
         for d in decisions {
             let p = &d.prediction;
@@ -237,9 +237,12 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
             } else {
                 format!(" (where {})", p.filter.iter().map(|(a, l)| format!("{} = {l}", study.axes[*a].key)).collect::<Vec<_>>().join(", "))
             };
-            let expect = match p.expect {
-                Expect::Lower => "expects < 0",
-                Expect::Higher => "expects > 0",
+            let what = if p.test == TestKind::PitmanMorgan { "variance difference" } else { "difference" };
+            let expect = match (p.expect, p.margin) {
+                (Expect::Lower, None) => format!("expects {what} < 0"),
+                (Expect::Higher, None) => format!("expects {what} > 0"),
+                (Expect::Lower, Some(m)) => format!("non-inferiority: expects difference < {m}, tested as lhs − (rhs + {m}) < 0"),
+                (Expect::Higher, Some(m)) => format!("non-inferiority: expects difference > −{m}, tested as lhs − (rhs − {m}) > 0"),
             };
             let (diff, ci, pv) = match &d.comparison {
                 Some(c) => (fmt_num(c.mean_diff), format!("[{}, {}]", fmt_num(c.ci_low), fmt_num(c.ci_high)), fmt_p(c.p_value)),
@@ -355,6 +358,7 @@ pub fn comparison_arms(c: &Comparison) -> Vec<String> {
     match c {
         Comparison::Arms { lhs, rhs } => vec![lhs.name().into(), rhs.name().into()],
         Comparison::Levels { arm, .. } => vec![arm.clone()],
+        Comparison::ArmVsBest { lhs, candidates } => std::iter::once(lhs).chain(candidates).map(|a| a.name().to_string()).collect(),
     }
 }
 

@@ -80,6 +80,8 @@ pub enum PairedTest {
     PairedT,
     /// Wilcoxon signed-rank test.
     WilcoxonSignedRank,
+    /// Pitman–Morgan test of equal variances of paired samples.
+    PitmanMorgan,
 }
 
 impl PairedTest {
@@ -88,6 +90,7 @@ impl PairedTest {
         match self {
             PairedTest::PairedT => "paired t",
             PairedTest::WilcoxonSignedRank => "Wilcoxon signed-rank",
+            PairedTest::PitmanMorgan => "Pitman–Morgan",
         }
     }
 }
@@ -616,6 +619,42 @@ fn correlation_from(x: &[f64], y: &[f64], se_scale: f64) -> Result<Correlation> 
         ci_low,
         ci_high,
         p_value,
+    })
+}
+
+/// Pitman–Morgan test of Var(a) = Var(b) for paired samples: with s = a + b and d = a − b,
+/// Cov(s, d) = Var(a) − Var(b), so the test is Pearson's test of corr(s, d) = 0 with
+/// `n − 2 − groups_removed` degrees of freedom (`groups_removed` counts group means already
+/// subtracted from `a` and `b` beyond the first, e.g. one per extra cell).
+///
+/// Returns a [`PairedComparison`] whose `mean_diff` is the variance difference
+/// Var(a) − Var(b) (sample variances, n − 1), `statistic` the t of corr(s, d), a NaN interval,
+/// and the two-sided p-value.
+pub fn pitman_morgan(a: &[f64], b: &[f64], groups_removed: usize) -> Result<PairedComparison> {
+    check_xy("Pitman–Morgan test", a, b, 3 + groups_removed)?;
+    let s: Vec<f64> = a.iter().zip(b).map(|(x, y)| x + y).collect();
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let (sss, sdd, ssd, _, _) = centered_sums(&s, &d);
+    let n = a.len();
+    let var = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64
+    };
+    let var_diff = var(a) - var(b);
+    if sss == 0.0 || sdd == 0.0 {
+        return Err(StatsError::ZeroVariance { what: "a + b or a − b" });
+    }
+    let r = (ssd / (sss * sdd).sqrt()).clamp(-1.0, 1.0);
+    let df = (n - 2 - groups_removed) as f64;
+    let t = if r.abs() < 1.0 { r * (df / (1.0 - r * r)).sqrt() } else { r.signum() * f64::INFINITY };
+    Ok(PairedComparison {
+        test: PairedTest::PitmanMorgan,
+        n,
+        mean_diff: var_diff,
+        ci_low: f64::NAN,
+        ci_high: f64::NAN,
+        statistic: t,
+        p_value: t_two_sided_p(t, df),
     })
 }
 
@@ -1153,5 +1192,19 @@ mod tests {
             PairedTest::WilcoxonSignedRank.to_string(),
             "Wilcoxon signed-rank"
         );
+    }
+
+    #[test]
+    fn pitman_morgan_detects_unequal_paired_variances() {
+        // b = a/2 + small noise: Var(a) ≈ 4·Var(b), with a and b strongly correlated.
+        let a: Vec<f64> = (0..30).map(|i| ((i * 7919) % 31) as f64 - 15.0).collect();
+        let b: Vec<f64> = a.iter().enumerate().map(|(i, x)| x / 2.0 + if i % 2 == 0 { 0.3 } else { -0.3 }).collect();
+        let r = pitman_morgan(&a, &b, 0).unwrap();
+        assert!(r.mean_diff > 0.0 && r.statistic > 0.0 && r.p_value < 1e-6, "{r:?}");
+        let swapped = pitman_morgan(&b, &a, 0).unwrap();
+        assert!((swapped.statistic + r.statistic).abs() < 1e-9);
+        // Equal variances (c is a reordered copy of a): Cov(s, d) = Var(a) − Var(c) = 0.
+        let c: Vec<f64> = a.iter().rev().copied().collect();
+        assert!(pitman_morgan(&a, &c, 0).unwrap().p_value > 0.99);
     }
 }

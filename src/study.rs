@@ -69,6 +69,8 @@ pub enum Expect {
 pub enum TestKind {
     PairedT,
     Wilcoxon,
+    /// Compares seed-to-seed variances rather than means.
+    PitmanMorgan,
 }
 
 impl TestKind {
@@ -76,6 +78,7 @@ impl TestKind {
         match self {
             TestKind::PairedT => "paired t-test (two-sided)",
             TestKind::Wilcoxon => "Wilcoxon signed-rank test (two-sided)",
+            TestKind::PitmanMorgan => "Pitman–Morgan test of paired variances (two-sided)",
         }
     }
 }
@@ -87,6 +90,9 @@ pub enum Comparison {
     Arms { lhs: Arm, rhs: Arm },
     /// One arm at two levels of a grid axis, paired by (other levels, seed).
     Levels { axis: usize, lhs: String, rhs: String, arm: String },
+    /// An arm against, in each cell, whichever candidate arm has the better mean of the metric
+    /// there (chosen on the same data, which favours the candidates).
+    ArmVsBest { lhs: Arm, candidates: Vec<Arm> },
 }
 
 /// A stated theoretical prediction with the test that decides it.
@@ -100,6 +106,8 @@ pub struct Prediction {
     /// Restricts the cells: (axis index, level).
     pub filter: Vec<(usize, String)>,
     pub test: TestKind,
+    /// Non-inferiority margin δ: `lower` then means lhs < rhs + δ, `higher` lhs > rhs − δ.
+    pub margin: Option<f64>,
 }
 
 /// Everything one cell computes with.
@@ -114,7 +122,7 @@ pub struct CellConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     pub index: usize,
-    /// Stable id: a hash of the base seed and the cell's full configuration.
+    /// Stable id: a hash of the kdlab version, the base seed and the cell's full configuration.
     pub id: String,
     /// The level of each axis, in axis order, as written in the study.
     pub levels: Vec<String>,
@@ -151,7 +159,7 @@ const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "ar
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "distill.c_grid"];
-const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test"];
+const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin"];
 /// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 pub const MAX_SEEDS: usize = 10_000;
 pub const MAX_CELLS: usize = 100_000;
@@ -483,7 +491,8 @@ impl<'a> Ctx<'a> {
             let canonical = serde_json::to_string(&config).expect("config serialises");
             cells.push(Cell {
                 index,
-                id: seed::short_hash(&format!("{base_seed}:{canonical}")),
+                // The version is part of the id: results of another kdlab version are recomputed.
+                id: seed::short_hash(&format!("{}:{base_seed}:{canonical}", env!("CARGO_PKG_VERSION"))),
                 levels: axes.iter().zip(&digits).map(|(a, &d)| a.levels[d].clone()).collect(),
                 config,
             });
@@ -610,8 +619,18 @@ impl<'a> Ctx<'a> {
             let test = match string("test")?.as_deref() {
                 None | Some("paired-t") => TestKind::PairedT,
                 Some("wilcoxon") => TestKind::Wilcoxon,
-                Some(other) => return Err(self.unknown_key(&at("test"), other, &["paired-t", "wilcoxon"], "test")),
+                Some("pitman-morgan") => TestKind::PitmanMorgan,
+                Some(other) => return Err(self.unknown_key(&at("test"), other, &["paired-t", "wilcoxon", "pitman-morgan"], "test")),
             };
+            let margin = match p.get("margin") {
+                None => None,
+                Some(Value::Float(m)) if m.is_finite() && *m >= 0.0 => Some(*m),
+                Some(Value::Integer(m)) if *m >= 0 => Some(*m as f64),
+                Some(v) => return Err(self.err(&at("margin"), format!("must be a number >= 0, got {v}"))),
+            };
+            if margin.is_some() && test == TestKind::PitmanMorgan {
+                return Err(self.err(&at("margin"), "a margin applies to means, not to a variance test"));
+            }
             let compare = match p.get("compare") {
                 Some(Value::Array(c)) if c.len() == 2 => c.clone(),
                 Some(_) => return Err(self.err(&at("compare"), "must be a list of two items: [lhs, rhs]")),
@@ -629,18 +648,35 @@ impl<'a> Ctx<'a> {
                     if p.contains_key("arm") {
                         return Err(self.err_hint(&at("arm"), "`arm` only goes with `axis`", Some("to compare arms, list them in `compare`".into())));
                     }
-                    let mut named = Vec::new();
-                    for (j, v) in compare.iter().enumerate() {
-                        let path = [Step::Key("predictions"), Step::Index(i), Step::Key("compare"), Step::Index(j)];
-                        let Value::String(name) = v else {
-                            return Err(self.err(&path, format!("must be an arm name, got {}", v.type_str())));
-                        };
-                        named.push(arm_name(name, &path)?);
+                    let path = |j: usize| [Step::Key("predictions"), Step::Index(i), Step::Key("compare"), Step::Index(j)];
+                    let Value::String(lhs_name) = &compare[0] else {
+                        return Err(self.err(&path(0), format!("must be an arm name, got {}", compare[0].type_str())));
+                    };
+                    let lhs = arm_name(lhs_name, &path(0))?;
+                    match &compare[1] {
+                        Value::String(rhs_name) => {
+                            let rhs = arm_name(rhs_name, &path(1))?;
+                            if lhs == rhs {
+                                return Err(self.err(&at("compare"), "compares an arm with itself"));
+                            }
+                            Comparison::Arms { lhs, rhs }
+                        }
+                        Value::Array(list) if !list.is_empty() => {
+                            let mut candidates = Vec::new();
+                            for v in list {
+                                let Value::String(name) = v else {
+                                    return Err(self.err(&path(1), format!("must list arm names, got {}", v.type_str())));
+                                };
+                                let arm = arm_name(name, &path(1))?;
+                                if arm == lhs {
+                                    return Err(self.err(&path(1), "the best-of list contains the arm it is compared with"));
+                                }
+                                candidates.push(arm);
+                            }
+                            Comparison::ArmVsBest { lhs, candidates }
+                        }
+                        v => return Err(self.err_hint(&path(1), format!("must be an arm name or a list of arm names, got {}", v.type_str()), Some("a list compares with the best of those arms in each cell".into()))),
                     }
-                    if named[0] == named[1] {
-                        return Err(self.err(&at("compare"), "compares an arm with itself"));
-                    }
-                    Comparison::Arms { lhs: named[0], rhs: named[1] }
                 }
                 Some(axis_key) => {
                     let axis = axes.iter().position(|a| a.key == axis_key).ok_or_else(|| {
@@ -688,7 +724,7 @@ impl<'a> Ctx<'a> {
                 Some(v) => return Err(self.err(&at("where"), format!("must be a table of axis levels, e.g. where = {{ \"data.n_train\" = 100 }}, got {}", v.type_str()))),
             }
             let statement = string("statement")?.unwrap_or_else(|| default_statement(&metric, &comparison, expect, axes));
-            out.push(Prediction { id, statement, metric, comparison, expect, filter, test });
+            out.push(Prediction { id, statement, metric, comparison, expect, filter, test, margin });
         }
         Ok(out)
     }
@@ -710,6 +746,9 @@ fn default_statement(metric: &str, comparison: &Comparison, expect: Expect, axes
     match comparison {
         Comparison::Arms { lhs, rhs } => format!("{metric} is {dir} for `{}` than for `{}`", lhs.name(), rhs.name()),
         Comparison::Levels { axis, lhs, rhs, arm } => format!("{metric} of `{arm}` is {dir} at {} = {lhs} than at {rhs}", axes[*axis].key),
+        Comparison::ArmVsBest { lhs, candidates } => {
+            format!("{metric} is {dir} for `{}` than for the best of {}", lhs.name(), candidates.iter().map(|a| format!("`{}`", a.name())).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 

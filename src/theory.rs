@@ -3,11 +3,13 @@
 //!
 //! A verdict is *supported* when the Holm-corrected test rejects and the mean paired
 //! difference lhs − rhs has the predicted sign, *contradicted* when it rejects with the other
-//! sign, and *inconclusive* otherwise (including too few pairs to test).
+//! sign, and *inconclusive* otherwise (including too few pairs to test). With a margin δ the
+//! test is one of non-inferiority (lhs − rhs compared with δ instead of 0); with the
+//! Pitman–Morgan test the "difference" is Var(lhs) − Var(rhs) across seeds.
 
 use std::collections::BTreeMap;
 
-use crate::results::Row;
+use crate::results::{self, Better, Row};
 use crate::stats::{self, PairedComparison, Verdict};
 use crate::study::{Comparison, Expect, Prediction, Study, TestKind};
 
@@ -27,23 +29,44 @@ pub struct Decision {
     pub dropped: usize,
 }
 
-/// Pairs (lhs, rhs) of metric values for a prediction, plus how many were dropped.
-pub fn pairs(study: &Study, rows: &[Row], prediction: &Prediction) -> (Vec<(f64, f64)>, usize) {
+/// Pairs (lhs, rhs) of metric values for a prediction, each with the index of the cell (or
+/// cell pair) it came from, plus how many pairs were dropped.
+pub fn pairs(study: &Study, rows: &[Row], prediction: &Prediction) -> (Vec<(f64, f64, usize)>, usize) {
     let index: BTreeMap<(usize, usize, &str), &Row> = rows.iter().map(|r| ((r.cell_index, r.seed, r.arm.as_str()), r)).collect();
     let value = |cell: usize, seed: usize, arm: &str| -> Option<f64> {
         index.get(&(cell, seed, arm)).filter(|r| r.failure.is_none()).and_then(|r| r.get(&prediction.metric))
     };
+    let mean_of = |cell: usize, arm: &str| -> Option<f64> {
+        let v: Vec<f64> = (0..study.seeds).filter_map(|s| value(cell, s, arm)).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let better = results::metric(&prediction.metric).map(|m| m.better).unwrap_or(Better::Lower);
     let passes = |levels: &[String]| prediction.filter.iter().all(|(axis, level)| &levels[*axis] == level);
     let mut out = Vec::new();
     let mut dropped = 0;
+    let mut push_seeds = |out: &mut Vec<(f64, f64, usize)>, group: usize, lhs: (usize, &str), rhs: (usize, &str)| {
+        for seed in 0..study.seeds {
+            match (value(lhs.0, seed, lhs.1), value(rhs.0, seed, rhs.1)) {
+                (Some(a), Some(b)) => out.push((a, b, group)),
+                _ => dropped += 1,
+            }
+        }
+    };
     for cell in study.cells.iter().filter(|c| passes(&c.levels)) {
         match &prediction.comparison {
-            Comparison::Arms { lhs, rhs } => {
-                for seed in 0..study.seeds {
-                    match (value(cell.index, seed, lhs.name()), value(cell.index, seed, rhs.name())) {
-                        (Some(a), Some(b)) => out.push((a, b)),
-                        _ => dropped += 1,
-                    }
+            Comparison::Arms { lhs, rhs } => push_seeds(&mut out, cell.index, (cell.index, lhs.name()), (cell.index, rhs.name())),
+            Comparison::ArmVsBest { lhs, candidates } => {
+                // The candidate with the better mean in this cell (per the metric's direction).
+                let best = candidates
+                    .iter()
+                    .filter_map(|a| mean_of(cell.index, a.name()).map(|m| (a, m)))
+                    .reduce(|x, y| match better {
+                        Better::Higher if y.1 > x.1 => y,
+                        Better::Lower | Better::Neither if y.1 < x.1 => y,
+                        _ => x,
+                    });
+                if let Some((best, _)) = best {
+                    push_seeds(&mut out, cell.index, (cell.index, lhs.name()), (cell.index, best.name()));
                 }
             }
             Comparison::Levels { axis, lhs, rhs, arm } => {
@@ -53,17 +76,49 @@ pub fn pairs(study: &Study, rows: &[Row], prediction: &Prediction) -> (Vec<(f64,
                 let partner = study.cells.iter().find(|o| {
                     o.levels.iter().enumerate().all(|(a, l)| if a == *axis { l == rhs } else { *l == cell.levels[a] })
                 });
-                let Some(partner) = partner else { continue };
-                for seed in 0..study.seeds {
-                    match (value(cell.index, seed, arm), value(partner.index, seed, arm)) {
-                        (Some(a), Some(b)) => out.push((a, b)),
-                        _ => dropped += 1,
-                    }
+                if let Some(partner) = partner {
+                    push_seeds(&mut out, cell.index, (cell.index, arm), (partner.index, arm));
                 }
             }
         }
     }
     (out, dropped)
+}
+
+/// Runs a prediction's test on its pairs. A non-inferiority margin δ shifts rhs by ±δ; a
+/// variance test first removes each group's (cell's) means, so only seed-to-seed spread is
+/// compared.
+fn test(prediction: &Prediction, pairs: &[(f64, f64, usize)]) -> Option<PairedComparison> {
+    if pairs.len() < 2 {
+        return None;
+    }
+    let shift = match (prediction.margin, prediction.expect) {
+        (Some(m), Expect::Lower) => m,
+        (Some(m), Expect::Higher) => -m,
+        (None, _) => 0.0,
+    };
+    let a: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let b: Vec<f64> = pairs.iter().map(|p| p.1 + shift).collect();
+    match prediction.test {
+        TestKind::PairedT => stats::paired_t_test(&a, &b).ok(),
+        TestKind::Wilcoxon => stats::wilcoxon_signed_rank(&a, &b).ok(),
+        TestKind::PitmanMorgan => {
+            let groups: std::collections::BTreeSet<usize> = pairs.iter().map(|p| p.2).collect();
+            let centered = |get: &dyn Fn(&(f64, f64, usize)) -> f64| -> Vec<f64> {
+                let means: BTreeMap<usize, f64> = groups
+                    .iter()
+                    .map(|g| {
+                        let v: Vec<f64> = pairs.iter().filter(|p| p.2 == *g).map(get).collect();
+                        (*g, v.iter().sum::<f64>() / v.len() as f64)
+                    })
+                    .collect();
+                pairs.iter().map(|p| get(p) - means[&p.2]).collect()
+            };
+            let a = centered(&|p| p.0);
+            let b = centered(&|p| p.1);
+            stats::pitman_morgan(&a, &b, groups.len() - 1).ok()
+        }
+    }
 }
 
 /// Decides every prediction of `study` on `rows`, with Holm's correction across them.
@@ -73,15 +128,7 @@ pub fn evaluate(study: &Study, rows: &[Row]) -> Vec<Decision> {
         .iter()
         .map(|p| {
             let (pairs, dropped) = pairs(study, rows, p);
-            let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-            let comparison = if pairs.len() >= 2 {
-                match p.test {
-                    TestKind::PairedT => stats::paired_t_test(&a, &b).ok(),
-                    TestKind::Wilcoxon => stats::wilcoxon_signed_rank(&a, &b).ok(),
-                }
-            } else {
-                None
-            };
+            let comparison = test(p, &pairs);
             Decision { prediction: p.clone(), comparison, n_pairs: pairs.len(), adjusted_p: None, verdict: Verdict::Inconclusive, dropped }
         })
         .collect();

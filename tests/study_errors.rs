@@ -140,6 +140,15 @@ fn prediction_filter_on_an_unknown_axis_or_level() {
 }
 
 #[test]
+fn bad_margin_and_best_of_lists_are_rejected() {
+    check(&broken("expect = \"lower\"", "expect = \"lower\"\nmargin = -0.1"), 28, "predictions[0].margin", "must be a number >= 0");
+    let e = broken("compare = [\"kd\", \"labels\"]", "compare = [\"kd\", [\"labels\", \"kd\"]]");
+    check(&e, 26, "predictions[0].compare[1]", "contains the arm it is compared with");
+    let e = broken("expect = \"lower\"", "expect = \"lower\"\ntest = \"pitman-morgan\"\nmargin = 0.1");
+    check(&e, 29, "predictions[0].margin", "not to a variance test");
+}
+
+#[test]
 fn unknown_arm_in_arms() {
     let e = broken("arms = [\"labels\", \"kd\"]", "arms = [\"label\", \"kd\"]");
     check(&e, 4, "arms[0]", "unknown arm `label`");
