@@ -16,7 +16,7 @@ use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
 use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
-use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, TEACHER_ARM};
+use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Comparison, Expect, Study, TestKind};
 use crate::theory::{self, Decision};
@@ -34,7 +34,7 @@ pub struct VerdictFile {
 }
 
 /// Metrics shown in the results tables, in order (others stay in the CSV).
-const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_c"];
+const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "bayes_sq_error", "student_error", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_c"];
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
@@ -118,9 +118,10 @@ pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error
 }
 
 /// The arms shown, teacher first.
-fn shown_arms(study: &Study) -> Vec<String> {
+fn shown_arms(study: &Study, rows: &[Row]) -> Vec<String> {
     let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| CROSSFIT_TEACHER_ARM.to_string());
-    std::iter::once(TEACHER_ARM.to_string()).chain(crossfit).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
+    let oracle = rows.iter().any(|r| r.arm == ORACLE_ARM).then(|| ORACLE_ARM.to_string());
+    std::iter::once(TEACHER_ARM.to_string()).chain(crossfit).chain(oracle).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
 }
 
 /// The metrics a figure is drawn for: those the predictions name, then accuracy.
@@ -152,7 +153,7 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
         for cell in &study.cells {
             groups.entry(cell.levels.iter().skip(1).cloned().collect()).or_default().push(cell);
         }
-        for arm in shown_arms(study) {
+        for arm in shown_arms(study, rows) {
             for (rest, cells) in &groups {
                 let points = levels
                     .iter()
@@ -214,6 +215,9 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
         let _ = writeln!(w, "  - `{}`: {}.", arm.name(), arm.description());
     }
     let _ = writeln!(w, "  - `teacher`: the teacher's own predictions (not a student).");
+    if rows.iter().any(|r| r.arm == ORACLE_ARM) {
+        let _ = writeln!(w, "  - `oracle`: the oracle student f0, the student class fit to the exact p0 on a fresh sample (once per cell); `student_error` = E‖f̂ − f0‖² measures each student against it.");
+    }
     if study.arms.iter().any(|a| a.uses_crossfit()) {
         let _ = writeln!(w, "  - `crossfit-teacher`: the cross-fit fold teachers' own scores, each metric averaged over the folds; `teacher_error_out_of_fold` is the error of the out-of-fold targets.");
     }
@@ -286,10 +290,23 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
         let present: Vec<&str> = TABLE_METRICS.iter().copied().filter(|m| rows.iter().any(|r| r.cell_index == cell.index && r.get(m).is_some())).collect();
         let _ = writeln!(w, "| arm | n | {} |", present.join(" | "));
         let _ = writeln!(w, "|---|---|{}", "---|".repeat(present.len()));
-        for arm in shown_arms(study) {
+        for arm in shown_arms(study, rows) {
             let n = rows.iter().filter(|r| r.cell_index == cell.index && r.arm == arm && r.failure.is_none()).count();
             let cells: Vec<String> = present.iter().map(|m| fmt_summary(&stats::summarize(&values(rows, cell.index, &arm, m)))).collect();
             let _ = writeln!(w, "| {arm} | {n} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(w);
+    }
+
+    let rates = theory::rate_checks(study, rows);
+    if !rates.is_empty() {
+        let _ = writeln!(w, "## Rate checks (reconstructed)\n");
+        let _ = writeln!(w, "The paper's theorem constants were not available, so kdlab checks rates, not bounds: the OLS slope of log student error E‖f̂ − f0‖² on log teacher error E‖p̂ − p0‖² over every (cell, seed) of the arm, with a 95% t interval. Predicted: slope 1 for plain and cross-fit KD (teacher error passes at first order), slope 2 for the corrected arms (second order), until the student's own estimation error dominates and flattens the slope. This reconstruction, not the paper's statement, is what is tested.\n");
+        let _ = writeln!(w, "| arm | teacher error on x | n | slope | 95% CI | predicted | CI contains the prediction |\n|---|---|---|---|---|---|---|");
+        for rc in &rates {
+            let f = &rc.fit;
+            let contains = if f.slope_ci_low <= rc.predicted_slope && rc.predicted_slope <= f.slope_ci_high { "yes" } else { "no" };
+            let _ = writeln!(w, "| {} | `{}` population error | {} | {} | [{}, {}] | {} | {contains} |", rc.arm, rc.teacher_error, f.n, fmt_num(f.slope), fmt_num(f.slope_ci_low), fmt_num(f.slope_ci_high), rc.predicted_slope);
         }
         let _ = writeln!(w);
     }

@@ -41,6 +41,7 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "kl_teacher_student", better: Better::Lower, description: "test mean KL(teacher ‖ student) at T = 1, nats" },
     MetricInfo { name: "excess_risk", better: Better::Lower, description: "population excess log-loss risk E_x KL(p0(x) ‖ f(x)), nats, on a fresh Monte-Carlo sample" },
     MetricInfo { name: "bayes_sq_error", better: Better::Lower, description: "population E_x ‖f(x) − p0(x)‖², on a fresh Monte-Carlo sample" },
+    MetricInfo { name: "student_error", better: Better::Lower, description: "population E_x ‖f̂(x) − f0(x)‖², f0 the oracle student (the student class fit to p0 on a large fresh sample)" },
     MetricInfo { name: "teacher_error_in_sample", better: Better::Lower, description: "teacher ‖p̂ − p0‖² averaged over its own training points (teacher rows)" },
     MetricInfo { name: "teacher_error_population", better: Better::Lower, description: "teacher ‖p̂ − p0‖² on a fresh Monte-Carlo sample (teacher rows)" },
     MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
@@ -61,6 +62,8 @@ pub fn metric_names() -> Vec<&'static str> {
 pub const TEACHER_ARM: &str = "teacher";
 /// The pseudo-arm of the cross-fit teachers' own metrics (averaged over the fold teachers).
 pub const CROSSFIT_TEACHER_ARM: &str = "crossfit-teacher";
+/// The pseudo-arm of the oracle student f0 (the student class fit to p0).
+pub const ORACLE_ARM: &str = "oracle";
 
 /// One row of the results table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
@@ -19,11 +19,11 @@ use rayon::prelude::*;
 use crate::data::{validation_split, Dataset};
 use crate::fsio;
 use crate::metrics;
-use crate::models::student;
+use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
 use crate::provenance::Provenance;
 use crate::report;
 use crate::distill::{self, Gamma, GammaRule};
-use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, TEACHER_ARM};
+use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::seed;
 use crate::study::{Cell, Study};
 use crate::theory;
@@ -90,9 +90,11 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
     let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
     let compute_start = Instant::now();
+    // The oracle student of a cell does not depend on the seed: fit once, by the first unit.
+    let oracles: Vec<OnceLock<Option<Arc<FittedStudent>>>> = study.cells.iter().map(|_| OnceLock::new()).collect();
     pool.install(|| {
         pending.par_iter().for_each(|&(c, s)| {
-            let shard = run_unit(study, &study.cells[c], s);
+            let shard = run_unit(study, &study.cells[c], s, &oracles[c]);
             let path = shard_path(c, s);
             match serde_json::to_vec(&shard) {
                 Ok(bytes) => {
@@ -150,7 +152,7 @@ fn read_shard(path: &Path) -> Option<Shard> {
 
 /// Computes one (cell, seed) unit: data, teacher, every arm's student, metrics. A failure
 /// (a teacher that cannot fit, a student that diverges) becomes a failed row with its reason.
-pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
+pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option<Arc<FittedStudent>>>) -> Shard {
     let cfg = &cell.config;
     let rep_label = rep.to_string();
     let data_key = seed::short_hash(&serde_json::to_string(&cfg.data).expect("serialisable"));
@@ -231,6 +233,22 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
     let fit = train.select(&fit_idx);
     let val = train.select(&val_idx);
     let student_seed = seed::derive(base, &["student", &rep_label, &data_key, &student_key]);
+
+    // The oracle student f0, where p0 is known: the student class fit to p0.
+    let t = Instant::now();
+    let oracle = if cfg.theory.oracle_n > 0 && population.p0.is_some() {
+        oracle.get_or_init(|| fit_oracle(study, cell).ok().map(Arc::new)).clone()
+    } else {
+        None
+    };
+    let oracle_population = oracle.as_ref().and_then(|o| o.predict_proba(population.x.view()).ok());
+    if let (Some(o), Some(p_pop)) = (&oracle, &oracle_population) {
+        if let Ok(p_test) = o.predict_proba(test.x.view()) {
+            rows.push(finite_row(row(ORACLE_ARM, None, prediction_metrics(p_test.view(), &test, p_pop.view(), &population, None))));
+        }
+    }
+    times.students += t.elapsed().as_secs_f64();
+
     for &arm in &study.arms {
         let t = Instant::now();
         let source = if arm.uses_crossfit() { crossfit.as_ref().map(|c| &c.out_of_fold) } else { Some(&teacher_train) };
@@ -265,6 +283,9 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
             if let Some(c) = chosen_c {
                 m.insert("chosen_c".into(), c);
             }
+            if let Some(f0) = &oracle_population {
+                m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
+            }
             Ok(m)
         });
         rows.push(match result {
@@ -274,6 +295,44 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize) -> Shard {
         times.metrics += t.elapsed().as_secs_f64();
     }
     Shard { cell_id: cell.id.clone(), seed: rep, rows, times }
+}
+
+/// Fits the oracle student f0 of a cell: the student class trained on p0 itself over a fresh
+/// sample of `theory.oracle_n` points (network students: soft targets p0 with early stopping on
+/// a fresh labelled sample; forest students: the class-1 p0 on the loss's scale).
+fn fit_oracle(study: &Study, cell: &Cell) -> crate::models::Result<FittedStudent> {
+    let cfg = &cell.config;
+    let problem = cfg.data.build();
+    let k = problem.n_classes();
+    let base = seed::derive(study.base_seed, &["oracle", &cell.id]);
+    let sample = problem.sample(cfg.theory.oracle_n, seed::derive(base, &["sample"]));
+    let p0 = sample.p0.as_ref().expect("synthetic problems carry p0");
+    let spec = &cfg.student;
+    let targets = match spec {
+        StudentSpec::Neural(_) => StudentTargets::Terms(vec![LossTerm::soft_ce(1.0, 1.0, p0.clone())]),
+        StudentSpec::ForestRegressor(_) => {
+            let scale = match cfg.distill.loss_for(spec) {
+                distill::DistillLoss::MseLogp => TargetScale::LogProbability,
+                _ => TargetScale::Probability,
+            };
+            let target = p0
+                .column(1)
+                .iter()
+                .map(|&p| match scale {
+                    TargetScale::LogProbability => p.max(cfg.distill.clip).ln(),
+                    TargetScale::Probability => p,
+                })
+                .collect();
+            StudentTargets::Regression { target, scale }
+        }
+    };
+    let spec = match spec {
+        // Larger batches keep the oracle's cost near a few student fits.
+        StudentSpec::Neural(n) => StudentSpec::Neural(NeuralSpec { batch_size: n.batch_size.max(128), ..n.clone() }),
+        other => other.clone(),
+    };
+    let val = problem.sample((cfg.theory.oracle_n / 5).max(100), seed::derive(base, &["validation"]));
+    student::fit(&spec, sample.x.view(), &targets, val.x.view(), &val.y, k, seed::derive(base, &["fit"]))
 }
 
 /// The cross-fit teachers' own scores: each metric averaged over the B fold teachers, plus the

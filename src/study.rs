@@ -20,6 +20,7 @@ use crate::models::student::StudentSpec;
 use crate::models::TeacherSpec;
 use crate::results;
 use crate::seed;
+use crate::theory::TheorySpec;
 
 /// A study-file error: the file, where in it, which key, what is wrong, and a likely fix.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +118,7 @@ pub struct CellConfig {
     pub teacher: TeacherSpec,
     pub student: StudentSpec,
     pub distill: DistillSpec,
+    pub theory: TheorySpec,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,8 +157,8 @@ pub struct Study {
     pub quick: bool,
 }
 
-const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "predictions", "quick"];
-const SECTIONS: &[&str] = &["data", "teacher", "student", "distill"];
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "predictions", "quick"];
+const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin"];
@@ -421,7 +423,7 @@ impl<'a> Ctx<'a> {
                     return Err(self.err_hint(
                         &[Step::Key("quick"), Step::Key(&key)],
                         format!("unknown override `{key}`"),
-                        Some("overrides are `seeds` or \"section.key\" with section data, teacher, student or distill".into()),
+                        Some("overrides are `seeds` or \"section.key\" with section data, teacher, student, distill or theory".into()),
                     ))
                 }
             }
@@ -510,6 +512,8 @@ impl<'a> Ctx<'a> {
         self.checked("student", student.check(), level_of)?;
         let distill: DistillSpec = self.plain("distill", get("distill"), level_of)?;
         self.checked("distill", distill.check(), level_of)?;
+        let theory: TheorySpec = self.plain("theory", get("theory"), level_of)?;
+        self.checked("theory", theory.check(), level_of)?;
         if let StudentSpec::ForestRegressor(_) = student {
             if data.n_classes() != 2 {
                 return Err(self.err(&[Step::Key("student"), Step::Key("kind")], format!("a forest-regressor student needs two classes; the data have {}", data.n_classes())));
@@ -518,7 +522,7 @@ impl<'a> Ctx<'a> {
                 return Err(self.err_hint(&[Step::Key("distill"), Step::Key("loss")], "a forest-regressor student cannot use the cross-entropy loss", Some("use loss = \"mse-p\" or \"mse-logp\"".into())));
             }
         }
-        Ok(CellConfig { data, teacher, student, distill })
+        Ok(CellConfig { data, teacher, student, distill, theory })
     }
 
     fn checked(&self, section: &str, result: Result<(), (&'static str, String)>, level_of: &dyn Fn(&str, &str) -> Option<String>) -> Result<(), StudyError> {

@@ -9,9 +9,83 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::results::{self, Better, Row};
 use crate::stats::{self, PairedComparison, Verdict};
+use crate::distill::GammaRule;
 use crate::study::{Comparison, Expect, Prediction, Study, TestKind};
+
+/// The `[theory]` section: quantities computed where the Bayes probabilities p0 are known.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TheorySpec {
+    /// Points of the fresh sample on which the oracle student f0 (the student class fit to p0)
+    /// is trained, once per cell; 0 turns the oracle off.
+    #[serde(default = "default_oracle_n")]
+    pub oracle_n: usize,
+}
+
+fn default_oracle_n() -> usize {
+    10_000
+}
+
+impl Default for TheorySpec {
+    fn default() -> Self {
+        TheorySpec { oracle_n: default_oracle_n() }
+    }
+}
+
+impl TheorySpec {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.oracle_n > crate::data::MAX_ROWS {
+            return Err(("oracle_n", format!("must be at most {}, got {}", crate::data::MAX_ROWS, self.oracle_n)));
+        }
+        Ok(())
+    }
+}
+
+/// A reconstructed rate check: the slope of log student error against log teacher error
+/// across cells and seeds, with the slope the theory predicts.
+#[derive(Debug, Clone)]
+pub struct RateCheck {
+    pub arm: String,
+    /// Which teacher error is on the x axis.
+    pub teacher_error: &'static str,
+    pub fit: stats::LineFit,
+    pub predicted_slope: f64,
+}
+
+/// Slopes of log `student_error` (‖f̂ − f0‖²) on log teacher error for each arm that uses a
+/// teacher: plain and cross-fit KD are predicted to track the teacher's squared error to the
+/// first power (slope 1), the corrected arms to the second power (slope 2), down to the
+/// student's own estimation floor. Cross-fit arms are paired with the fold teachers' error.
+pub fn rate_checks(study: &Study, rows: &[Row]) -> Vec<RateCheck> {
+    let teacher_error = |cell: usize, seed: usize, arm: &str| {
+        rows.iter()
+            .find(|r| r.cell_index == cell && r.seed == seed && r.arm == arm && r.failure.is_none())
+            .and_then(|r| r.get("teacher_error_population"))
+    };
+    let mut out = Vec::new();
+    for arm in study.arms.iter().filter(|a| a.uses_teacher()) {
+        let source = if arm.uses_crossfit() { results::CROSSFIT_TEACHER_ARM } else { results::TEACHER_ARM };
+        let (x, y): (Vec<f64>, Vec<f64>) = rows
+            .iter()
+            .filter(|r| r.arm == arm.name() && r.failure.is_none())
+            .filter_map(|r| Some((teacher_error(r.cell_index, r.seed, source)?, r.get("student_error")?)))
+            .filter(|(t, s)| *t > 0.0 && *s > 0.0)
+            .map(|(t, s)| (t.ln(), s.ln()))
+            .unzip();
+        if let Ok(fit) = stats::linear_fit(&x, &y) {
+            let predicted_slope = match arm.gamma_rule() {
+                GammaRule::Zero => 1.0,
+                _ => 2.0,
+            };
+            out.push(RateCheck { arm: arm.name().to_string(), teacher_error: source, fit, predicted_slope });
+        }
+    }
+    out
+}
 
 /// Family-wise error rate of the Holm correction over a study's predictions.
 pub const ALPHA: f64 = 0.05;
