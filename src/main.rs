@@ -45,7 +45,7 @@ enum Command {
         #[arg(required = true)]
         studies: Vec<String>,
     },
-    /// List the studies in `studies/` and their claims.
+    /// List the studies in `studies/` with their claims, and the distillation arms.
     List,
     /// Re-render a report from stored results (`reports/<study>/`), without recomputing.
     Report { results_dir: PathBuf },
@@ -108,11 +108,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List => {
+            println!("Studies in {STUDY_DIR}/:");
             for path in study::discover(Path::new(STUDY_DIR))? {
                 match study::load(&path, &LoadOptions::default()) {
-                    Ok(s) => println!("{:<32} {}", s.name, s.claim),
-                    Err(e) => println!("{:<32} INVALID: {e}", path.display()),
+                    Ok(s) => println!("  {:<30} {}", s.name, s.claim),
+                    Err(e) => println!("  {:<30} INVALID: {e}", path.display()),
                 }
+            }
+            println!("\nArms:");
+            for (name, description) in kdlab::report::known_arms() {
+                println!("  {name:<30} {description}");
             }
             Ok(())
         }

@@ -18,7 +18,7 @@ use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
 use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::stats::{self, Summary, Verdict};
-use crate::study::{self, Comparison, Expect, Study, TestKind};
+use crate::study::{self, Expect, Study, TestKind};
 use crate::theory::{self, Decision};
 
 /// The per-study verdict counts kept for the index.
@@ -368,15 +368,6 @@ pub fn write_index(out: &Path) -> io::Result<()> {
         let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.failed_rows);
     }
     fsio::write_atomic(&out.join("README.md"), md.as_bytes())
-}
-
-/// Arms named in a comparison, for messages.
-pub fn comparison_arms(c: &Comparison) -> Vec<String> {
-    match c {
-        Comparison::Arms { lhs, rhs } => vec![lhs.name().into(), rhs.name().into()],
-        Comparison::Levels { arm, .. } => vec![arm.clone()],
-        Comparison::ArmVsBest { lhs, candidates } => std::iter::once(lhs).chain(candidates).map(|a| a.name().to_string()).collect(),
-    }
 }
 
 /// All arm names kdlab knows, for `kdlab list`.

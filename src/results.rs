@@ -44,6 +44,8 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "student_error", better: Better::Lower, description: "population E_x ‖f̂(x) − f0(x)‖², f0 the oracle student (the student class fit to p0 on a large fresh sample)" },
     MetricInfo { name: "teacher_error_in_sample", better: Better::Lower, description: "teacher ‖p̂ − p0‖² averaged over its own training points (teacher rows)" },
     MetricInfo { name: "teacher_error_population", better: Better::Lower, description: "teacher ‖p̂ − p0‖² on a fresh Monte-Carlo sample (teacher rows)" },
+    MetricInfo { name: "teacher_error4_in_sample", better: Better::Lower, description: "teacher E Σ_j (p̂_j − p0_j)⁴ over its own training points, the fourth-power norm of the orthogonal bound (teacher rows)" },
+    MetricInfo { name: "teacher_error4_population", better: Better::Lower, description: "teacher E Σ_j (p̂_j − p0_j)⁴ on a fresh Monte-Carlo sample (teacher rows)" },
     MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
     MetricInfo { name: "teacher_in_sample_excess", better: Better::Neither, description: "teacher_error_in_sample − teacher_error_population: > 0 when the teacher's probabilities on its own training points are further from p0 than on fresh points (the sample-reuse bias cross-fitting removes), < 0 when closer (teacher rows)" },
     MetricInfo { name: "chosen_c", better: Better::Neither, description: "c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },

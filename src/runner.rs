@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::data::{validation_split, Dataset};
@@ -26,7 +26,6 @@ use crate::distill::{self, Gamma, GammaRule};
 use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::seed;
 use crate::study::{Cell, Study};
-use crate::theory;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -204,6 +203,9 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
         teacher_metrics.insert("teacher_error_in_sample".into(), in_sample);
         teacher_metrics.insert("teacher_error_population".into(), population_error);
         teacher_metrics.insert("teacher_in_sample_excess".into(), in_sample - population_error);
+        let fourth = |p: ArrayView2<f64>, q: ArrayView2<f64>| metrics::fourth_power_error_rows(p, q).unwrap_or(f64::NAN);
+        teacher_metrics.insert("teacher_error4_in_sample".into(), fourth(teacher_train.view(), p0_train.view()));
+        teacher_metrics.insert("teacher_error4_population".into(), fourth(teacher_population.view(), p0_pop.view()));
     }
     rows.push(finite_row(row(TEACHER_ARM, None, teacher_metrics)));
     times.metrics += t.elapsed().as_secs_f64();
@@ -443,11 +445,3 @@ impl Progress {
         }
     }
 }
-
-/// Population probabilities for an arbitrary matrix, kept here for studies that need them.
-pub fn bayes_on(problem: &dyn crate::data::Problem, x: ArrayView2<f64>) -> Array2<f64> {
-    problem.bayes_probabilities(x)
-}
-
-/// The verdicts of a finished run (re-exported for the report and tests).
-pub use theory::evaluate as verdicts;
