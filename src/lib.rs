@@ -6,6 +6,7 @@
 //! See `ARCHITECTURE.md` for the map.
 
 pub mod data;
+pub mod datasets;
 pub mod distill;
 pub mod fsio;
 pub mod metrics;

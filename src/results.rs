@@ -48,7 +48,7 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "teacher_error4_population", better: Better::Lower, description: "teacher E Σ_j (p̂_j − p0_j)⁴ on a fresh Monte-Carlo sample (teacher rows)" },
     MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
     MetricInfo { name: "teacher_in_sample_excess", better: Better::Neither, description: "teacher_error_in_sample − teacher_error_population: > 0 when the teacher's probabilities on its own training points are further from p0 than on fresh points (the sample-reuse bias cross-fitting removes), < 0 when closer (teacher rows)" },
-    MetricInfo { name: "chosen_c", better: Better::Neither, description: "c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },
+    MetricInfo { name: "chosen_log10_c", better: Better::Neither, description: "log10 of the c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },
     MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
 ];
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::data::{validation_split, Dataset};
@@ -35,6 +35,8 @@ pub enum RunError {
     Pool(#[from] rayon::ThreadPoolBuildError),
     #[error("cannot write results: {0}")]
     Results(Box<dyn std::error::Error + Send + Sync>),
+    #[error("{study}: data: {message}")]
+    Data { study: String, message: String },
 }
 
 /// How to run a study.
@@ -69,6 +71,10 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
         let path = path.to_path_buf();
         move |source| RunError::Io { path, source }
     };
+    // Real data are read once up front, so a missing or bad file stops the study before any work.
+    for cell in &study.cells {
+        cell.config.data.ensure_available().map_err(|message| RunError::Data { study: study.name.clone(), message })?;
+    }
     let _lock = fsio::DirLock::acquire(&dir).map_err(io(&dir))?;
     let shard_dir = dir.join("cells");
     std::fs::create_dir_all(&shard_dir).map_err(io(&shard_dir))?;
@@ -174,14 +180,19 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
     };
 
     let t = Instant::now();
-    let problem = cfg.data.build();
-    let sizes = cfg.data.sizes();
     let data_seed = seed::derive(base, &["data", &rep_label, &data_key]);
-    let train = problem.sample(sizes.n_train, seed::derive(data_seed, &["train"]));
-    let test = problem.sample(sizes.n_test, seed::derive(data_seed, &["test"]));
-    let population = problem.sample(sizes.n_population, seed::derive(data_seed, &["population"]));
-    let k = problem.n_classes();
+    let draw = match cfg.data.draw(data_seed) {
+        Ok(d) => d,
+        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("data: {e}")), times },
+    };
+    let (train, test) = (draw.train, draw.test);
+    let k = train.n_classes;
+    // Real data have no population sample: an empty one makes every population metric absent.
+    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, train.x.ncols())), y: Vec::new(), n_classes: k, p0: None });
     times.data = t.elapsed().as_secs_f64();
+    if matches!(cfg.student, StudentSpec::ForestRegressor(_)) && k != 2 {
+        return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("a forest-regressor student needs two classes; the data have {k}")), times };
+    }
 
     let t = Instant::now();
     let teacher_seed = seed::derive(base, &["teacher", &rep_label, &data_key, &teacher_key]);
@@ -191,7 +202,7 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
     };
     let teacher_train = teacher.predict_proba(train.x.view());
     let teacher_test = teacher.predict_proba(test.x.view());
-    let teacher_population = teacher.predict_proba(population.x.view());
+    let teacher_population = on_population(&population, k, |x| Ok(teacher.predict_proba(x))).unwrap_or_else(|_| Array2::zeros((0, k)));
     times.teacher = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -277,13 +288,13 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
         let t = Instant::now();
         let result = result.and_then(|(fitted, chosen_c)| {
             let p_test = fitted.predict_proba(test.x.view())?;
-            let p_pop = fitted.predict_proba(population.x.view())?;
+            let p_pop = on_population(&population, k, |x| fitted.predict_proba(x))?;
             let mut m = prediction_metrics(p_test.view(), &test, p_pop.view(), &population, Some(teacher_test.view()));
             if let Some(epoch) = fitted.best_epoch() {
                 m.insert("best_epoch".into(), epoch as f64);
             }
             if let Some(c) = chosen_c {
-                m.insert("chosen_c".into(), c);
+                m.insert("chosen_log10_c".into(), c.log10());
             }
             if let Some(f0) = &oracle_population {
                 m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
@@ -304,7 +315,7 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
 /// a fresh labelled sample; forest students: the class-1 p0 on the loss's scale).
 fn fit_oracle(study: &Study, cell: &Cell) -> crate::models::Result<FittedStudent> {
     let cfg = &cell.config;
-    let problem = cfg.data.build();
+    let problem = cfg.data.problem().expect("the oracle is fit only where p0 is known");
     let k = problem.n_classes();
     let base = seed::derive(study.base_seed, &["oracle", &cell.id]);
     let sample = problem.sample(cfg.theory.oracle_n, seed::derive(base, &["sample"]));
@@ -343,7 +354,7 @@ fn crossfit_teacher_metrics(cf: &distill::CrossFit, train: &Dataset, test: &Data
     let mut sums: BTreeMap<String, f64> = BTreeMap::new();
     for teacher in &cf.teachers {
         let p_test = teacher.predict_proba(test.x.view());
-        let p_pop = teacher.predict_proba(population.x.view());
+        let p_pop = on_population(population, test.n_classes, |x| Ok(teacher.predict_proba(x))).unwrap_or_else(|_| Array2::zeros((0, test.n_classes)));
         let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, None);
         if let Some(p0) = &population.p0 {
             m.insert("teacher_error_population".into(), metrics::squared_error_rows(p_pop.view(), p0.view()).unwrap_or(f64::NAN));
@@ -358,6 +369,19 @@ fn crossfit_teacher_metrics(cf: &distill::CrossFit, train: &Dataset, test: &Data
         out.insert("teacher_error_out_of_fold".into(), metrics::squared_error_rows(cf.out_of_fold.view(), p0.view()).unwrap_or(f64::NAN));
     }
     out
+}
+
+/// Predictions on the population sample, or an empty matrix when there is none.
+fn on_population(
+    population: &Dataset,
+    k: usize,
+    predict: impl FnOnce(ArrayView2<f64>) -> crate::models::Result<Array2<f64>>,
+) -> crate::models::Result<Array2<f64>> {
+    if population.is_empty() {
+        Ok(Array2::zeros((0, k)))
+    } else {
+        predict(population.x.view())
+    }
 }
 
 /// A row whose metrics are not all finite is marked failed: a NaN never reaches a mean.

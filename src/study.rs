@@ -515,8 +515,8 @@ impl<'a> Ctx<'a> {
         let theory: TheorySpec = self.plain("theory", get("theory"), level_of)?;
         self.checked("theory", theory.check(), level_of)?;
         if let StudentSpec::ForestRegressor(_) = student {
-            if data.n_classes() != 2 {
-                return Err(self.err(&[Step::Key("student"), Step::Key("kind")], format!("a forest-regressor student needs two classes; the data have {}", data.n_classes())));
+            if let Some(k) = data.n_classes().filter(|&k| k != 2) {
+                return Err(self.err(&[Step::Key("student"), Step::Key("kind")], format!("a forest-regressor student needs two classes; the data have {k}")));
             }
             if distill.loss == Some(DistillLoss::Ce) {
                 return Err(self.err_hint(&[Step::Key("distill"), Step::Key("loss")], "a forest-regressor student cannot use the cross-entropy loss", Some("use loss = \"mse-p\" or \"mse-logp\"".into())));

@@ -72,8 +72,8 @@ fn results_are_byte_identical_across_runs_and_thread_counts() {
     assert!(one.len() > 1000, "results.csv is suspiciously small");
     assert!(one == read("two"), "--jobs 1 and --jobs 2 differ");
     assert!(read("two") == read("three"), "two runs with --jobs 2 differ");
-    // 2 cells × 3 seeds × (teacher + 2 arms) rows plus the header.
-    assert_eq!(String::from_utf8(one).unwrap().lines().count(), 1 + 2 * 3 * 3);
+    // 2 cells × 3 seeds × (teacher + oracle + 2 arms) rows plus the header.
+    assert_eq!(String::from_utf8(one).unwrap().lines().count(), 1 + 2 * 3 * 4);
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn semiparametric_predictions_hold_where_p0_is_known() {
     let (depth, log_c): (Vec<f64>, Vec<f64>) = rows
         .iter()
         .filter(|r| r.arm == "gamma-corrected")
-        .map(|r| (r.levels[0].parse::<f64>().unwrap(), r.get("chosen_c").unwrap().log10()))
+        .map(|r| (r.levels[0].parse::<f64>().unwrap(), r.get("chosen_log10_c").unwrap()))
         .unzip();
     assert_eq!(depth.len(), 30);
     let rho = stats::spearman(&depth, &log_c).unwrap();
