@@ -21,6 +21,7 @@ test: setup data
 # Benchmarks against the reference Python implementations (throwaway venv under target/).
 bench: setup
     scripts/bench-forest.sh
+    scripts/bench-ksg.sh
 
 # Validate a study file without running it.
 check STUDY: setup

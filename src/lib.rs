@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod datasets;
+pub mod diagnostics;
 pub mod distill;
 pub mod fsio;
 pub mod metrics;
