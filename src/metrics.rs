@@ -175,7 +175,7 @@ fn check_pair(p: ArrayView2<f64>, q: ArrayView2<f64>) -> Result<()> {
 
 /// Index of the largest entry; exact ties go to the lowest index, so results
 /// do not depend on iteration details. Rows are non-empty and finite here.
-fn argmax(row: ArrayView1<f64>) -> usize {
+pub(crate) fn argmax(row: ArrayView1<f64>) -> usize {
     let mut best = 0;
     for (j, &v) in row.iter().enumerate().skip(1) {
         // Strict `>` keeps the earliest of equal maxima.

@@ -12,13 +12,14 @@
 //! percentile interval describes sampling spread around a biased quantity; compare models with
 //! the same n and bins.
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::ArrayView2;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::diagnostics::{item_seeds, quantile_sorted, DiagnosticsError, Result};
+use crate::metrics::argmax;
 
 /// Entry-wise tolerance for probabilities outside `[0, 1]`.
 const PROB_ENTRY_TOL: f64 = 1e-9;
@@ -279,16 +280,6 @@ fn check(p: ArrayView2<f64>, y: &[usize], params: &EceParams) -> Result<()> {
     Ok(())
 }
 
-fn argmax(row: ArrayView1<f64>) -> usize {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate().skip(1) {
-        // Strict `>` keeps the earliest of equal maxima.
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best
-}
 
 /// Top-label confidences (clamped into [0, 1]) and hits.
 fn top_label(p: ArrayView2<f64>, y: &[usize]) -> (Vec<f64>, Vec<f64>) {
@@ -534,5 +525,28 @@ mod tests {
             bootstrap_ci(p.view(), &[0], &EceParams::default(), EceKind::TopLabel, 0, 1),
             Err(DiagnosticsError::InvalidParameter { name: "replicates", .. })
         ));
+    }
+
+    #[test]
+    fn equal_width_l1_ece_matches_the_metrics_module() {
+        // Two implementations of the same estimator (the report's `ece` column and this
+        // module) must agree exactly, bin edges included.
+        let n = 997;
+        let mut p = ndarray::Array2::<f64>::zeros((n, 3));
+        let mut y = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = ((i * 37) % 101) as f64 / 100.0;
+            let b = (1.0 - a) * (((i * 13) % 7) as f64 / 7.0);
+            p[[i, 0]] = a;
+            p[[i, 1]] = b;
+            p[[i, 2]] = 1.0 - a - b;
+            y.push((i * 7) % 3);
+        }
+        for n_bins in [1, 10, 15] {
+            let params = EceParams { n_bins, scheme: BinScheme::EqualWidth, norm: CalibrationNorm::L1 };
+            let here = ece(p.view(), &y, &params).unwrap().value;
+            let there = crate::metrics::ece(p.view(), &y, n_bins).unwrap();
+            assert!((here - there).abs() < 1e-12, "{n_bins} bins: {here} vs {there}");
+        }
     }
 }

@@ -134,6 +134,19 @@ pub fn check_forest(n_trees: usize, max_depth: Option<usize>, min_samples_leaf: 
     max_features.resolve().map(|_| ()).map_err(|m| ("max_features", m))
 }
 
+/// Forest parameters from a study's keys, on top of `base` (classifier or regressor defaults).
+pub fn forest_params(
+    n_trees: usize,
+    max_depth: Option<usize>,
+    min_samples_leaf: usize,
+    max_features: &MaxFeaturesSpec,
+    model: &'static str,
+    base: ForestParams,
+) -> Result<ForestParams> {
+    let max_features = max_features.resolve().map_err(|reason| ModelError::Fit { model, reason })?;
+    Ok(ForestParams { n_trees, max_depth, min_samples_leaf, max_features, ..base })
+}
+
 /// The teacher section of a study.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -188,13 +201,7 @@ impl TeacherSpec {
     pub fn fit(&self, x: ArrayView2<f64>, y: &[usize], n_classes: usize, seed: u64) -> Result<Box<dyn Teacher>> {
         Ok(match self {
             TeacherSpec::Forest(s) => {
-                let params = ForestParams {
-                    n_trees: s.n_trees,
-                    max_depth: s.max_depth,
-                    min_samples_leaf: s.min_samples_leaf,
-                    max_features: s.max_features.resolve().map_err(|reason| ModelError::Fit { model: "forest", reason })?,
-                    ..ForestParams::default()
-                };
+                let params = forest_params(s.n_trees, s.max_depth, s.min_samples_leaf, &s.max_features, "forest", ForestParams::default())?;
                 Box::new(RandomForestClassifier::fit(&params, x, y, n_classes, seed)?)
             }
             TeacherSpec::Logistic(s) => Box::new(classical::Logistic::fit(x, y, n_classes, s.alpha, s.max_iterations)?),

@@ -426,13 +426,7 @@ pub struct ForestStudent {
 
 impl ForestStudent {
     pub fn fit(spec: &ForestStudentSpec, x: ArrayView2<f64>, target: &[f64], scale: TargetScale, seed: u64) -> Result<ForestStudent> {
-        let params = ForestParams {
-            n_trees: spec.n_trees,
-            max_depth: spec.max_depth,
-            min_samples_leaf: spec.min_samples_leaf,
-            max_features: spec.max_features.resolve().map_err(|reason| ModelError::Fit { model: "forest-regressor", reason })?,
-            ..ForestParams::regression()
-        };
+        let params = super::forest_params(spec.n_trees, spec.max_depth, spec.min_samples_leaf, &spec.max_features, "forest-regressor", ForestParams::regression())?;
         Ok(ForestStudent { model: RandomForestRegressor::fit(&params, x, target, seed)?, scale })
     }
 
