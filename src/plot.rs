@@ -1,5 +1,5 @@
 //! SVG figures with plotters: a metric against a grid axis, one series per arm, with 95% CI
-//! bars.
+//! bars; reliability diagrams.
 //!
 //! Text is laid out with a bundled DejaVu Sans font (registered once), so figures look the
 //! same on every machine and need no system font.
@@ -108,6 +108,46 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
     Ok(svg)
 }
 
+/// One model's reliability curve: (mean confidence, accuracy, count) per occupied bin.
+pub struct ReliabilityCurve {
+    pub name: String,
+    pub bins: Vec<(f64, f64, usize)>,
+}
+
+/// Renders a reliability diagram (accuracy against mean confidence, the diagonal is perfect
+/// calibration; marker area grows with the bin's share of points) to an SVG string.
+pub fn reliability_chart(title: &str, curves: &[ReliabilityCurve]) -> Result<String, String> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (plot_area, legend_area) = root.split_horizontally(560);
+        let mut chart = ChartBuilder::on(&plot_area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("mean confidence (top label)").y_desc("accuracy").draw().map_err(|e| e.to_string())?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4).stroke_width(1))).map_err(|e| e.to_string())?;
+        for (s, curve) in curves.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            let total = curve.bins.iter().map(|b| b.2).sum::<usize>().max(1) as f64;
+            chart.draw_series(LineSeries::new(curve.bins.iter().map(|b| (b.0, b.1)), color.stroke_width(2))).map_err(|e| e.to_string())?;
+            chart
+                .draw_series(curve.bins.iter().map(|b| Circle::new((b.0, b.1), (3.0 + 12.0 * (b.2 as f64 / total).sqrt()) as i32, color.mix(0.6).filled())))
+                .map_err(|e| e.to_string())?;
+            let y = 50 + 22 * s as i32;
+            legend_area.draw(&PathElement::new(vec![(8, y), (30, y)], color.stroke_width(3))).map_err(|e| e.to_string())?;
+            legend_area.draw(&Text::new(curve.name.clone(), (36, y - 7), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +165,11 @@ mod tests {
         .unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("400") && svg.contains("labels"));
+    }
+
+    #[test]
+    fn reliability_chart_renders() {
+        let svg = reliability_chart("cell 0", &[ReliabilityCurve { name: "teacher".into(), bins: vec![(0.55, 0.5, 10), (0.95, 0.9, 30)] }]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("teacher") && svg.contains("mean confidence"));
     }
 }

@@ -19,6 +19,12 @@ pub struct Provenance {
     pub threads: usize,
     pub units_computed: usize,
     pub units_reused: usize,
+    /// Distinct teachers fitted for the computed units, and how many units used them (cells
+    /// with the same data, teacher and cross-fit settings share one).
+    #[serde(default)]
+    pub teachers_fitted: usize,
+    #[serde(default)]
+    pub teacher_uses: usize,
     /// Seconds summed over units, per stage (CPU-side work, across threads).
     pub stage_seconds: StageTimes,
     /// Wall-clock seconds of the parallel compute phase, and of the whole run.
@@ -50,6 +56,8 @@ impl Provenance {
             threads,
             units_computed,
             units_reused,
+            teachers_fitted: 0,
+            teacher_uses: 0,
             stage_seconds,
             compute_wall_seconds,
             total_wall_seconds,

@@ -34,7 +34,9 @@ pub struct VerdictFile {
 }
 
 /// Metrics shown in the results tables, in order (others stay in the CSV).
-const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "bayes_sq_error", "student_error", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_log10_c"];
+const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "bayes_sq_error", "student_error", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_log10_c", "critical_radius_proxy", "critical_radius_empirical"];
+/// Metrics of the `[diagnostics]` section, shown in their own tables.
+const DIAGNOSTIC_METRICS: &[&str] = &["mi_teacher_student", "mi_null_high", "mi_p_value", "ece", "ece_ci_low", "ece_ci_high", "ece_equal_mass", "ece_classwise", "lipschitz_lower", "lipschitz_upper", "lipschitz_upper_product", "lipschitz_local_fd"];
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
@@ -79,6 +81,57 @@ fn fmt_summary(s: &Summary) -> String {
 /// Values of `metric` for (cell, arm) over seeds, failed rows excluded.
 fn values(rows: &[Row], cell: usize, arm: &str, metric: &str) -> Vec<f64> {
     rows.iter().filter(|r| r.cell_index == cell && r.arm == arm && r.failure.is_none()).filter_map(|r| r.get(metric)).collect()
+}
+
+fn cell_title(study: &Study, cell: &crate::study::Cell) -> String {
+    if study.axes.is_empty() {
+        "All data".to_string()
+    } else {
+        study.axes.iter().zip(&cell.levels).map(|(a, l)| format!("{} = {l}", a.key)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The metrics of `names` that some row of `cell` carries.
+fn present_metrics<'a>(names: &[&'a str], rows: &[Row], cell: usize) -> Vec<&'a str> {
+    names.iter().copied().filter(|m| rows.iter().any(|r| r.cell_index == cell && r.get(m).is_some())).collect()
+}
+
+/// A cell's table: one line per shown arm, mean [95% CI] of each metric over seeds, with n.
+fn cell_table(w: &mut String, study: &Study, rows: &[Row], cell: &crate::study::Cell, metrics: &[&str]) {
+    let _ = writeln!(w, "| arm | n | {} |", metrics.join(" | "));
+    let _ = writeln!(w, "|---|---|{}", "---|".repeat(metrics.len()));
+    for arm in shown_arms(study, rows) {
+        let n = rows.iter().filter(|r| r.cell_index == cell.index && r.arm == arm && r.failure.is_none()).count();
+        let cells: Vec<String> = metrics.iter().map(|m| fmt_summary(&stats::summarize(&values(rows, cell.index, &arm, m)))).collect();
+        let _ = writeln!(w, "| {arm} | {n} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(w);
+}
+
+/// One line per metric of `names` that some row carries: its description and direction.
+fn metric_legend(w: &mut String, names: &[&str], rows: &[Row]) {
+    for metric in names.iter().filter(|m| rows.iter().any(|r| r.get(m).is_some())) {
+        if let Some(info) = results::metric(metric) {
+            let _ = writeln!(w, "- `{}`: {} ({}).", info.name, info.description, match info.better {
+                results::Better::Lower => "lower is better",
+                results::Better::Higher => "higher is better",
+                results::Better::Neither => "a measurement, not a score",
+            });
+        }
+    }
+    let _ = writeln!(w);
+}
+
+/// `metric` of every computed row of `cell`, keyed by (seed, arm).
+fn values_by_seed(rows: &[Row], cell: usize, metric: &str) -> BTreeMap<(usize, String), f64> {
+    rows.iter().filter(|r| r.cell_index == cell && r.failure.is_none()).filter_map(|r| Some(((r.seed, r.arm.clone()), r.get(metric)?))).collect()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
 }
 
 /// Writes the report, its figures, `verdicts.json`, and refreshes the index. Returns the
@@ -180,6 +233,35 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
         fsio::write_atomic(&dir.join(&file), svg.as_bytes())?;
         figures.push((metric, format!("{}/{file}", study.name)));
     }
+    // Reliability diagrams, one per cell: each model's bins pooled over seeds (equal-width bins
+    // share their edges across seeds, so counts add and means are count-weighted).
+    for cell in &study.cells {
+        let curves: Vec<plot::ReliabilityCurve> = shown_arms(study, rows)
+            .into_iter()
+            .filter_map(|arm| {
+                let mut pooled: BTreeMap<u64, (f64, f64, usize)> = BTreeMap::new();
+                for r in rows.iter().filter(|r| r.cell_index == cell.index && r.arm == arm && r.failure.is_none()) {
+                    for b in &r.reliability {
+                        let e = pooled.entry(b.lower.to_bits()).or_default();
+                        e.0 += b.mean_confidence * b.count as f64;
+                        e.1 += b.accuracy * b.count as f64;
+                        e.2 += b.count;
+                    }
+                }
+                let mut bins: Vec<(f64, f64, usize)> = pooled.into_values().map(|(c, a, n)| (c / n as f64, a / n as f64, n)).collect();
+                bins.sort_by(|a, b| a.0.total_cmp(&b.0));
+                (!bins.is_empty()).then_some(plot::ReliabilityCurve { name: arm, bins })
+            })
+            .collect();
+        if curves.is_empty() {
+            continue;
+        }
+        let title = format!("reliability, cell {}: {}", cell.index, cell_title(study, cell));
+        let svg = plot::reliability_chart(&title, &curves).map_err(io::Error::other)?;
+        let file = format!("fig-reliability-cell{}.svg", cell.index);
+        fsio::write_atomic(&dir.join(&file), svg.as_bytes())?;
+        figures.push((format!("reliability diagram, cell {} (test points pooled over seeds; equal-width bins; marker area ∝ share of points)", cell.index), format!("{}/{file}", study.name)));
+    }
     Ok(figures)
 }
 
@@ -220,6 +302,9 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     }
     if study.arms.iter().any(|a| a.uses_crossfit()) {
         let _ = writeln!(w, "  - `crossfit-teacher`: the cross-fit fold teachers' own scores, each metric averaged over the folds; `teacher_error_out_of_fold` is the error of the out-of-fold targets.");
+    }
+    if prov.teacher_uses > 0 {
+        let _ = writeln!(w, "- Teachers: {} fitted for the {} units computed in this run; cells with the same data, teacher and cross-fit settings share one teacher per seed (reused {} times).", prov.teachers_fitted, prov.teacher_uses, prov.teacher_uses - prov.teachers_fitted);
     }
     let _ = writeln!(w, "- Pairing: for a given seed, every arm of a cell sees the same data, the same teacher and the same student initialisation.");
     let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
@@ -270,32 +355,29 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
 
     let _ = writeln!(w, "## Results\n");
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
-    for metric in TABLE_METRICS {
-        if let Some(info) = results::metric(metric) {
-            let _ = writeln!(w, "- `{}`: {} ({}).", info.name, info.description, match info.better {
-                results::Better::Lower => "lower is better",
-                results::Better::Higher => "higher is better",
-                results::Better::Neither => "a measurement, not a score",
-            });
-        }
-    }
-    let _ = writeln!(w);
+    metric_legend(w, TABLE_METRICS, rows);
     for cell in &study.cells {
-        let title = if study.axes.is_empty() {
-            "All data".to_string()
-        } else {
-            study.axes.iter().zip(&cell.levels).map(|(a, l)| format!("{} = {l}", a.key)).collect::<Vec<_>>().join(", ")
-        };
-        let _ = writeln!(w, "### Cell {}: {title}\n", cell.index);
-        let present: Vec<&str> = TABLE_METRICS.iter().copied().filter(|m| rows.iter().any(|r| r.cell_index == cell.index && r.get(m).is_some())).collect();
-        let _ = writeln!(w, "| arm | n | {} |", present.join(" | "));
-        let _ = writeln!(w, "|---|---|{}", "---|".repeat(present.len()));
-        for arm in shown_arms(study, rows) {
-            let n = rows.iter().filter(|r| r.cell_index == cell.index && r.arm == arm && r.failure.is_none()).count();
-            let cells: Vec<String> = present.iter().map(|m| fmt_summary(&stats::summarize(&values(rows, cell.index, &arm, m)))).collect();
-            let _ = writeln!(w, "| {arm} | {n} | {} |", cells.join(" | "));
+        let _ = writeln!(w, "### Cell {}: {}\n", cell.index, cell_title(study, cell));
+        cell_table(w, study, rows, cell, &present_metrics(TABLE_METRICS, rows, cell.index));
+    }
+
+    if rows.iter().any(|r| DIAGNOSTIC_METRICS[1..].iter().any(|m| r.get(m).is_some()) || !r.reliability.is_empty()) {
+        let _ = writeln!(w, "## Diagnostics\n");
+        let _ = writeln!(w, "Asked for by the study's `[diagnostics]` section; computed on the test set for the teacher and every student. Mean [95% CI] over seeds; the per-seed uncertainty of each number (permutation null, bootstrap interval) is its own column. Each number is labelled with what it estimates: a certified bound, a heuristic, or an estimate.\n");
+        metric_legend(w, DIAGNOSTIC_METRICS, rows);
+        for cell in &study.cells {
+            let present = present_metrics(DIAGNOSTIC_METRICS, rows, cell.index);
+            if present.is_empty() {
+                continue;
+            }
+            let _ = writeln!(w, "### Diagnostics, cell {}: {}\n", cell.index, cell_title(study, cell));
+            cell_table(w, study, rows, cell, &present);
+            let (lower, upper) = (values_by_seed(rows, cell.index, "lipschitz_lower"), values_by_seed(rows, cell.index, "lipschitz_upper"));
+            let gaps: Vec<f64> = lower.iter().filter_map(|(key, lo)| upper.get(key).filter(|_| *lo > 0.0).map(|up| up / lo)).collect();
+            if !gaps.is_empty() {
+                let _ = writeln!(w, "Lipschitz gap (upper / lower bound, network models): median {} over {} models, largest {}.\n", fmt_num(median(&gaps)), gaps.len(), fmt_num(gaps.iter().copied().fold(f64::NAN, f64::max)));
+            }
         }
-        let _ = writeln!(w);
     }
 
     let rates = theory::rate_checks(study, rows);
@@ -344,6 +426,7 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     let _ = writeln!(w, "| seeds | {} (base seed {}; every draw derives from it) |", prov.seeds, prov.base_seed);
     let _ = writeln!(w, "| threads | {} |", prov.threads);
     let _ = writeln!(w, "| units computed / reused | {} / {} |", prov.units_computed, prov.units_reused);
+    let _ = writeln!(w, "| teachers fitted / units that used them | {} / {} |", prov.teachers_fitted, prov.teacher_uses);
     let _ = writeln!(w, "| stage seconds (summed over units) | data {:.2}, teacher {:.2}, students {:.2}, metrics {:.2} |", t.data, t.teacher, t.students, t.metrics);
     let _ = writeln!(w, "| wall seconds | compute {:.2}, total {:.2} |", prov.compute_wall_seconds, prov.total_wall_seconds);
     let _ = writeln!(w, "\nResults: `{0}/results.csv`, `{0}/results.parquet` (one row per cell, seed and arm); per-unit timings: `{0}/timings.csv`.", study.name);

@@ -12,6 +12,7 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostics::calibration::ReliabilityBin;
 use crate::fsio;
 
 /// Whether a metric is better when lower or when higher.
@@ -49,6 +50,19 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
     MetricInfo { name: "teacher_in_sample_excess", better: Better::Neither, description: "teacher_error_in_sample − teacher_error_population: > 0 when the teacher's probabilities on its own training points are further from p0 than on fresh points (the sample-reuse bias cross-fitting removes), < 0 when closer (teacher rows)" },
     MetricInfo { name: "chosen_log10_c", better: Better::Neither, description: "log10 of the c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },
+    MetricInfo { name: "critical_radius_proxy", better: Better::Neither, description: "√(d log n / n), the critical radius of a d-dimensional student class up to constants (a proxy): d the student's parameter count (networks) or mean leaves per tree (forests), n its training points (student rows)" },
+    MetricInfo { name: "critical_radius_empirical", better: Better::Neither, description: "empirical critical radius δ̂_n = E_σ‖Pσ‖/√n (b = 1): the local Rademacher complexity of the network student's tangent class at its fitted weights (the span of the parameter Jacobian of the logits on its n training points, one sign per point and logit; Monte-Carlo over `theory.rademacher_draws` sign vectors); ≈ √(rank/n); absent for forests and when the Jacobian exceeds 5M entries (student rows)" },
+    MetricInfo { name: "mi_teacher_student", better: Better::Neither, description: "mutual information of the teacher's and the student's predicted test labels, bits, plug-in with the Miller–Madow correction (student rows; [diagnostics])" },
+    MetricInfo { name: "mi_null_high", better: Better::Neither, description: "97.5% point of the permutation null of mi_teacher_student (bits): MI below it is indistinguishable from independence ([diagnostics])" },
+    MetricInfo { name: "mi_p_value", better: Better::Neither, description: "permutation p-value of mi_teacher_student, (1 + #{null ≥ observed}) / (1 + B) ([diagnostics])" },
+    MetricInfo { name: "ece_equal_mass", better: Better::Lower, description: "test top-label ECE with equal-mass bins (as many as `diagnostics.bins`), L1, weighted by bin size ([diagnostics])" },
+    MetricInfo { name: "ece_classwise", better: Better::Lower, description: "test classwise ECE: mean over classes of the equal-width binned |p_j − 1{y = j}| gap ([diagnostics])" },
+    MetricInfo { name: "ece_ci_low", better: Better::Neither, description: "lower end of the 95% percentile bootstrap interval of this row's `ece` (test points resampled) ([diagnostics])" },
+    MetricInfo { name: "ece_ci_high", better: Better::Neither, description: "upper end of that bootstrap interval ([diagnostics])" },
+    MetricInfo { name: "lipschitz_lower", better: Better::Neither, description: "certified LOWER bound on the global ℓ2 Lipschitz constant of the logit map: largest Jacobian spectral norm over test points and a seeded search from them (network models; [diagnostics])" },
+    MetricInfo { name: "lipschitz_upper", better: Better::Neither, description: "certified UPPER bound on that constant, SeqLip-style per-layer maximisation (network models; [diagnostics])" },
+    MetricInfo { name: "lipschitz_upper_product", better: Better::Neither, description: "UPPER bound: product of the layers' spectral norms (power iteration), the loosest bound (network models; [diagnostics])" },
+    MetricInfo { name: "lipschitz_local_fd", better: Better::Neither, description: "HEURISTIC, local: largest finite-difference quotient ‖p(x+δ) − p(x)‖/‖δ‖ of the probability map, ‖δ‖ = `diagnostics.lipschitz_radius`, 10 directions around each of `diagnostics.lipschitz_points` test points; defined for every model, not a bound ([diagnostics])" },
     MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
 ];
 
@@ -80,6 +94,10 @@ pub struct Row {
     pub failure: Option<String>,
     /// Metric values by name; absent when the metric does not apply.
     pub metrics: BTreeMap<String, f64>,
+    /// Occupied equal-width reliability-diagram bins of the test predictions, when the study
+    /// asks for calibration diagnostics (stored apart, in `reliability.csv`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reliability: Vec<ReliabilityBin>,
 }
 
 impl Row {
@@ -121,10 +139,62 @@ pub fn to_frame(study: &str, axes: &[String], rows: &[Row]) -> PolarsResult<Data
     columns.push(Column::new("arm".into(), rows.iter().map(|r| r.arm.as_str()).collect::<Vec<_>>()));
     columns.push(Column::new("status".into(), rows.iter().map(|r| if r.failure.is_some() { "failed" } else { "ok" }).collect::<Vec<_>>()));
     columns.push(Column::new("failure".into(), rows.iter().map(|r| r.failure.as_deref()).collect::<Vec<_>>()));
-    for m in METRICS {
+    // A metric no row carries (e.g. diagnostics the study did not ask for) gets no column.
+    for m in METRICS.iter().filter(|m| rows.iter().any(|r| r.metrics.contains_key(m.name))) {
         columns.push(Column::new(m.name.into(), rows.iter().map(|r| r.get(m.name)).collect::<Vec<Option<f64>>>()));
     }
     DataFrame::new(columns)
+}
+
+/// Writes `reliability.csv`: one line per occupied reliability bin of each row that has them
+/// (nothing when no row does).
+pub fn write_reliability(dir: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let bins: Vec<(&Row, &ReliabilityBin)> = rows.iter().flat_map(|r| r.reliability.iter().map(move |b| (r, b))).collect();
+    if bins.is_empty() {
+        return Ok(());
+    }
+    let mut frame = DataFrame::new(vec![
+        Column::new("cell".into(), bins.iter().map(|(r, _)| r.cell_index as u32).collect::<Vec<_>>()),
+        Column::new("seed".into(), bins.iter().map(|(r, _)| r.seed as u32).collect::<Vec<_>>()),
+        Column::new("arm".into(), bins.iter().map(|(r, _)| r.arm.as_str()).collect::<Vec<_>>()),
+        Column::new("lower".into(), bins.iter().map(|(_, b)| b.lower).collect::<Vec<_>>()),
+        Column::new("upper".into(), bins.iter().map(|(_, b)| b.upper).collect::<Vec<_>>()),
+        Column::new("count".into(), bins.iter().map(|(_, b)| b.count as u64).collect::<Vec<_>>()),
+        Column::new("mean_confidence".into(), bins.iter().map(|(_, b)| b.mean_confidence).collect::<Vec<_>>()),
+        Column::new("accuracy".into(), bins.iter().map(|(_, b)| b.accuracy).collect::<Vec<_>>()),
+    ])?;
+    let mut csv = Vec::new();
+    CsvWriter::new(&mut csv).include_header(true).finish(&mut frame)?;
+    fsio::write_atomic(&dir.join("reliability.csv"), &csv)?;
+    Ok(())
+}
+
+/// Attaches the bins of `reliability.csv` (if present) to their rows.
+fn read_reliability(dir: &Path, rows: &mut [Row]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let path = dir.join("reliability.csv");
+    if !path.exists() {
+        return Ok(());
+    }
+    let frame = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(path))?.finish()?;
+    let int = |name: &str| -> PolarsResult<Vec<u64>> { Ok(frame.column(name)?.cast(&DataType::UInt64)?.u64()?.into_no_null_iter().collect()) };
+    let float = |name: &str| -> PolarsResult<Vec<f64>> { Ok(frame.column(name)?.cast(&DataType::Float64)?.f64()?.into_no_null_iter().collect()) };
+    let (cell, seed, count) = (int("cell")?, int("seed")?, int("count")?);
+    let (lower, upper, conf, acc) = (float("lower")?, float("upper")?, float("mean_confidence")?, float("accuracy")?);
+    let arm: Vec<String> = frame.column("arm")?.str()?.into_no_null_iter().map(str::to_string).collect();
+    let mut index: BTreeMap<(usize, usize, &str), usize> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        index.insert((r.cell_index, r.seed, r.arm.as_str()), i);
+    }
+    let mut found = Vec::new();
+    for i in 0..frame.height() {
+        if let Some(&at) = index.get(&(cell[i] as usize, seed[i] as usize, arm[i].as_str())) {
+            found.push((at, ReliabilityBin { lower: lower[i], upper: upper[i], count: count[i] as usize, mean_confidence: conf[i], accuracy: acc[i] }));
+        }
+    }
+    for (at, bin) in found {
+        rows[at].reliability.push(bin);
+    }
+    Ok(())
 }
 
 /// Writes `results.parquet` and `results.csv` into `dir`, each atomically.
@@ -152,6 +222,7 @@ pub fn read(dir: &Path, axes: &[String]) -> Result<Vec<Row>, Box<dyn std::error:
         axes.iter().map(|a| Ok(frame.column(a)?.str()?.clone())).collect::<PolarsResult<_>>()?;
     let metric_columns: Vec<(&str, Float64Chunked)> = METRICS
         .iter()
+        .filter(|m| frame.column(m.name).is_ok())
         .map(|m| Ok((m.name, frame.column(m.name)?.f64()?.clone())))
         .collect::<PolarsResult<_>>()?;
     let mut rows = Vec::with_capacity(n);
@@ -170,8 +241,10 @@ pub fn read(dir: &Path, axes: &[String]) -> Result<Vec<Row>, Box<dyn std::error:
             arm: arm.get(i).unwrap_or("").to_string(),
             failure: failure.get(i).map(str::to_string),
             metrics,
+            reliability: Vec::new(),
         });
     }
+    read_reliability(dir, &mut rows)?;
     Ok(rows)
 }
 
@@ -190,6 +263,7 @@ mod tests {
                 arm: "kd".into(),
                 failure: None,
                 metrics: [("accuracy".to_string(), 0.8125)].into_iter().collect(),
+                reliability: Vec::new(),
             },
             Row {
                 cell_index: 0,
@@ -199,12 +273,24 @@ mod tests {
                 arm: "kd".into(),
                 failure: Some("training diverged".into()),
                 metrics: BTreeMap::new(),
+                reliability: Vec::new(),
+            },
+            Row {
+                cell_index: 0,
+                cell_id: "abc".into(),
+                levels: vec!["100".into()],
+                seed: 1,
+                arm: "teacher".into(),
+                failure: None,
+                metrics: [("accuracy".to_string(), 0.75)].into_iter().collect(),
+                reliability: vec![ReliabilityBin { lower: 0.5, upper: 0.6, count: 3, mean_confidence: 0.55, accuracy: 2.0 / 3.0 }],
             },
         ];
         let axes = vec!["data.n_train".to_string()];
         let mut frame = to_frame("s", &axes, &rows).unwrap();
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &mut frame).unwrap();
+        write_reliability(dir.path(), &rows).unwrap();
         assert_eq!(read(dir.path(), &axes).unwrap(), rows);
         let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
         assert!(csv.starts_with("study,cell,cell_id,data.n_train,seed,arm,status,failure,accuracy"));

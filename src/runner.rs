@@ -10,13 +10,16 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::data::{validation_split, Dataset};
+use crate::diagnostics::calibration::ReliabilityBin;
+use crate::diagnostics::complexity;
+use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fsio;
 use crate::metrics;
 use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
@@ -90,16 +93,42 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     let reused = shards.len();
     let pending: Vec<(usize, usize)> = units.iter().copied().filter(|u| !shards.contains_key(u)).collect();
 
-    let progress = Progress::new(options.progress, &study.name, pending.len(), reused);
+    // Phase 1: every distinct teacher (and each cell's oracle student) the pending units need,
+    // fit once. Cells with the same data, teacher and cross-fit settings share a teacher.
+    let mut teacher_jobs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for &(c, s) in &pending {
+        teacher_jobs.entry(teacher_key(study, &study.cells[c], s)).or_insert((c, s));
+    }
+    let oracle_cells: Vec<usize> = (0..study.cells.len())
+        .filter(|&c| pending.iter().any(|u| u.0 == c) && study.cells[c].config.theory.oracle_n > 0 && study.cells[c].config.data.problem().is_some())
+        .collect();
+    let progress = Progress::new(options.progress, &study.name, teacher_jobs.len() + pending.len(), reused);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
+    let compute_start = Instant::now();
+    let (teachers, oracles) = pool.install(|| {
+        let teachers: BTreeMap<String, Arc<TeacherOutputs>> = teacher_jobs
+            .par_iter()
+            .map(|(key, &(c, s))| {
+                let outputs = fit_teacher(study, &study.cells[c], s);
+                progress.step_done(&format!("teacher of cell {} [{}], seed {s}", c, study.cells[c].levels.join(", ")));
+                (key.clone(), Arc::new(outputs))
+            })
+            .collect();
+        let oracles: BTreeMap<usize, Option<Arc<FittedStudent>>> =
+            oracle_cells.par_iter().map(|&c| (c, fit_oracle(study, &study.cells[c]).ok().map(Arc::new))).collect();
+        (teachers, oracles)
+    });
+    let teacher_uses = pending.len();
+    let teachers_fitted = teachers.len();
+
+    // Phase 2: the units. The first unit of a teacher carries its fitting time.
     let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
     let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
-    let compute_start = Instant::now();
-    // The oracle student of a cell does not depend on the seed: fit once, by the first unit.
-    let oracles: Vec<OnceLock<Option<Arc<FittedStudent>>>> = study.cells.iter().map(|_| OnceLock::new()).collect();
     pool.install(|| {
         pending.par_iter().for_each(|&(c, s)| {
-            let shard = run_unit(study, &study.cells[c], s, &oracles[c]);
+            let key = teacher_key(study, &study.cells[c], s);
+            let owner = teacher_jobs[&key] == (c, s);
+            let shard = run_unit(study, &study.cells[c], s, &teachers[&key], owner, oracles.get(&c).cloned().flatten());
             let path = shard_path(c, s);
             match serde_json::to_vec(&shard) {
                 Ok(bytes) => {
@@ -109,7 +138,7 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
                 }
                 Err(e) => write_errors.lock().expect("no panics while locked").push(RunError::Io { path, source: e.into() }),
             }
-            progress.unit_done(&study.cells[c], s);
+            progress.step_done(&format!("cell {} [{}], seed {s}", c, study.cells[c].levels.join(", ")));
             computed.lock().expect("no panics while locked").push(((c, s), shard));
         });
     });
@@ -124,6 +153,7 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
     let mut frame = results::to_frame(&study.name, &axes, &rows).map_err(|e| RunError::Results(Box::new(e)))?;
     results::write(&dir, &mut frame).map_err(RunError::Results)?;
+    results::write_reliability(&dir, &rows).map_err(RunError::Results)?;
 
     let mut stage_totals = StageTimes::default();
     let mut timing_csv = String::from("cell,cell_id,seed,data_s,teacher_s,students_s,metrics_s\n");
@@ -138,7 +168,9 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     fsio::write_atomic(&dir.join("timings.csv"), timing_csv.as_bytes()).map_err(io(&dir))?;
     fsio::write_atomic(&dir.join("study.toml"), study.source.as_bytes()).map_err(io(&dir))?;
 
-    let provenance = Provenance::collect(study, options.jobs, reused, pending.len(), stage_totals, compute_seconds, started.elapsed().as_secs_f64());
+    let mut provenance = Provenance::collect(study, options.jobs, reused, pending.len(), stage_totals, compute_seconds, started.elapsed().as_secs_f64());
+    provenance.teachers_fitted = teachers_fitted;
+    provenance.teacher_uses = teacher_uses;
     fsio::write_atomic(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance).expect("serialisable").as_bytes()).map_err(io(&dir))?;
     let report = report::render_all(study, &rows, &provenance, &options.out).map_err(|e| RunError::Io { path: options.out.clone(), source: e })?;
     Ok(RunSummary {
@@ -155,16 +187,130 @@ fn read_shard(path: &Path) -> Option<Shard> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Computes one (cell, seed) unit: data, teacher, every arm's student, metrics. A failure
-/// (a teacher that cannot fit, a student that diverges) becomes a failed row with its reason.
-pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option<Arc<FittedStudent>>>) -> Shard {
+/// Identifies a teacher's outputs: everything they depend on (data, teacher, the cross-fit
+/// settings when an arm cross-fits, the diagnostics asked for, the replicate).
+fn teacher_key(study: &Study, cell: &Cell, rep: usize) -> String {
+    let cfg = &cell.config;
+    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
+    seed::short_hash(&serde_json::to_string(&(&cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep)).expect("serialisable"))
+}
+
+/// What the students of a unit need from its teacher, computed once and shared by every cell
+/// with the same [`teacher_key`].
+struct TeacherOutputs {
+    /// The teacher's probabilities on the training and test points.
+    train: Array2<f64>,
+    test: Array2<f64>,
+    /// The `teacher` row's metrics and reliability bins.
+    metrics: BTreeMap<String, f64>,
+    reliability: Vec<ReliabilityBin>,
+    /// Out-of-fold targets and the `crossfit-teacher` row's metrics, when an arm cross-fits.
+    crossfit: Option<Result<(Array2<f64>, BTreeMap<String, f64>), String>>,
+    /// `Err` when the data or the teacher failed: every row of the unit fails with it.
+    failure: Option<String>,
+    times: StageTimes,
+}
+
+fn unit_seeds(study: &Study, cell: &Cell, rep: usize) -> (String, u64, u64) {
     let cfg = &cell.config;
     let rep_label = rep.to_string();
     let data_key = seed::short_hash(&serde_json::to_string(&cfg.data).expect("serialisable"));
     let teacher_key = seed::short_hash(&serde_json::to_string(&cfg.teacher).expect("serialisable"));
+    let data_seed = seed::derive(study.base_seed, &["data", &rep_label, &data_key]);
+    let teacher_seed = seed::derive(study.base_seed, &["teacher", &rep_label, &data_key, &teacher_key]);
+    (data_key, data_seed, teacher_seed)
+}
+
+/// One replicate's data; real data have no population sample, so an empty one makes every
+/// population metric absent.
+fn draw_data(cell: &Cell, data_seed: u64) -> Result<(Dataset, Dataset, Dataset), String> {
+    let draw = cell.config.data.draw(data_seed).map_err(|e| format!("data: {e}"))?;
+    let k = draw.train.n_classes;
+    if matches!(cell.config.student, StudentSpec::ForestRegressor(_)) && k != 2 {
+        return Err(format!("a forest-regressor student needs two classes; the data have {k}"));
+    }
+    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, draw.train.x.ncols())), y: Vec::new(), n_classes: k, p0: None });
+    Ok((draw.train, draw.test, population))
+}
+
+/// Fits the teacher of (cell, rep), its cross-fit teachers when an arm needs them, and scores them.
+fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
+    let cfg = &cell.config;
+    let (_, data_seed, teacher_seed) = unit_seeds(study, cell, rep);
+    let mut times = StageTimes::default();
+    let failed = |reason: String, times: StageTimes| TeacherOutputs {
+        train: Array2::zeros((0, 0)),
+        test: Array2::zeros((0, 0)),
+        metrics: BTreeMap::new(),
+        reliability: Vec::new(),
+        crossfit: None,
+        failure: Some(reason),
+        times,
+    };
+    let t = Instant::now();
+    let (train, test, population) = match draw_data(cell, data_seed) {
+        Ok(d) => d,
+        Err(e) => return failed(e, times),
+    };
+    let k = train.n_classes;
+    times.data = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let teacher = match cfg.teacher.fit(train.x.view(), &train.y, k, teacher_seed) {
+        Ok(t) => t,
+        Err(e) => return failed(format!("teacher: {e}"), times),
+    };
+    let teacher_train = teacher.predict_proba(train.x.view());
+    let teacher_test = teacher.predict_proba(test.x.view());
+    let teacher_population = on_population(&population, k, |x| Ok(teacher.predict_proba(x))).unwrap_or_else(|_| Array2::zeros((0, k)));
+    times.teacher = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut metrics = prediction_metrics(teacher_test.view(), &test, teacher_population.view(), &population, None);
+    if let (Some(p0_train), Some(p0_pop)) = (&train.p0, &population.p0) {
+        let in_sample = metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN);
+        let population_error = metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN);
+        metrics.insert("teacher_error_in_sample".into(), in_sample);
+        metrics.insert("teacher_error_population".into(), population_error);
+        metrics.insert("teacher_in_sample_excess".into(), in_sample - population_error);
+        let fourth = |p: ArrayView2<f64>, q: ArrayView2<f64>| metrics::fourth_power_error_rows(p, q).unwrap_or(f64::NAN);
+        metrics.insert("teacher_error4_in_sample".into(), fourth(teacher_train.view(), p0_train.view()));
+        metrics.insert("teacher_error4_population".into(), fourth(teacher_population.view(), p0_pop.view()));
+    }
+    let mut reliability = Vec::new();
+    if let Some(spec) = &cfg.diagnostics {
+        let predict = |x: ArrayView2<f64>| teacher.predict_proba(x);
+        let d = suite::evaluate(spec, test.x.view(), &test.y, teacher_test.view(), None, &ModelAccess::BlackBox(&predict), seed::derive(teacher_seed, &["diagnostics"]));
+        metrics.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
+        reliability = d.reliability;
+    }
+    times.metrics += t.elapsed().as_secs_f64();
+
+    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| {
+        let t = Instant::now();
+        let fit = distill::cross_fit(&cfg.teacher, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
+        times.teacher += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let out = fit.map(|cf| {
+            let m = crossfit_teacher_metrics(&cf, &train, &test, &population);
+            (cf.out_of_fold, m)
+        });
+        times.metrics += t.elapsed().as_secs_f64();
+        out.map_err(|e| format!("cross-fit teacher: {e}"))
+    });
+    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, times }
+}
+
+/// Computes one (cell, seed) unit from its teacher's outputs: every arm's student and its
+/// metrics. A failure (data, teacher, a diverging student) becomes failed rows with the reason;
+/// the rest of the unit goes on. `owner`: this unit carries the teacher's fitting time.
+fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, owner: bool, oracle: Option<Arc<FittedStudent>>) -> Shard {
+    let cfg = &cell.config;
+    let rep_label = rep.to_string();
+    let (data_key, data_seed, _) = unit_seeds(study, cell, rep);
     let student_key = seed::short_hash(&serde_json::to_string(&cfg.student).expect("serialisable"));
     let base = study.base_seed;
-    let mut times = StageTimes::default();
+    let mut times = if owner { teacher.times.clone() } else { StageTimes::default() };
     let row = |arm: &str, failure: Option<String>, metrics: BTreeMap<String, f64>| Row {
         cell_index: cell.index,
         cell_id: cell.id.clone(),
@@ -173,70 +319,40 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
         arm: arm.to_string(),
         failure,
         metrics,
+        reliability: Vec::new(),
     };
     let fail_all = |reason: String| -> Vec<Row> {
         let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some(CROSSFIT_TEACHER_ARM);
         std::iter::once(TEACHER_ARM).chain(crossfit).chain(study.arms.iter().map(|a| a.name())).map(|a| row(a, Some(reason.clone()), BTreeMap::new())).collect()
     };
+    if let Some(reason) = &teacher.failure {
+        return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(reason.clone()), times };
+    }
 
     let t = Instant::now();
-    let data_seed = seed::derive(base, &["data", &rep_label, &data_key]);
-    let draw = match cfg.data.draw(data_seed) {
+    let (train, test, population) = match draw_data(cell, data_seed) {
         Ok(d) => d,
-        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("data: {e}")), times },
+        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(e), times },
     };
-    let (train, test) = (draw.train, draw.test);
     let k = train.n_classes;
-    // Real data have no population sample: an empty one makes every population metric absent.
-    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, train.x.ncols())), y: Vec::new(), n_classes: k, p0: None });
-    times.data = t.elapsed().as_secs_f64();
-    if matches!(cfg.student, StudentSpec::ForestRegressor(_)) && k != 2 {
-        return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("a forest-regressor student needs two classes; the data have {k}")), times };
-    }
+    times.data += t.elapsed().as_secs_f64();
 
-    let t = Instant::now();
-    let teacher_seed = seed::derive(base, &["teacher", &rep_label, &data_key, &teacher_key]);
-    let teacher = match cfg.teacher.fit(train.x.view(), &train.y, k, teacher_seed) {
-        Ok(t) => t,
-        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("teacher: {e}")), times },
-    };
-    let teacher_train = teacher.predict_proba(train.x.view());
-    let teacher_test = teacher.predict_proba(test.x.view());
-    let teacher_population = on_population(&population, k, |x| Ok(teacher.predict_proba(x))).unwrap_or_else(|_| Array2::zeros((0, k)));
-    times.teacher = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
     let mut rows = Vec::new();
-    let mut teacher_metrics = prediction_metrics(teacher_test.view(), &test, teacher_population.view(), &population, None);
-    if let (Some(p0_train), Some(p0_pop)) = (&train.p0, &population.p0) {
-        let in_sample = metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN);
-        let population_error = metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN);
-        teacher_metrics.insert("teacher_error_in_sample".into(), in_sample);
-        teacher_metrics.insert("teacher_error_population".into(), population_error);
-        teacher_metrics.insert("teacher_in_sample_excess".into(), in_sample - population_error);
-        let fourth = |p: ArrayView2<f64>, q: ArrayView2<f64>| metrics::fourth_power_error_rows(p, q).unwrap_or(f64::NAN);
-        teacher_metrics.insert("teacher_error4_in_sample".into(), fourth(teacher_train.view(), p0_train.view()));
-        teacher_metrics.insert("teacher_error4_population".into(), fourth(teacher_population.view(), p0_pop.view()));
-    }
-    rows.push(finite_row(row(TEACHER_ARM, None, teacher_metrics)));
-    times.metrics += t.elapsed().as_secs_f64();
-
-    // Cross-fitting, when an arm needs it: out-of-fold targets and the fold teachers' own scores.
-    let mut crossfit = None;
-    if study.arms.iter().any(|a| a.uses_crossfit()) {
-        let t = Instant::now();
-        let fit = distill::cross_fit(&cfg.teacher, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
-        times.teacher += t.elapsed().as_secs_f64();
-        match fit {
-            Ok(cf) => {
-                let t = Instant::now();
-                rows.push(finite_row(row(CROSSFIT_TEACHER_ARM, None, crossfit_teacher_metrics(&cf, &train, &test, &population))));
-                times.metrics += t.elapsed().as_secs_f64();
-                crossfit = Some(cf);
-            }
-            Err(e) => rows.push(row(CROSSFIT_TEACHER_ARM, Some(format!("cross-fit teacher: {e}")), BTreeMap::new())),
+    let mut teacher_row = finite_row(row(TEACHER_ARM, None, teacher.metrics.clone()));
+    teacher_row.reliability = teacher.reliability.clone();
+    rows.push(teacher_row);
+    let crossfit = match &teacher.crossfit {
+        None => None,
+        Some(Ok((out_of_fold, m))) => {
+            rows.push(finite_row(row(CROSSFIT_TEACHER_ARM, None, m.clone())));
+            Some(out_of_fold)
         }
-    }
+        Some(Err(e)) => {
+            rows.push(row(CROSSFIT_TEACHER_ARM, Some(e.clone()), BTreeMap::new()));
+            None
+        }
+    };
+    let teacher_labels: Vec<usize> = teacher.test.rows().into_iter().map(metrics::argmax).collect();
 
     let split_seed = seed::derive(base, &["split", &rep_label, &data_key]);
     let (fit_idx, val_idx) = match cfg.student.validation_fraction() {
@@ -249,12 +365,7 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
 
     // The oracle student f0, where p0 is known: the student class fit to p0.
     let t = Instant::now();
-    let oracle = if cfg.theory.oracle_n > 0 && population.p0.is_some() {
-        oracle.get_or_init(|| fit_oracle(study, cell).ok().map(Arc::new)).clone()
-    } else {
-        None
-    };
-    let oracle_population = oracle.as_ref().and_then(|o| o.predict_proba(population.x.view()).ok());
+    let oracle_population = oracle.as_ref().filter(|_| population.p0.is_some()).and_then(|o| o.predict_proba(population.x.view()).ok());
     if let (Some(o), Some(p_pop)) = (&oracle, &oracle_population) {
         if let Ok(p_test) = o.predict_proba(test.x.view()) {
             rows.push(finite_row(row(ORACLE_ARM, None, prediction_metrics(p_test.view(), &test, p_pop.view(), &population, None))));
@@ -264,7 +375,7 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
 
     for &arm in &study.arms {
         let t = Instant::now();
-        let source = if arm.uses_crossfit() { crossfit.as_ref().map(|c| &c.out_of_fold) } else { Some(&teacher_train) };
+        let source = if arm.uses_crossfit() { crossfit } else { Some(&teacher.train) };
         let Some(source) = source else {
             rows.push(row(arm.name(), Some("cross-fit teacher failed".into()), BTreeMap::new()));
             continue;
@@ -286,10 +397,11 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
         })();
         times.students += t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let mut reliability = Vec::new();
         let result = result.and_then(|(fitted, chosen_c)| {
             let p_test = fitted.predict_proba(test.x.view())?;
             let p_pop = on_population(&population, k, |x| fitted.predict_proba(x))?;
-            let mut m = prediction_metrics(p_test.view(), &test, p_pop.view(), &population, Some(teacher_test.view()));
+            let mut m = prediction_metrics(p_test.view(), &test, p_pop.view(), &population, Some(teacher.test.view()));
             if let Some(epoch) = fitted.best_epoch() {
                 m.insert("best_epoch".into(), epoch as f64);
             }
@@ -299,10 +411,32 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
             if let Some(f0) = &oracle_population {
                 m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
             }
+            m.insert("critical_radius_proxy".into(), complexity::critical_radius_proxy(fitted.dimension(), fit.len()));
+            let net = fitted.relu_mlp();
+            if let (Some(net), true) = (&net, cfg.theory.rademacher_draws > 0) {
+                let draws_seed = seed::derive(student_seed, &["rademacher", arm.name()]);
+                if let Ok(r) = complexity::tangent_rademacher(net, fit.x.view(), cfg.theory.rademacher_draws, draws_seed) {
+                    m.insert("critical_radius_empirical".into(), r.critical_radius);
+                }
+            }
+            if let Some(spec) = &cfg.diagnostics {
+                let predict = |x: ArrayView2<f64>| fitted.predict_proba(x).unwrap_or_else(|_| Array2::from_elem((x.nrows(), k), f64::NAN));
+                let access = match net {
+                    Some(net) => ModelAccess::Network(net),
+                    None => ModelAccess::BlackBox(&predict),
+                };
+                let d = suite::evaluate(spec, test.x.view(), &test.y, p_test.view(), Some(&teacher_labels), &access, seed::derive(student_seed, &["diagnostics", arm.name()]));
+                m.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
+                reliability = d.reliability;
+            }
             Ok(m)
         });
         rows.push(match result {
-            Ok(m) => finite_row(row(arm.name(), None, m)),
+            Ok(m) => {
+                let mut r = finite_row(row(arm.name(), None, m));
+                r.reliability = reliability;
+                r
+            }
             Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
         });
         times.metrics += t.elapsed().as_secs_f64();
@@ -439,12 +573,12 @@ impl Progress {
     fn new(enabled: bool, name: &str, total: usize, reused: usize) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         if enabled && reused > 0 {
-            eprintln!("{name}: {reused} finished units reused, {total} to compute");
+            eprintln!("{name}: {reused} finished units reused, {total} steps to compute");
         }
         let bar = (enabled && terminal).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} units, {elapsed} elapsed, eta {eta}")
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps (teachers, then units), {elapsed} elapsed, eta {eta}")
                     .expect("valid template")
                     .progress_chars("=> "),
             );
@@ -454,12 +588,12 @@ impl Progress {
         Progress { bar, plain: enabled && !terminal, total, done: AtomicUsize::new(0), name: name.to_string() }
     }
 
-    fn unit_done(&self, cell: &Cell, seed: usize) {
+    fn step_done(&self, what: &str) {
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(bar) = &self.bar {
             bar.inc(1);
         } else if self.plain {
-            eprintln!("{}: {done}/{} units (cell {} [{}], seed {seed})", self.name, self.total, cell.index, cell.levels.join(", "));
+            eprintln!("{}: {done}/{} steps ({what})", self.name, self.total);
         }
     }
 

@@ -21,6 +21,7 @@ use crate::models::TeacherSpec;
 use crate::results;
 use crate::seed;
 use crate::theory::TheorySpec;
+use crate::diagnostics::suite::DiagnosticsSpec;
 
 /// A study-file error: the file, where in it, which key, what is wrong, and a likely fix.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +120,10 @@ pub struct CellConfig {
     pub student: StudentSpec,
     pub distill: DistillSpec,
     pub theory: TheorySpec,
+    /// Present only when the study has a `[diagnostics]` section (so ids of studies without
+    /// one do not change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<DiagnosticsSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,8 +162,8 @@ pub struct Study {
     pub quick: bool,
 }
 
-const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "predictions", "quick"];
-const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory"];
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "predictions", "quick"];
+const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin"];
@@ -328,6 +333,9 @@ impl<'a> Ctx<'a> {
         }
         let mut sections = Vec::new();
         for section in SECTIONS {
+            if *section == "diagnostics" && !table.contains_key(*section) {
+                continue;
+            }
             let value = table.get(*section).cloned().unwrap_or_else(|| Value::Table(Table::new()));
             match value {
                 Value::Table(t) => sections.push((*section, t)),
@@ -423,7 +431,7 @@ impl<'a> Ctx<'a> {
                     return Err(self.err_hint(
                         &[Step::Key("quick"), Step::Key(&key)],
                         format!("unknown override `{key}`"),
-                        Some("overrides are `seeds` or \"section.key\" with section data, teacher, student, distill or theory".into()),
+                        Some("overrides are `seeds` or \"section.key\" with section data, teacher, student, distill, theory or diagnostics".into()),
                     ))
                 }
             }
@@ -514,6 +522,14 @@ impl<'a> Ctx<'a> {
         self.checked("distill", distill.check(), level_of)?;
         let theory: TheorySpec = self.plain("theory", get("theory"), level_of)?;
         self.checked("theory", theory.check(), level_of)?;
+        let diagnostics = match tables.iter().any(|(s, _)| *s == "diagnostics") {
+            true => {
+                let spec: DiagnosticsSpec = self.plain("diagnostics", get("diagnostics"), level_of)?;
+                self.checked("diagnostics", spec.check(), level_of)?;
+                Some(spec)
+            }
+            false => None,
+        };
         if let StudentSpec::ForestRegressor(_) = student {
             if let Some(k) = data.n_classes().filter(|&k| k != 2) {
                 return Err(self.err(&[Step::Key("student"), Step::Key("kind")], format!("a forest-regressor student needs two classes; the data have {k}")));
@@ -522,7 +538,7 @@ impl<'a> Ctx<'a> {
                 return Err(self.err_hint(&[Step::Key("distill"), Step::Key("loss")], "a forest-regressor student cannot use the cross-entropy loss", Some("use loss = \"mse-p\" or \"mse-logp\"".into())));
             }
         }
-        Ok(CellConfig { data, teacher, student, distill, theory })
+        Ok(CellConfig { data, teacher, student, distill, theory, diagnostics })
     }
 
     fn checked(&self, section: &str, result: Result<(), (&'static str, String)>, level_of: &dyn Fn(&str, &str) -> Option<String>) -> Result<(), StudyError> {

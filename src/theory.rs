@@ -24,6 +24,13 @@ pub struct TheorySpec {
     /// is trained, once per cell; 0 turns the oracle off.
     #[serde(default = "default_oracle_n")]
     pub oracle_n: usize,
+    /// Sign draws of the empirical critical radius of network students; 0 turns it off.
+    #[serde(default = "default_rademacher_draws")]
+    pub rademacher_draws: usize,
+}
+
+fn default_rademacher_draws() -> usize {
+    100
 }
 
 fn default_oracle_n() -> usize {
@@ -32,7 +39,7 @@ fn default_oracle_n() -> usize {
 
 impl Default for TheorySpec {
     fn default() -> Self {
-        TheorySpec { oracle_n: default_oracle_n() }
+        TheorySpec { oracle_n: default_oracle_n(), rademacher_draws: default_rademacher_draws() }
     }
 }
 
@@ -40,6 +47,9 @@ impl TheorySpec {
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.oracle_n > crate::data::MAX_ROWS {
             return Err(("oracle_n", format!("must be at most {}, got {}", crate::data::MAX_ROWS, self.oracle_n)));
+        }
+        if self.rademacher_draws == 1 || self.rademacher_draws > 100_000 {
+            return Err(("rademacher_draws", format!("must be 0 (off) or between 2 and 100000, got {}", self.rademacher_draws)));
         }
         Ok(())
     }

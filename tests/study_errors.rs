@@ -172,3 +172,12 @@ fn missing_section_is_named() {
     let e = broken("[teacher]\nkind = \"forest\"\nn_trees = 10\n", "");
     assert!(e.to_string().contains("no [teacher] section"), "{e}");
 }
+
+#[test]
+fn diagnostics_keys_are_checked_and_suggested() {
+    let e = broken("alpha = 0.5\n", "alpha = 0.5\n\n[diagnostics]\npermutation = 100\n");
+    check(&e, 24, "diagnostics.permutation", "unknown [diagnostics] key `permutation`");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `permutations`?"));
+    let e = broken("alpha = 0.5\n", "alpha = 0.5\n\n[diagnostics]\nbootstrap = 5\n");
+    check(&e, 24, "diagnostics.bootstrap", "must be between 20 and 100000");
+}

@@ -69,7 +69,7 @@ impl Default for EceParams {
 }
 
 /// One bin of a reliability diagram.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReliabilityBin {
     /// Lower edge (equal width: `b/B`; equal mass: smallest confidence in the bin).
     pub lower: f64,

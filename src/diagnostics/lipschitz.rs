@@ -150,6 +150,14 @@ impl ReluMlp {
         check_finite("input", x)
     }
 
+    /// Features of every layer for the rows of `x`: input, hidden activations after ReLU,
+    /// logits (checked input).
+    pub fn activations_of(&self, x: ArrayView2<f64>) -> Result<Vec<Array2<f64>>> {
+        self.check()?;
+        self.check_input(x)?;
+        Ok(self.activations(x))
+    }
+
     /// Features of every layer: input, hidden activations after ReLU, logits.
     fn activations(&self, x: ArrayView2<f64>) -> Vec<Array2<f64>> {
         let mut out = vec![x.to_owned()];

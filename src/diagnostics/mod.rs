@@ -8,6 +8,9 @@
 //!   as a lower bound, an upper bound, exact or a heuristic, global or local, with its timing.
 //! * [`calibration`]: top-label and classwise ECE with equal-width or equal-mass bins,
 //!   reliability-diagram data and bootstrap intervals.
+//! * [`complexity`]: the critical radius of a student class: the √(d log n / n) proxy and an
+//!   empirical local Rademacher complexity of a network's tangent class.
+//! * [`suite`]: the `[diagnostics]` section of a study and the per-model numbers it asks for.
 //!
 //! Private helper: `kdtree` (max-norm neighbour search for the k-NN estimators).
 //!
@@ -19,9 +22,11 @@
 //! * User data never panics: malformed input comes back as [`DiagnosticsError`].
 
 pub mod calibration;
+pub mod complexity;
 pub(crate) mod kdtree;
 pub mod lipschitz;
 pub mod mi;
+pub mod suite;
 
 use ndarray::ArrayView2;
 use rand::rngs::StdRng;

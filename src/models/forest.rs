@@ -939,6 +939,12 @@ impl RandomForestRegressor {
         Ok(RandomForestRegressor { forest })
     }
 
+    /// Mean number of leaves per tree (rounded).
+    pub fn mean_leaves(&self) -> usize {
+        let leaves: usize = self.forest.trees.iter().map(|t| t.nodes.iter().filter(|nd| nd.feature == LEAF).count()).sum();
+        (leaves as f64 / self.forest.trees.len().max(1) as f64).round() as usize
+    }
+
     /// Mean over trees of the leaf means. Panics if `x` has the wrong column count.
     pub fn predict(&self, x: ArrayView2<f64>) -> Array1<f64> {
         Array1::from_vec(self.forest.predict(x))

@@ -22,6 +22,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{ForestParams, ModelError, RandomForestRegressor, Result};
+use crate::diagnostics::lipschitz::ReluMlp;
 use crate::seed;
 
 /// The early-stopping rule, as the report states it.
@@ -420,7 +421,7 @@ pub enum TargetScale {
 
 /// A random-forest regressor student for two classes: p(class 1 | x) from its prediction.
 pub struct ForestStudent {
-    model: RandomForestRegressor,
+    pub(crate) model: RandomForestRegressor,
     scale: TargetScale,
 }
 
@@ -487,6 +488,31 @@ impl FittedStudent {
             FittedStudent::Network(n) => n.predict_proba(x),
             FittedStudent::Forest(f) => Ok(f.predict_proba(x)),
         }
+    }
+
+    /// The dimension d of the critical-radius proxy: parameters of a network, mean leaves per
+    /// tree of a forest.
+    pub fn dimension(&self) -> usize {
+        match self {
+            FittedStudent::Network(n) => n.layers.iter().map(|(w, b)| w.as_tensor().elem_count() + b.as_tensor().elem_count()).sum(),
+            FittedStudent::Forest(f) => f.model.mean_leaves(),
+        }
+    }
+
+    /// A network's weights as a [`ReluMlp`] for the diagnostics (f32 weights widened); `None`
+    /// for forests.
+    pub fn relu_mlp(&self) -> Option<ReluMlp> {
+        let FittedStudent::Network(n) = self else { return None };
+        let layers = n
+            .layers
+            .iter()
+            .map(|(w, b)| {
+                let w = from_tensor(w.as_tensor()).ok()?.t().to_owned(); // stored in × out
+                let b = from_tensor(&b.as_tensor().unsqueeze(0).ok()?).ok()?.row(0).to_owned();
+                Some((w, b))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        ReluMlp::new(layers).ok()
     }
 
     /// The epoch early stopping kept, for network students.
