@@ -188,7 +188,7 @@ pub fn run_unit(study: &Study, cell: &Cell, rep: usize, oracle: &OnceLock<Option
     let (train, test) = (draw.train, draw.test);
     let k = train.n_classes;
     // Real data have no population sample: an empty one makes every population metric absent.
-    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, train.x.ncols())), y: Vec::new(), n_classes: k, p0: None });
+    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, train.x.ncols())), y: Vec::new(), n_classes: k, p0: None, image_shape: train.image_shape });
     times.data = t.elapsed().as_secs_f64();
     if matches!(cfg.student, StudentSpec::ForestRegressor(_)) && k != 2 {
         return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(format!("a forest-regressor student needs two classes; the data have {k}")), times };
