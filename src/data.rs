@@ -3,6 +3,12 @@
 //! A [`Problem`] draws samples `(x, y)` with `y ~ p0(·|x)` and evaluates `p0` anywhere, so the
 //! theory's nuisance is known: teacher error ‖p̂ − p0‖² and student excess risk are computed on
 //! a fresh Monte-Carlo sample from the same problem, never on the test set.
+//!
+//! [`DataSpec`] is the `[data]` section of a study: synthetic tabular problems, real tables
+//! (Adult, MAGIC, a user's file) and image data (optdigits `digits`, `mnist`, `fashion-mnist`,
+//! generated `mnist1d`, `synthetic-images` with exact p0). Image rows are single-channel images
+//! flattened row-major, with [`Dataset::image_shape`] giving (height, width); how their pixels
+//! are scaled is stated on each spec ([`PixelScaling`] for the pixel data sets).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;

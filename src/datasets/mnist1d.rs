@@ -479,6 +479,20 @@ mod tests {
     }
 
     #[test]
+    fn unstandardised_draws_give_exactly_n_and_match_the_standardised_generator() {
+        let cfg = Mnist1dConfig::default();
+        let a = mnist1d_unstandardised(37, 5, &cfg);
+        assert_eq!((a.len(), a.height, a.width), (37, 1, 40));
+        assert_eq!(a, mnist1d_unstandardised(37, 5, &cfg));
+        assert_ne!(a.x, mnist1d_unstandardised(37, 6, &cfg).x);
+        // A multiple of ten is `mnist1d` before its standardisation.
+        let (raw, std) = (mnist1d_unstandardised(50, 3, &cfg), mnist1d(50, 3, &cfg));
+        assert_eq!(raw.y, std.y);
+        let (m, sd) = (raw.x.mean().unwrap(), raw.x.std(0.0));
+        assert!(raw.x.iter().zip(std.x.iter()).all(|(r, s)| ((r - m) / sd - s).abs() < 1e-12));
+    }
+
+    #[test]
     fn other_sizes_seeds_and_shuffled_sequences() {
         let a = mnist1d(103, 1, &Mnist1dConfig::default());
         assert_eq!(a.len(), 100);
