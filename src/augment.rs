@@ -577,6 +577,10 @@ mod tests {
         assert!(e.contains("unknown variant `meduim`") && e.contains("medium"), "{e}");
         let e = parse("augment = { nosie = 0.1 }").unwrap_err();
         assert!(e.contains("unknown field `nosie`") && e.contains("noise"), "{e}");
+        // Inside a study section the error path reaches the key (study errors name it).
+        let value: toml::Value = toml::from_str("augment = { level = \"weak\", nosie = 0.1 }").unwrap();
+        let err = serde_path_to_error::deserialize::<_, Section>(value).err().expect("unknown key");
+        assert_eq!(err.path().to_string(), "augment.nosie");
         // The serialised form reads back as the same spec.
         let strong = level(Level::Strong);
         let json = serde_json::to_string(&strong).unwrap();

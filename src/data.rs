@@ -436,6 +436,18 @@ impl DataSpec {
         Ok(())
     }
 
+    /// `(height, width)` of the images this spec draws, known without reading data; `None` for
+    /// tabular kinds. Equals [`Dataset::image_shape`] of every split it draws.
+    pub fn image_shape(&self) -> Option<(usize, usize)> {
+        match self {
+            DataSpec::Digits(_) => Some((8, 8)),
+            DataSpec::Mnist(_) | DataSpec::FashionMnist(_) => Some((28, 28)),
+            DataSpec::Mnist1d(_) => Some((1, datasets::Mnist1dConfig::default().final_seq_length)),
+            DataSpec::SyntheticImages(s) => Some((s.side, s.side)),
+            DataSpec::GaussianMixture(_) | DataSpec::MulticlassSynthetic(_) | DataSpec::Adult(_) | DataSpec::Magic(_) | DataSpec::File(_) => None,
+        }
+    }
+
     /// Whether horizontal flips keep the class of an image: false for digits and digit-like
     /// data (a mirrored 2, 3 or 7 is no longer that digit; MNIST-1D's signals are not symmetric),
     /// true for Fashion-MNIST; `None` for tabular data. `augment::AugmentSpec::check_for_data`
@@ -928,6 +940,7 @@ mod tests {
         let d = s.draw(3).unwrap();
         assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols()), (100, 200, 64));
         assert_eq!((d.train.image_shape, d.test.image_shape), (Some((8, 8)), Some((8, 8))));
+        assert_eq!(s.image_shape(), d.train.image_shape);
         assert!(d.population.is_none() && d.train.p0.is_none());
         assert!(d.train.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
         // The test split is the whole official (small) test set, untouched.
@@ -967,7 +980,7 @@ mod tests {
         let s = spec("kind = \"mnist1d\"\nn_train = 205\nn_test = 50\nn_population = 300");
         let d = s.draw(7).unwrap();
         assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols()), (205, 50, 40));
-        assert_eq!(d.train.image_shape, Some((1, 40)));
+        assert_eq!((d.train.image_shape, s.image_shape()), (Some((1, 40)), Some((1, 40))));
         let pop = d.population.as_ref().expect("a population sample was asked for");
         assert_eq!((pop.len(), pop.p0.is_none(), pop.image_shape), (300, true, Some((1, 40))));
         let (m, sd) = scalar_mean_sd(d.train.x.view());
@@ -998,11 +1011,11 @@ mod tests {
         // The problem's p0 is the generator's exact p0.
         let problem = s.problem().unwrap();
         assert_eq!(problem.bayes_probabilities(d.train.x.view()), *d.train.p0.as_ref().unwrap());
-        assert_eq!(problem.image_shape(), Some((10, 10)));
+        assert_eq!((problem.image_shape(), s.image_shape()), (Some((10, 10)), Some((10, 10))));
         // Tabular kinds keep no image shape.
         let g = spec("kind = \"gaussian-mixture\"\nn_train = 20");
         assert_eq!(g.draw(1).unwrap().train.image_shape, None);
-        assert_eq!(g.allows_flips(), None);
+        assert_eq!((g.allows_flips(), g.image_shape()), (None, None));
     }
 
     #[test]
@@ -1018,6 +1031,7 @@ mod tests {
         for kind in ["mnist", "fashion-mnist"] {
             let d = spec(&format!("kind = \"{kind}\"\nn_train = 2000\nn_test = 500")).draw(1).unwrap();
             assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols(), d.train.image_shape), (2000, 500, 784, Some((28, 28))), "{kind}");
+            assert_eq!(spec(&format!("kind = \"{kind}\"")).image_shape(), Some((28, 28)));
             assert!(d.train.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
             let full = spec(&format!("kind = \"{kind}\"")).draw(1).unwrap();
             assert_eq!((full.train.len(), full.test.len()), (60_000, 10_000), "{kind}");
