@@ -3,6 +3,12 @@
 //! A [`Problem`] draws samples `(x, y)` with `y ~ p0(·|x)` and evaluates `p0` anywhere, so the
 //! theory's nuisance is known: teacher error ‖p̂ − p0‖² and student excess risk are computed on
 //! a fresh Monte-Carlo sample from the same problem, never on the test set.
+//!
+//! [`DataSpec`] is the `[data]` section of a study: synthetic tabular problems, real tables
+//! (Adult, MAGIC, a user's file) and image data (optdigits `digits`, `mnist`, `fashion-mnist`,
+//! generated `mnist1d`, `synthetic-images` with exact p0). Image rows are single-channel images
+//! flattened row-major, with [`Dataset::image_shape`] giving (height, width); how their pixels
+//! are scaled is stated on each spec ([`PixelScaling`] for the pixel data sets).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
@@ -23,6 +29,9 @@ pub struct Dataset {
     pub y: Vec<usize>,
     pub n_classes: usize,
     pub p0: Option<Array2<f64>>,
+    /// `(height, width)` of each row as a single-channel image flattened row-major (`x` has
+    /// height·width columns; MNIST-1D signals are `(1, length)`); `None` for tabular data.
+    pub image_shape: Option<(usize, usize)>,
 }
 
 impl Dataset {
@@ -41,6 +50,7 @@ impl Dataset {
             y: idx.iter().map(|&i| self.y[i]).collect(),
             n_classes: self.n_classes,
             p0: self.p0.as_ref().map(|p| p.select(Axis(0), idx)),
+            image_shape: self.image_shape,
         }
     }
 }
@@ -153,6 +163,110 @@ pub struct FileSpec {
     pub test_fraction: f64,
 }
 
+/// How the pixels of a real image data set are scaled before any model sees them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PixelScaling {
+    /// Intensities in [0, 1] as read (optdigits counts ÷16, MNIST bytes ÷255); background is 0.
+    #[default]
+    Unit,
+    /// One scalar mean and sd over every pixel of the training split (after subsampling), applied
+    /// to train and test alike: (x − mean)/sd. Not per pixel, so the image stays an image.
+    Standardize,
+}
+
+/// UCI optdigits, 8×8 handwritten digits (pixels are 4×4 block counts 0..16, scaled per
+/// `scaling`): the official 3,823 / 1,797 split from the fetched data cache, or with
+/// `small = true` the committed 500 / 200 subset that needs no fetch. `n_train` / `n_test`
+/// subsample the splits (seeded); the test split is used only for the final metrics.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DigitsSpec {
+    #[serde(default)]
+    pub n_train: Option<usize>,
+    #[serde(default)]
+    pub n_test: Option<usize>,
+    #[serde(default)]
+    pub small: bool,
+    #[serde(default)]
+    pub scaling: PixelScaling,
+}
+
+/// MNIST or Fashion-MNIST (IDX files from the fetched data cache), 28×28 in 10 classes: the
+/// official 60,000 / 10,000 split; `n_train` / `n_test` subsample it (seeded); pixels scaled
+/// per `scaling`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MnistSpec {
+    #[serde(default)]
+    pub n_train: Option<usize>,
+    #[serde(default)]
+    pub n_test: Option<usize>,
+    #[serde(default)]
+    pub scaling: PixelScaling,
+}
+
+fn default_mnist1d_train() -> usize {
+    4000
+}
+fn default_mnist1d_test() -> usize {
+    1000
+}
+
+/// MNIST-1D signals of length 40 (`image_shape` (1, 40)), 10 classes. By default fresh draws of
+/// the published generator: train, test and (if `n_population` is set) a population sample are
+/// independent draws whose generator seeds derive from the replicate's seed, standardised with
+/// one scalar mean and sd of the training draw. No p0 is known, so a population sample serves
+/// fidelity-style metrics on unlimited in-distribution data, not Bayes metrics.
+/// `official = true` uses the published 4,000 / 1,000 set instead (standardised over all 5,000,
+/// as published); `n_train` / `n_test` then subsample it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Mnist1dSpec {
+    #[serde(default = "default_mnist1d_train")]
+    pub n_train: usize,
+    #[serde(default = "default_mnist1d_test")]
+    pub n_test: usize,
+    #[serde(default)]
+    pub n_population: Option<usize>,
+    #[serde(default)]
+    pub official: bool,
+}
+
+fn default_side() -> usize {
+    12
+}
+fn default_image_classes() -> usize {
+    10
+}
+fn default_max_shift() -> usize {
+    1
+}
+fn default_sigma() -> f64 {
+    0.8
+}
+
+/// Synthetic images with exact p0 (`datasets::SyntheticImages`): a digit glyph on a
+/// `side × side` canvas, cyclically shifted by up to `max_shift` pixels, plus Gaussian noise of
+/// sd `sigma`; pixels are not clipped or rescaled (that would change the exact likelihood).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticImagesSpec {
+    pub n_train: usize,
+    #[serde(default = "default_n_test")]
+    pub n_test: usize,
+    #[serde(default = "default_n_population")]
+    pub n_population: usize,
+    #[serde(default = "default_side")]
+    pub side: usize,
+    #[serde(default = "default_image_classes")]
+    pub n_classes: usize,
+    #[serde(default = "default_max_shift")]
+    pub max_shift: usize,
+    #[serde(default = "default_sigma")]
+    pub sigma: f64,
+}
+
 /// The data section of a study. Adding a data kind: a spec struct, a variant here, a line in
 /// [`DataSpec::KINDS`] and [`DataSpec::from_kind`], and its arm of [`DataSpec::draw`].
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -163,6 +277,11 @@ pub enum DataSpec {
     Adult(AdultSpec),
     Magic(MagicSpec),
     File(FileSpec),
+    Digits(DigitsSpec),
+    Mnist(MnistSpec),
+    FashionMnist(MnistSpec),
+    Mnist1d(Mnist1dSpec),
+    SyntheticImages(SyntheticImagesSpec),
 }
 
 /// One replicate's data: train and test splits, and a fresh population sample where p0 is known.
@@ -174,7 +293,18 @@ pub struct Draw {
 
 
 impl DataSpec {
-    pub const KINDS: &'static [&'static str] = &["gaussian-mixture", "multiclass-synthetic", "adult", "magic", "file"];
+    pub const KINDS: &'static [&'static str] = &[
+        "gaussian-mixture",
+        "multiclass-synthetic",
+        "adult",
+        "magic",
+        "file",
+        "digits",
+        "mnist",
+        "fashion-mnist",
+        "mnist1d",
+        "synthetic-images",
+    ];
 
     /// Deserialises the fields of data kind `kind`; `None` if the kind is unknown.
     pub fn from_kind<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Option<Result<DataSpec, D::Error>> {
@@ -184,6 +314,11 @@ impl DataSpec {
             "adult" => AdultSpec::deserialize(de).map(DataSpec::Adult),
             "magic" => MagicSpec::deserialize(de).map(DataSpec::Magic),
             "file" => FileSpec::deserialize(de).map(DataSpec::File),
+            "digits" => DigitsSpec::deserialize(de).map(DataSpec::Digits),
+            "mnist" => MnistSpec::deserialize(de).map(DataSpec::Mnist),
+            "fashion-mnist" => MnistSpec::deserialize(de).map(DataSpec::FashionMnist),
+            "mnist1d" => Mnist1dSpec::deserialize(de).map(DataSpec::Mnist1d),
+            "synthetic-images" => SyntheticImagesSpec::deserialize(de).map(DataSpec::SyntheticImages),
             _ => return None,
         })
     }
@@ -217,6 +352,12 @@ impl DataSpec {
             } else {
                 Err(("test_fraction", format!("must be in (0, 1), got {v}")))
             }
+        };
+        let at_most_available = |key: &'static str, n: Option<usize>, available: usize, what: &str| match n {
+            Some(n) if !(10..=available).contains(&n) => {
+                Err((key, format!("must be between 10 and {available} (the size of {what}), got {n}")))
+            }
+            _ => Ok(()),
         };
         match self {
             DataSpec::GaussianMixture(s) => {
@@ -252,8 +393,71 @@ impl DataSpec {
                     return Err(("path", "must name a CSV or Parquet file".into()));
                 }
             }
+            DataSpec::Digits(s) => {
+                let (train, test, what) = if s.small { (500, 200, "the small digits copy") } else { (3823, 1797, "optdigits") };
+                at_most_available("n_train", s.n_train, train, what)?;
+                at_most_available("n_test", s.n_test, test, what)?;
+            }
+            DataSpec::Mnist(s) | DataSpec::FashionMnist(s) => {
+                at_most_available("n_train", s.n_train, 60_000, "the MNIST-format training split")?;
+                at_most_available("n_test", s.n_test, 10_000, "the MNIST-format test split")?;
+            }
+            DataSpec::Mnist1d(s) => {
+                if s.official {
+                    at_most_available("n_train", Some(s.n_train), 4000, "the official MNIST-1D set")?;
+                    at_most_available("n_test", Some(s.n_test), 1000, "the official MNIST-1D set")?;
+                    if s.n_population.is_some() {
+                        return Err(("n_population", "the official MNIST-1D set has no population sample; drop `official` for fresh draws".into()));
+                    }
+                } else {
+                    rows("n_train", s.n_train)?;
+                    rows("n_test", s.n_test)?;
+                    s.n_population.map_or(Ok(()), |n| rows("n_population", n))?;
+                }
+            }
+            DataSpec::SyntheticImages(s) => {
+                rows("n_train", s.n_train)?;
+                rows("n_test", s.n_test)?;
+                rows("n_population", s.n_population)?;
+                if !(8..=64).contains(&s.side) {
+                    return Err(("side", format!("must be between 8 and 64 pixels, got {}", s.side)));
+                }
+                if !(2..=10).contains(&s.n_classes) {
+                    return Err(("n_classes", format!("must be between 2 and 10 (one digit glyph per class), got {}", s.n_classes)));
+                }
+                if 2 * s.max_shift >= s.side {
+                    return Err(("max_shift", format!("must be below side/2 = {}, got {}", s.side.div_ceil(2), s.max_shift)));
+                }
+                if !(s.sigma.is_finite() && s.sigma > 0.0) {
+                    return Err(("sigma", format!("must be finite and > 0, got {}", s.sigma)));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// `(height, width)` of the images this spec draws, known without reading data; `None` for
+    /// tabular kinds. Equals [`Dataset::image_shape`] of every split it draws.
+    pub fn image_shape(&self) -> Option<(usize, usize)> {
+        match self {
+            DataSpec::Digits(_) => Some((8, 8)),
+            DataSpec::Mnist(_) | DataSpec::FashionMnist(_) => Some((28, 28)),
+            DataSpec::Mnist1d(_) => Some((1, datasets::Mnist1dConfig::default().final_seq_length)),
+            DataSpec::SyntheticImages(s) => Some((s.side, s.side)),
+            DataSpec::GaussianMixture(_) | DataSpec::MulticlassSynthetic(_) | DataSpec::Adult(_) | DataSpec::Magic(_) | DataSpec::File(_) => None,
+        }
+    }
+
+    /// Whether horizontal flips keep the class of an image: false for digits and digit-like
+    /// data (a mirrored 2, 3 or 7 is no longer that digit; MNIST-1D's signals are not symmetric),
+    /// true for Fashion-MNIST; `None` for tabular data. `augment::AugmentSpec::check_for_data`
+    /// refuses flips where this is false.
+    pub fn allows_flips(&self) -> Option<bool> {
+        match self {
+            DataSpec::FashionMnist(_) => Some(true),
+            DataSpec::Digits(_) | DataSpec::Mnist(_) | DataSpec::Mnist1d(_) | DataSpec::SyntheticImages(_) => Some(false),
+            DataSpec::GaussianMixture(_) | DataSpec::MulticlassSynthetic(_) | DataSpec::Adult(_) | DataSpec::Magic(_) | DataSpec::File(_) => None,
+        }
     }
 
     /// The number of classes when known without reading data.
@@ -262,6 +466,8 @@ impl DataSpec {
             DataSpec::GaussianMixture(_) | DataSpec::Adult(_) | DataSpec::Magic(_) => Some(2),
             DataSpec::MulticlassSynthetic(s) => Some(s.n_classes),
             DataSpec::File(_) => None,
+            DataSpec::Digits(_) | DataSpec::Mnist(_) | DataSpec::FashionMnist(_) | DataSpec::Mnist1d(_) => Some(10),
+            DataSpec::SyntheticImages(s) => Some(s.n_classes),
         }
     }
 
@@ -271,6 +477,11 @@ impl DataSpec {
             DataSpec::GaussianMixture(s) => Some(Box::new(GaussianMixture { dim: s.dim, radius: s.radius })),
             DataSpec::MulticlassSynthetic(s) => {
                 Some(Box::new(MulticlassSynthetic::new(s.dim, s.n_classes, s.signal, s.nonlinearity, s.problem_seed)))
+            }
+            DataSpec::SyntheticImages(s) => {
+                let config = datasets::SyntheticImagesConfig { side: s.side, n_classes: s.n_classes, max_shift: s.max_shift, sigma: s.sigma };
+                // `check` has validated every field `new` checks.
+                Some(Box::new(SyntheticImageProblem(datasets::SyntheticImages::new(config).expect("a checked synthetic-images spec"))))
             }
             _ => None,
         }
@@ -283,6 +494,10 @@ impl DataSpec {
             DataSpec::Adult(_) => "adult".to_string(),
             DataSpec::Magic(_) => "magic".to_string(),
             DataSpec::File(s) => format!("file:{}:{}:{:?}", s.path, s.label, s.missing),
+            DataSpec::Digits(s) if s.small => "digits-small".to_string(),
+            DataSpec::Digits(_) => "digits".to_string(),
+            DataSpec::Mnist(_) => "mnist".to_string(),
+            DataSpec::FashionMnist(_) => "fashion-mnist".to_string(),
             _ => return None,
         };
         static CACHE: OnceLock<Mutex<HashMap<String, Arc<(Dataset, Option<Dataset>)>>>> = OnceLock::new();
@@ -293,14 +508,25 @@ impl DataSpec {
         let dir = datasets::cache_dir();
         let as_set = |t: datasets::Table| {
             let k = t.class_names.len();
-            Dataset { x: t.x, y: t.y, n_classes: k, p0: None }
+            Dataset { x: t.x, y: t.y, n_classes: k, p0: None, image_shape: None }
         };
         let loaded = match self {
             DataSpec::Adult(_) => datasets::adult(&dir, datasets::Split::Train)
                 .and_then(|train| Ok((as_set(train), Some(as_set(datasets::adult(&dir, datasets::Split::Test)?))))),
             DataSpec::Magic(_) => datasets::magic(&dir).map(|t| (as_set(t), None)),
             DataSpec::File(s) => datasets::load_table(std::path::Path::new(&s.path), &s.label, &s.missing).map(|(t, _)| (as_set(t), None)),
-            _ => unreachable!("synthetic kinds returned above"),
+            DataSpec::Digits(s) if s.small => Ok((
+                images_as_set(datasets::optdigits_small(datasets::Split::Train)),
+                Some(images_as_set(datasets::optdigits_small(datasets::Split::Test))),
+            )),
+            DataSpec::Digits(_) => datasets::optdigits(&dir, datasets::Split::Train)
+                .and_then(|train| Ok((images_as_set(train), Some(images_as_set(datasets::optdigits(&dir, datasets::Split::Test)?))))),
+            DataSpec::Mnist(_) => datasets::mnist(&dir, datasets::Split::Train)
+                .and_then(|train| Ok((images_as_set(train), Some(images_as_set(datasets::mnist(&dir, datasets::Split::Test)?))))),
+            DataSpec::FashionMnist(_) => datasets::fashion_mnist(&dir, datasets::Split::Train).and_then(|train| {
+                Ok((images_as_set(train), Some(images_as_set(datasets::fashion_mnist(&dir, datasets::Split::Test)?))))
+            }),
+            _ => unreachable!("kinds without files returned above"),
         };
         Some(match loaded {
             Ok(pair) => {
@@ -328,6 +554,7 @@ impl DataSpec {
             let (n_train, n_test, n_population) = match self {
                 DataSpec::GaussianMixture(s) => (s.n_train, s.n_test, s.n_population),
                 DataSpec::MulticlassSynthetic(s) => (s.n_train, s.n_test, s.n_population),
+                DataSpec::SyntheticImages(s) => (s.n_train, s.n_test, s.n_population),
                 _ => unreachable!("only synthetic kinds have a problem"),
             };
             return Ok(Draw {
@@ -335,6 +562,25 @@ impl DataSpec {
                 test: problem.sample(n_test, seed::derive(seed, &["test"])),
                 population: Some(problem.sample(n_population, seed::derive(seed, &["population"]))),
             });
+        }
+        if let DataSpec::Mnist1d(s) = self {
+            return Ok(draw_mnist1d(s, seed));
+        }
+        if let DataSpec::Digits(DigitsSpec { n_train, n_test, scaling, .. })
+        | DataSpec::Mnist(MnistSpec { n_train, n_test, scaling })
+        | DataSpec::FashionMnist(MnistSpec { n_train, n_test, scaling }) = self
+        {
+            let pair = self.real().expect("image kinds load data")?;
+            let test = pair.1.as_ref().expect("image data sets have an official test split");
+            let mut train = subsample_set(&pair.0, *n_train, seed::derive(seed, &["train-subsample"]));
+            let mut test = subsample_set(test, *n_test, seed::derive(seed, &["test-subsample"]));
+            if *scaling == PixelScaling::Standardize {
+                let (mean, sd) = scalar_mean_sd(train.x.view());
+                for x in [&mut train.x, &mut test.x] {
+                    x.mapv_inplace(|v| (v - mean) / sd);
+                }
+            }
+            return Ok(Draw { train, test, population: None });
         }
         let pair = self.real().expect("real kinds load data")?;
         let (pool, official_test) = (&pair.0, &pair.1);
@@ -367,6 +613,53 @@ impl DataSpec {
         test.x = scaler.transform(test.x.view());
         Ok(Draw { train, test, population: None })
     }
+}
+
+fn images_as_set(img: datasets::Images) -> Dataset {
+    Dataset { image_shape: Some((img.height, img.width)), x: img.x, y: img.y, n_classes: img.n_classes, p0: None }
+}
+
+/// `n` rows of `set` drawn without replacement (seeded, in random order), or all of it in its
+/// own order when `n` is `None` or not smaller than the set.
+fn subsample_set(set: &Dataset, n: Option<usize>, seed: u64) -> Dataset {
+    match n.filter(|&n| n < set.len()) {
+        Some(n) => set.select(&subsample(set.len(), n, seed)),
+        None => set.clone(),
+    }
+}
+
+/// One scalar mean and population sd over every entry of `x` (sd 1 if it is below 1e-12).
+fn scalar_mean_sd(x: ArrayView2<f64>) -> (f64, f64) {
+    let n = x.len().max(1) as f64;
+    let mean = x.sum() / n;
+    let sd = (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+    (mean, if sd > 1e-12 { sd } else { 1.0 })
+}
+
+/// One replicate of the `mnist1d` kind (see [`Mnist1dSpec`]).
+fn draw_mnist1d(s: &Mnist1dSpec, seed: u64) -> Draw {
+    if s.official {
+        static OFFICIAL: OnceLock<(Dataset, Dataset)> = OnceLock::new();
+        let (train, test) = OFFICIAL.get_or_init(|| {
+            let (train, test) = datasets::mnist1d_official();
+            (images_as_set(train), images_as_set(test))
+        });
+        return Draw {
+            train: subsample_set(train, Some(s.n_train), seed::derive(seed, &["train-subsample"])),
+            test: subsample_set(test, Some(s.n_test), seed::derive(seed, &["test-subsample"])),
+            population: None,
+        };
+    }
+    let config = datasets::Mnist1dConfig::default();
+    let fresh = |n: usize, label: &str| images_as_set(datasets::mnist1d_unstandardised(n, seed::derive(seed, &["mnist1d", label]), &config));
+    let mut train = fresh(s.n_train, "train");
+    let mut test = fresh(s.n_test, "test");
+    let mut population = s.n_population.map(|n| fresh(n, "population"));
+    let (mean, sd) = scalar_mean_sd(train.x.view());
+    for set in [Some(&mut train), Some(&mut test), population.as_mut()].into_iter().flatten() {
+        set.x.mapv_inplace(|v| (v - mean) / sd);
+    }
+    Draw { train, test, population }
 }
 
 /// n distinct indices of 0..len in a seeded random order.
@@ -402,6 +695,10 @@ pub trait Problem: Send + Sync {
     fn bayes_probabilities(&self, x: ArrayView2<f64>) -> Array2<f64>;
     /// Draws features only.
     fn sample_x(&self, n: usize, seed: u64) -> Array2<f64>;
+    /// `(height, width)` when the features are a flattened image; `None` for tabular problems.
+    fn image_shape(&self) -> Option<(usize, usize)> {
+        None
+    }
 
     /// Draws n points with labels y ~ p0(·|x); the returned set carries p0.
     fn sample(&self, n: usize, seed: u64) -> Dataset {
@@ -409,7 +706,7 @@ pub trait Problem: Send + Sync {
         let p0 = self.bayes_probabilities(x.view());
         let mut rng = seed::rng(seed::derive(seed, &["y"]));
         let y = p0.rows().into_iter().map(|row| draw_class(row.as_slice().expect("row-major"), &mut rng)).collect();
-        Dataset { x, y, n_classes: self.n_classes(), p0: Some(p0) }
+        Dataset { x, y, n_classes: self.n_classes(), p0: Some(p0), image_shape: self.image_shape() }
     }
 }
 
@@ -428,6 +725,34 @@ fn draw_class(p: &[f64], rng: &mut impl Rng) -> usize {
 fn standard_normal_matrix(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
     let mut rng = seed::rng(seed);
     Array2::from_shape_simple_fn((rows, cols), || StandardNormal.sample(&mut rng))
+}
+
+/// [`datasets::SyntheticImages`] as a [`Problem`]: labels are the generating classes, which is a
+/// draw from p0(·|x) given the image.
+struct SyntheticImageProblem(datasets::SyntheticImages);
+
+impl Problem for SyntheticImageProblem {
+    fn n_classes(&self) -> usize {
+        self.0.n_classes()
+    }
+
+    fn bayes_probabilities(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.0.bayes(x)
+    }
+
+    fn sample_x(&self, n: usize, seed: u64) -> Array2<f64> {
+        self.0.sample(n, seed).0.x
+    }
+
+    fn image_shape(&self) -> Option<(usize, usize)> {
+        let side = self.0.config().side;
+        Some((side, side))
+    }
+
+    fn sample(&self, n: usize, seed: u64) -> Dataset {
+        let (img, p0) = self.0.sample(n, seed);
+        Dataset { x: img.x, y: img.y, n_classes: img.n_classes, p0: Some(p0), image_shape: self.image_shape() }
+    }
 }
 
 /// The two-Gaussian mixture of the semiparametric KD paper.
@@ -597,6 +922,128 @@ mod tests {
             assert!((row.sum() - 1.0).abs() < 1e-12);
         }
         assert_ne!(m.sample(100, 12).y, b.y);
+    }
+
+    fn spec(text: &str) -> DataSpec {
+        let mut table: toml::Table = toml::from_str(text).unwrap();
+        let kind = table.remove("kind").unwrap();
+        let spec = DataSpec::from_kind(kind.as_str().unwrap(), toml::Value::Table(table)).unwrap().unwrap();
+        spec.check().unwrap();
+        spec
+    }
+
+    #[test]
+    fn digits_small_draws_subsampled_unit_images_without_a_fetch() {
+        let s = spec("kind = \"digits\"\nsmall = true\nn_train = 100");
+        assert_eq!((s.n_classes(), s.allows_flips()), (Some(10), Some(false)));
+        s.ensure_available().unwrap();
+        let d = s.draw(3).unwrap();
+        assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols()), (100, 200, 64));
+        assert_eq!((d.train.image_shape, d.test.image_shape), (Some((8, 8)), Some((8, 8))));
+        assert_eq!(s.image_shape(), d.train.image_shape);
+        assert!(d.population.is_none() && d.train.p0.is_none());
+        assert!(d.train.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        // The test split is the whole official (small) test set, untouched.
+        assert_eq!(d.test.x, datasets::optdigits_small(datasets::Split::Test).x);
+        assert_eq!(d.train.x, s.draw(3).unwrap().train.x);
+        assert_ne!(d.train.y, s.draw(4).unwrap().train.y);
+        assert_eq!(d.train.select(&[0, 1]).image_shape, Some((8, 8)));
+        let st = spec("kind = \"digits\"\nsmall = true\nscaling = \"standardize\"").draw(1).unwrap();
+        assert_eq!(st.train.len(), 500);
+        let (m, sd) = scalar_mean_sd(st.train.x.view());
+        assert!(m.abs() < 1e-12 && (sd - 1.0).abs() < 1e-12, "{m} {sd}");
+    }
+
+    #[test]
+    fn image_kind_ranges_are_checked_with_their_key() {
+        let err = |text: &str| {
+            let mut table: toml::Table = toml::from_str(text).unwrap();
+            let kind = table.remove("kind").unwrap();
+            DataSpec::from_kind(kind.as_str().unwrap(), toml::Value::Table(table)).unwrap().unwrap().check().unwrap_err()
+        };
+        let (key, msg) = err("kind = \"digits\"\nsmall = true\nn_train = 600");
+        assert_eq!(key, "n_train");
+        assert!(msg.contains("between 10 and 500"), "{msg}");
+        assert_eq!(err("kind = \"mnist\"\nn_test = 20000").0, "n_test");
+        assert_eq!(err("kind = \"mnist1d\"\nofficial = true\nn_train = 4001").0, "n_train");
+        assert_eq!(err("kind = \"mnist1d\"\nofficial = true\nn_population = 100").0, "n_population");
+        assert_eq!(err("kind = \"synthetic-images\"\nn_train = 100\nside = 6").0, "side");
+        assert_eq!(err("kind = \"synthetic-images\"\nn_train = 100\nmax_shift = 6").0, "max_shift");
+        assert_eq!(err("kind = \"synthetic-images\"\nn_train = 100\nsigma = 0").0, "sigma");
+        assert_eq!(err("kind = \"synthetic-images\"\nn_train = 100\nn_classes = 11").0, "n_classes");
+        let unknown = DataSpec::from_kind("mnist", toml::Value::Table(toml::from_str("n_trian = 5").unwrap())).unwrap().unwrap_err();
+        assert!(unknown.to_string().contains("unknown field `n_trian`"), "{unknown}");
+    }
+
+    #[test]
+    fn mnist1d_draws_are_fresh_reproducible_and_standardised_by_train() {
+        let s = spec("kind = \"mnist1d\"\nn_train = 205\nn_test = 50\nn_population = 300");
+        let d = s.draw(7).unwrap();
+        assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols()), (205, 50, 40));
+        assert_eq!((d.train.image_shape, s.image_shape()), (Some((1, 40)), Some((1, 40))));
+        let pop = d.population.as_ref().expect("a population sample was asked for");
+        assert_eq!((pop.len(), pop.p0.is_none(), pop.image_shape), (300, true, Some((1, 40))));
+        let (m, sd) = scalar_mean_sd(d.train.x.view());
+        assert!(m.abs() < 1e-12 && (sd - 1.0).abs() < 1e-12);
+        let again = s.draw(7).unwrap();
+        assert_eq!((&again.train.x, &again.train.y, &again.test.x), (&d.train.x, &d.train.y, &d.test.x));
+        let other = s.draw(8).unwrap();
+        assert_ne!(other.train.x, d.train.x);
+        // Train, test and population are different draws.
+        assert_ne!(d.train.x.row(0), d.test.x.row(0));
+        assert!(d.train.y.iter().all(|&c| c < 10));
+        let official = spec("kind = \"mnist1d\"\nofficial = true").draw(1).unwrap();
+        assert_eq!((official.train.len(), official.test.len()), (4000, 1000));
+        assert_eq!(official.test.y[..3], [2, 6, 3]);
+    }
+
+    #[test]
+    fn synthetic_images_carry_exact_p0_and_their_shape() {
+        let s = spec("kind = \"synthetic-images\"\nn_train = 50\nn_test = 20\nn_population = 30\nside = 10\nn_classes = 4");
+        assert_eq!((s.n_classes(), s.allows_flips()), (Some(4), Some(false)));
+        let d = s.draw(2).unwrap();
+        for set in [&d.train, &d.test, d.population.as_ref().unwrap()] {
+            assert_eq!((set.x.ncols(), set.image_shape, set.n_classes), (100, Some((10, 10)), 4));
+            let p0 = set.p0.as_ref().unwrap();
+            assert!(p0.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-12));
+        }
+        assert_eq!((d.train.len(), d.test.len(), d.population.as_ref().unwrap().len()), (50, 20, 30));
+        // The problem's p0 is the generator's exact p0.
+        let problem = s.problem().unwrap();
+        assert_eq!(problem.bayes_probabilities(d.train.x.view()), *d.train.p0.as_ref().unwrap());
+        assert_eq!((problem.image_shape(), s.image_shape()), (Some((10, 10)), Some((10, 10))));
+        // Tabular kinds keep no image shape.
+        let g = spec("kind = \"gaussian-mixture\"\nn_train = 20");
+        assert_eq!(g.draw(1).unwrap().train.image_shape, None);
+        assert_eq!((g.allows_flips(), g.image_shape()), (None, None));
+    }
+
+    #[test]
+    #[ignore = "needs scripts/fetch-data.sh"]
+    fn needs_fetch_image_kinds_load_with_official_counts() {
+        // `fetched_cache` panics with the fix when the cache is missing; tests run in the crate
+        // root, where the default cache directory is.
+        crate::datasets::test_support::fetched_cache();
+        let d = spec("kind = \"digits\"").draw(1).unwrap();
+        assert_eq!((d.train.len(), d.test.len(), d.train.image_shape), (3823, 1797, Some((8, 8))));
+        let d = spec("kind = \"digits\"\nn_train = 1000").draw(1).unwrap();
+        assert_eq!((d.train.len(), d.test.len()), (1000, 1797));
+        for kind in ["mnist", "fashion-mnist"] {
+            let d = spec(&format!("kind = \"{kind}\"\nn_train = 2000\nn_test = 500")).draw(1).unwrap();
+            assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols(), d.train.image_shape), (2000, 500, 784, Some((28, 28))), "{kind}");
+            assert_eq!(spec(&format!("kind = \"{kind}\"")).image_shape(), Some((28, 28)));
+            assert!(d.train.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
+            let full = spec(&format!("kind = \"{kind}\"")).draw(1).unwrap();
+            assert_eq!((full.train.len(), full.test.len()), (60_000, 10_000), "{kind}");
+        }
+        assert_eq!(spec("kind = \"fashion-mnist\"").allows_flips(), Some(true));
+    }
+
+    #[test]
+    fn unfetched_image_data_names_the_fetch_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = datasets::mnist(dir.path(), datasets::Split::Train).unwrap_err().to_string();
+        assert!(err.contains("not found") && err.contains("scripts/fetch-data.sh"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! one row per (cell, seed, arm), and [`report`] renders the Markdown report with verdicts.
 //! See `ARCHITECTURE.md` for the map.
 
+pub mod augment;
 pub mod data;
 pub mod datasets;
 pub mod diagnostics;

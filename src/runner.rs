@@ -229,7 +229,7 @@ fn draw_data(cell: &Cell, data_seed: u64) -> Result<(Dataset, Dataset, Dataset),
     if matches!(cell.config.student, StudentSpec::ForestRegressor(_)) && k != 2 {
         return Err(format!("a forest-regressor student needs two classes; the data have {k}"));
     }
-    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, draw.train.x.ncols())), y: Vec::new(), n_classes: k, p0: None });
+    let population = draw.population.unwrap_or_else(|| Dataset { x: Array2::zeros((0, draw.train.x.ncols())), y: Vec::new(), n_classes: k, p0: None, image_shape: draw.train.image_shape });
     Ok((draw.train, draw.test, population))
 }
 

@@ -181,3 +181,17 @@ fn diagnostics_keys_are_checked_and_suggested() {
     let e = broken("alpha = 0.5\n", "alpha = 0.5\n\n[diagnostics]\nbootstrap = 5\n");
     check(&e, 24, "diagnostics.bootstrap", "must be between 20 and 100000");
 }
+
+#[test]
+fn image_data_kinds_parse_and_name_bad_keys() {
+    let digits = VALID.replacen("kind = \"gaussian-mixture\"\nn_train = [100, 200]\ndim = 3", "kind = \"digits\"\nsmall = true\nn_train = [100, 200]", 1);
+    let s = parse(Path::new("s.toml"), &digits, &LoadOptions::default()).unwrap();
+    assert_eq!(s.cells.len(), 2);
+    let e = parse(Path::new("s.toml"), &digits.replacen("n_train = [100, 200]", "n_train = [100, 600]", 1), &LoadOptions::default()).unwrap_err();
+    check(&e, 9, "data.n_train", "between 10 and 500");
+    let e = parse(Path::new("s.toml"), &digits.replacen("small = true", "smal = true", 1), &LoadOptions::default()).unwrap_err();
+    check(&e, 8, "data.smal", "small");
+    let synthetic = VALID.replacen("kind = \"gaussian-mixture\"\nn_train = [100, 200]\ndim = 3", "kind = \"synthetic-images\"\nn_train = 100\nsigma = -1.0", 1);
+    let e = parse(Path::new("s.toml"), &synthetic, &LoadOptions::default()).unwrap_err();
+    check(&e, 9, "data.sigma", "must be finite and > 0");
+}

@@ -355,10 +355,34 @@ fn transform(template: &[f64; 12], cfg: &Mnist1dConfig, rng: &mut NumpyRandomSta
 /// # Panics
 /// If `config.check()` fails.
 pub fn mnist1d(n: usize, seed: u64, config: &Mnist1dConfig) -> Images {
+    let mut out = generate(n / N_CLASSES, seed, config);
+    if !out.is_empty() {
+        let mean = out.x.iter().sum::<f64>() / out.x.len() as f64;
+        let sd = (out.x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / out.x.len() as f64).sqrt();
+        if sd > 0.0 {
+            out.x.mapv_inplace(|v| (v - mean) / sd);
+        }
+    }
+    out
+}
+
+/// Exactly `n` fresh MNIST-1D signals with numpy seed `seed`, **not** standardised: the
+/// generator of [`mnist1d`] run with `⌈n/10⌉` signals per class, of which the first `n` after
+/// its random permutation are kept (so class counts are random, as in a subsample). Callers
+/// standardise with statistics of their training draw (kdlab's `mnist1d` data kind does).
+///
+/// # Panics
+/// If `config.check()` fails.
+pub fn mnist1d_unstandardised(n: usize, seed: u64, config: &Mnist1dConfig) -> Images {
+    generate(n.div_ceil(N_CLASSES), seed, config).split_at(n).0
+}
+
+/// `make_dataset` without its final standardisation: class-major generation, one permutation
+/// of the rows, optionally one of the positions.
+fn generate(per_class: usize, seed: u64, config: &Mnist1dConfig) -> Images {
     if let Err(e) = config.check() {
         panic!("invalid Mnist1dConfig: {e}");
     }
-    let per_class = n / N_CLASSES;
     let total = per_class * N_CLASSES;
     let len = config.final_seq_length;
     let templates = templates();
@@ -373,15 +397,8 @@ pub fn mnist1d(n: usize, seed: u64, config: &Mnist1dConfig) -> Images {
     }
     let perm = rng.permutation(total);
     let seq_perm = if config.shuffle_seq { rng.permutation(len) } else { (0..len).collect() };
-    let mut x = Array2::from_shape_fn((total, len), |(i, j)| rows[perm[i]][seq_perm[j]]);
+    let x = Array2::from_shape_fn((total, len), |(i, j)| rows[perm[i]][seq_perm[j]]);
     let y: Vec<usize> = perm.iter().map(|&i| labels[i]).collect();
-    if total > 0 {
-        let mean = x.iter().sum::<f64>() / x.len() as f64;
-        let sd = (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / x.len() as f64).sqrt();
-        if sd > 0.0 {
-            x.mapv_inplace(|v| (v - mean) / sd);
-        }
-    }
     Images { x, y, height: 1, width: len, n_classes: N_CLASSES }
 }
 
@@ -459,6 +476,20 @@ mod tests {
         }
         assert_eq!(train.class_counts(), vec![398, 396, 411, 394, 394, 402, 401, 404, 402, 398]);
         assert_eq!(test.class_counts(), vec![102, 104, 89, 106, 106, 98, 99, 96, 98, 102]);
+    }
+
+    #[test]
+    fn unstandardised_draws_give_exactly_n_and_match_the_standardised_generator() {
+        let cfg = Mnist1dConfig::default();
+        let a = mnist1d_unstandardised(37, 5, &cfg);
+        assert_eq!((a.len(), a.height, a.width), (37, 1, 40));
+        assert_eq!(a, mnist1d_unstandardised(37, 5, &cfg));
+        assert_ne!(a.x, mnist1d_unstandardised(37, 6, &cfg).x);
+        // A multiple of ten is `mnist1d` before its standardisation.
+        let (raw, std) = (mnist1d_unstandardised(50, 3, &cfg), mnist1d(50, 3, &cfg));
+        assert_eq!(raw.y, std.y);
+        let (m, sd) = (raw.x.mean().unwrap(), raw.x.std(0.0));
+        assert!(raw.x.iter().zip(std.x.iter()).all(|(r, s)| ((r - m) / sd - s).abs() < 1e-12));
     }
 
     #[test]
