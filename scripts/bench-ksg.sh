@@ -15,7 +15,7 @@ if ! "$venv/bin/python" -c "import npeet_plus" 2>/dev/null \
     && ! "$venv/bin/python" -c "from npeet import entropy_estimators" 2>/dev/null; then
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     # NPEET is not on PyPI; npeet-plus is a fork that keeps NPEET's KSG code unchanged.
-    "$venv/bin/pip" install --quiet --disable-pip-version-check numpy npeet-plus
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy npeet-plus
 fi
 
 "$venv/bin/python" - target <<'PY'

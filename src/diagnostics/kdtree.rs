@@ -1,5 +1,7 @@
 //! Max-norm (Chebyshev) neighbour search for the k-NN estimators in [`super::mi`]: the
 //! distance from every point to its k-th nearest other point, and strict radius counts.
+//! 1-D marginals are sorted lines ([`SortedLine`]) and a 1+1-D joint space is a grid on their
+//! ranks ([`PlaneGrid`]); everything else goes to the k-d tree.
 //!
 //! Own k-d tree rather than linfa-nn: the estimators need count-only range queries (linfa-nn
 //! returns allocated point lists), no allocation per query, an O(1) node distance and
@@ -263,13 +265,7 @@ impl KdTree {
                 let start = nd.start as usize;
                 for (j, &dj) in d.iter().enumerate().take(nd.len as usize) {
                     if dj < best[k - 1] && start + j != exclude {
-                        // Insertion into a short sorted array; k is small (default 3).
-                        let mut i = k - 1;
-                        while i > 0 && best[i - 1] > dj {
-                            best[i] = best[i - 1];
-                            i -= 1;
-                        }
-                        best[i] = dj;
+                        push_best(best, dj);
                     }
                 }
                 continue;
@@ -491,6 +487,18 @@ fn lane_min(d: &[f64; LEAF]) -> f64 {
     m[0]
 }
 
+/// Inserts `d` (smaller than the last entry) into the ascending array `best`, dropping the
+/// last entry; `best` is short (k is 3 by default), so a linear shift beats anything cleverer.
+#[inline(always)]
+fn push_best(best: &mut [f64], d: f64) {
+    let mut i = best.len() - 1;
+    while i > 0 && best[i - 1] > d {
+        best[i] = best[i - 1];
+        i -= 1;
+    }
+    best[i] = d;
+}
+
 /// `min` counterpart of [`fmax`].
 #[inline(always)]
 fn fmin(a: f64, b: f64) -> f64 {
@@ -503,60 +511,380 @@ fn fmin(a: f64, b: f64) -> f64 {
 
 /// 1-D values in sorted order, for strict radius counts by galloping search from each point's
 /// own rank. Queries run in sorted order and each gallop starts from the previous query's
-/// window, which neighbouring queries rarely change much.
+/// window, rescaled by the ratio of the radii (counts grow about linearly with the radius
+/// where the density is smooth), so it usually lands within a few places of the answer.
 pub(crate) struct SortedLine {
     sorted: Vec<f64>,
     /// Sorted position -> original index.
-    order: Vec<usize>,
+    order: Vec<u32>,
+    /// Original index -> sorted position.
+    rank: Vec<u32>,
+    simd: Simd,
 }
 
 impl SortedLine {
+    /// `values.len()` must fit in `u32` (checked by callers).
     pub(crate) fn new(values: &[f64]) -> Self {
-        let mut pairs: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
-        // Ties by index: a total order, so the parallel sort's result is unique.
-        pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let (sorted, order) = pairs.into_iter().unzip();
-        Self { sorted, order }
+        let keys: Vec<u64> = values.iter().map(|&v| order_key(v)).collect();
+        let order = radix_order(&keys);
+        let sorted = order.iter().map(|&i| values[i as usize]).collect();
+        let mut rank = vec![0; values.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            rank[i as usize] = pos as u32;
+        }
+        Self {
+            sorted,
+            order,
+            rank,
+            simd: Simd::detect(),
+        }
+    }
+
+    /// [`Self::window`] compiled with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn window_avx2(&self, pos: usize, r: f64, guess: (usize, usize)) -> (usize, usize) {
+        self.window(pos, r, guess)
     }
 
     /// `(below, above)`: how many values lie strictly within `r` of `v = sorted[pos]` before
-    /// and after position `pos`; `guess` is where the gallops start.
-    #[inline]
+    /// and after position `pos`; `guess` is where the searches start.
+    #[inline(always)]
     fn window(&self, pos: usize, r: f64, guess: (usize, usize)) -> (usize, usize) {
         let s = &self.sorted;
         let v = s[pos];
         // `v - a` (below) and `a - v` (above) are the same rounded `|a - v|` the tree uses, and
         // monotone in `a`, so "within" holds on a contiguous run around `pos`.
-        let below = gallop(pos, guess.0, |i| v - s[pos - i] < r);
-        let above = gallop(s.len() - 1 - pos, guess.1, |i| s[pos + i] - v < r);
+        let below = prefix_len(pos, guess.0, |i| v - s[pos - i] < r, |a, b| {
+            s[pos - b..=pos - a].iter().filter(|&&u| v - u < r).count()
+        });
+        let above = prefix_len(s.len() - 1 - pos, guess.1, |i| s[pos + i] - v < r, |a, b| {
+            s[pos + a..=pos + b].iter().filter(|&&u| u - v < r).count()
+        });
         (below, above)
     }
 
     /// For every original index `i`, the number of other values strictly within `radius[i]`
     /// of value `i`. Indexed by original index.
     pub(crate) fn count_within(&self, radius: &[f64]) -> Vec<usize> {
+        // Gathered in one pass first: the loads overlap there, not inside the searches.
+        let radius: Vec<f64> = self.order.iter().map(|&i| radius[i as usize]).collect();
         let by_pos: Vec<usize> = (0..self.sorted.len())
             .into_par_iter()
             .with_min_len(PAR_CHUNK)
             .map_init(
-                || (0, 0),
-                |guess, pos| {
-                    let r = radius[self.order[pos]];
-                    if r > 0.0 {
-                        *guess = self.window(pos, r, *guess);
-                        guess.0 + guess.1
-                    } else {
-                        0
+                || (0, 0, 0.0),
+                |(below, above, last_r), pos| {
+                    let r = radius[pos];
+                    if r <= 0.0 {
+                        return 0;
                     }
+                    let scale = if *last_r > 0.0 { r / *last_r } else { 1.0 };
+                    // Float-to-int casts saturate, so any scale gives a valid start.
+                    let guess = ((*below as f64 * scale) as usize, (*above as f64 * scale) as usize);
+                    (*below, *above) = match self.simd {
+                        Simd::Generic => self.window(pos, r, guess),
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `Simd::Avx2` is only set after detecting AVX2 at run time.
+                        Simd::Avx2 => unsafe { self.window_avx2(pos, r, guess) },
+                    };
+                    *last_r = r;
+                    *below + *above
                 },
             )
             .collect();
         let mut out = vec![0; by_pos.len()];
         for (pos, c) in by_pos.into_iter().enumerate() {
-            out[self.order[pos]] = c;
+            out[self.order[pos] as usize] = c;
         }
         out
     }
+}
+
+/// `u64` keys whose unsigned order is `f64::total_cmp`'s.
+#[inline]
+fn order_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// Indices `0..keys.len()` sorted by key, ties by index: a least-significant-digit radix sort
+/// (stable, so ties keep index order), about five times faster than a comparison sort at the
+/// sizes KSG sees. Digits that every key shares are skipped.
+fn radix_order(keys: &[u64]) -> Vec<u32> {
+    const BITS: usize = 11;
+    const MASK: u64 = (1 << BITS) - 1;
+    const PASSES: usize = 64usize.div_ceil(BITS);
+    let n = keys.len();
+    let mut hist = vec![[0u32; 1 << BITS]; PASSES];
+    for &key in keys {
+        for (p, h) in hist.iter_mut().enumerate() {
+            h[((key >> (p * BITS)) & MASK) as usize] += 1;
+        }
+    }
+    let mut cur: Vec<(u64, u32)> = keys.iter().copied().zip(0u32..).collect();
+    let mut next = vec![(0, 0); n];
+    for (p, h) in hist.iter_mut().enumerate() {
+        if h.iter().any(|&c| c as usize == n) {
+            continue;
+        }
+        let mut sum = 0;
+        for c in h.iter_mut() {
+            (*c, sum) = (sum, sum + *c);
+        }
+        for &(key, i) in &cur {
+            let digit = ((key >> (p * BITS)) & MASK) as usize;
+            next[h[digit] as usize] = (key, i);
+            h[digit] += 1;
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    cur.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Largest k that [`PlaneGrid`] serves.
+pub(crate) const PLANE_MAX_K: usize = 31;
+
+/// Mean number of points per cell of a [`PlaneGrid`]: few enough that a query scans little
+/// beyond its k neighbours, enough that the cell bookkeeping stays small.
+const PER_CELL: f64 = 1.0;
+
+/// Max-norm k-th neighbour distances in the plane, for KSG's joint space when x and y are both
+/// 1-D. Columns are equal-count strips of x ranks and rows equal-count strips of y ranks, so
+/// the grid comes from the ranks the marginals' [`SortedLine`]s already hold (no comparison
+/// sort, no tree), and cells are small where the data are dense and wide in the tails, whatever
+/// the scales. Points are stored cell by cell, each column's cells in row order, so a column
+/// strip is one contiguous run.
+///
+/// A query grows a block of cells from its own, one column or row at a time on the side
+/// nearest to it, until every side is at least the current k-th distance away: the strip edges
+/// are data values, so the gap to a side is a rounded `|a - b|` like every other distance and
+/// bounds all points beyond it.
+pub(crate) struct PlaneGrid<'a> {
+    x: &'a [f64],
+    y: &'a [f64],
+    /// Ranks per strip (the last strip may hold fewer).
+    side: usize,
+    /// Strips per axis; cell `column * strips + row`.
+    strips: usize,
+    /// Cell `c` holds slots `start[c]..start[c + 1]`.
+    start: Vec<u32>,
+    px: Vec<f64>,
+    py: Vec<f64>,
+    /// Cell and original row of every slot.
+    cell: Vec<u32>,
+    row: Vec<u32>,
+    simd: Simd,
+}
+
+impl<'a> PlaneGrid<'a> {
+    /// The points `(x_i, y_{p(i)})`, with `p` the identity when `perm` is `None`.
+    pub(crate) fn new(x: &'a SortedLine, y: &'a SortedLine, perm: Option<&[usize]>) -> Self {
+        let n = x.sorted.len();
+        let strips = ((n as f64 / PER_CELL).sqrt().ceil() as usize).max(1);
+        let side = n.div_ceil(strips);
+        let strips = n.div_ceil(side);
+        let ranks = |i: usize| (x.rank[i] as usize, y.rank[perm.map_or(i, |p| p[i])] as usize);
+        let cell_of = |(rx, ry): (usize, usize)| (rx / side) * strips + ry / side;
+        let mut start = vec![0u32; strips * strips + 1];
+        for i in 0..n {
+            start[cell_of(ranks(i)) + 1] += 1;
+        }
+        for c in 1..start.len() {
+            start[c] += start[c - 1];
+        }
+        let mut next = start.clone();
+        let (mut px, mut py) = (vec![0.0; n], vec![0.0; n]);
+        let (mut cell, mut row) = (vec![0u32; n], vec![0u32; n]);
+        for i in 0..n {
+            let (rx, ry) = ranks(i);
+            let c = cell_of((rx, ry));
+            let slot = next[c] as usize;
+            next[c] += 1;
+            (px[slot], py[slot]) = (x.sorted[rx], y.sorted[ry]);
+            (cell[slot], row[slot]) = (c as u32, i as u32);
+        }
+        Self {
+            x: &x.sorted,
+            y: &y.sorted,
+            side,
+            strips,
+            start,
+            px,
+            py,
+            cell,
+            row,
+            simd: Simd::detect(),
+        }
+    }
+
+    /// For every original row, the max-norm distance to its `k`-th nearest other row
+    /// (`1 <= k < n` and `k <=` [`PLANE_MAX_K`], checked by callers). Indexed by original row.
+    pub(crate) fn kth_distances(&self, k: usize) -> Vec<f64> {
+        // The running smallest distances live in a fixed-size array, so in registers.
+        let by_slot = match k {
+            0..=3 => self.all_knn::<4>(k),
+            4..=7 => self.all_knn::<8>(k),
+            8..=15 => self.all_knn::<16>(k),
+            _ => self.all_knn::<{ PLANE_MAX_K + 1 }>(k),
+        };
+        let mut out = vec![0.0; by_slot.len()];
+        for (slot, d) in by_slot.into_iter().enumerate() {
+            out[self.row[slot] as usize] = d;
+        }
+        out
+    }
+
+    /// The k-th distance of every slot, with `k < M`.
+    fn all_knn<const M: usize>(&self, k: usize) -> Vec<f64> {
+        assert!(k < M);
+        (0..self.px.len())
+            .into_par_iter()
+            .with_min_len(PAR_CHUNK)
+            .map(|slot| match self.simd {
+                Simd::Generic => self.knn::<M>(slot, k),
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Simd::Avx2` is only set after detecting AVX2 at run time.
+                Simd::Avx2 => unsafe { self.knn_avx2::<M>(slot, k) },
+            })
+            .collect()
+    }
+
+    /// [`Self::knn`] compiled with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn knn_avx2<const M: usize>(&self, slot: usize, k: usize) -> f64 {
+        self.knn::<M>(slot, k)
+    }
+
+    /// The k-th distance of `slot`. `best` holds the M smallest distances seen, ascending;
+    /// the query finds itself at distance 0, and the (k + 1)-th smallest of {0} and the
+    /// others' distances is the k-th smallest of the others', so the answer is `best[k]`.
+    #[inline(always)]
+    fn knn<const M: usize>(&self, slot: usize, k: usize) -> f64 {
+        let mut best = [f64::INFINITY; M];
+        let best = &mut best;
+        let last = k;
+        let q = (self.px[slot], self.py[slot]);
+        let c = self.cell[slot] as usize;
+        let (cx, cy) = (c / self.strips, c % self.strips);
+        // Block of scanned cells, columns lo[0]..=hi[0] and rows lo[1]..=hi[1], and the gaps
+        // from q to its left, right, lower and upper sides (+∞ at the grid's edge). It starts
+        // as the 3 x 3 cells around q, which usually hold the answer: three contiguous runs.
+        let top = self.strips - 1;
+        let (mut lo, mut hi) = ([cx.saturating_sub(1), cy.saturating_sub(1)], [(cx + 1).min(top), (cy + 1).min(top)]);
+        for col in lo[0]..=hi[0] {
+            self.scan_column(col, lo[1], hi[1], q, best);
+        }
+        let mut gap = [
+            self.gap_below(self.x, q.0, lo[0]),
+            self.gap_above(self.x, q.0, hi[0]),
+            self.gap_below(self.y, q.1, lo[1]),
+            self.gap_above(self.y, q.1, hi[1]),
+        ];
+        loop {
+            let (side, g) = gap
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, f64::INFINITY), |m, (s, g)| if g < m.1 { (s, g) } else { m });
+            // Every unscanned point is at least `g` away; equal distances leave the k-th as is.
+            if g >= best[last] {
+                return best[last];
+            }
+            // Sides 0, 1 are x's (a new column), 2, 3 are y's (a new row); even sides are below.
+            let (axis, below) = (side / 2, side % 2 == 0);
+            let strip = if below { lo[axis] - 1 } else { hi[axis] + 1 };
+            if axis == 0 {
+                self.scan_column(strip, lo[1], hi[1], q, best);
+            } else {
+                for col in lo[0]..=hi[0] {
+                    self.scan_column(col, strip, strip, q, best);
+                }
+            }
+            let (sorted, v) = if axis == 0 { (self.x, q.0) } else { (self.y, q.1) };
+            if below {
+                lo[axis] = strip;
+                gap[side] = self.gap_below(sorted, v, strip);
+            } else {
+                hi[axis] = strip;
+                gap[side] = self.gap_above(sorted, v, strip);
+            }
+        }
+    }
+
+    /// Scans the cells of column `col` in rows `row0..=row1`, one contiguous run of slots.
+    #[inline(always)]
+    fn scan_column<const M: usize>(&self, col: usize, row0: usize, row1: usize, q: (f64, f64), best: &mut [f64; M]) {
+        let base = col * self.strips;
+        let slots = self.start[base + row0] as usize..self.start[base + row1 + 1] as usize;
+        let dist = |j: usize| fmax((self.px[j] - q.0).abs(), (self.py[j] - q.1).abs());
+        // Branch-free merging, two points at a time: about half the points of the first cells
+        // enter `best`, too many for a branch to be predicted, and pairs halve the dependency
+        // chain through `best`. The (i + 1)-th smallest of `best` and {lo <= hi} is the least
+        // of best[i], max(best[i - 1], lo) and max(best[i - 2], hi).
+        let mut j = slots.start;
+        while j < slots.end {
+            let d0 = dist(j);
+            let d1 = if j + 1 < slots.end { dist(j + 1) } else { f64::INFINITY };
+            let (lo, hi) = (fmin(d0, d1), fmax(d0, d1));
+            for i in (2..M).rev() {
+                best[i] = fmin(best[i], fmin(fmax(best[i - 1], lo), fmax(best[i - 2], hi)));
+            }
+            if M > 1 {
+                best[1] = fmin(best[1], fmin(fmax(best[0], lo), hi));
+            }
+            best[0] = fmin(best[0], lo);
+            j += 2;
+        }
+    }
+
+    /// Distance from `v` (in strip `strip`) to the values of the strips before it.
+    #[inline]
+    fn gap_below(&self, sorted: &[f64], v: f64, strip: usize) -> f64 {
+        if strip == 0 {
+            f64::INFINITY
+        } else {
+            v - sorted[strip * self.side - 1]
+        }
+    }
+
+    /// Distance from `v` (in strip `strip`) to the values of the strips after it.
+    #[inline]
+    fn gap_above(&self, sorted: &[f64], v: f64, strip: usize) -> f64 {
+        let next = (strip + 1) * self.side;
+        if next >= sorted.len() {
+            f64::INFINITY
+        } else {
+            sorted[next] - v
+        }
+    }
+}
+
+/// Places counted around the guess by [`prefix_len`] before it falls back to galloping.
+const WINDOW: usize = 64;
+
+/// [`gallop`]'s answer, found first by counting `within` over the [`WINDOW`] places around
+/// `guess` in one branch-free pass (`count(a, b)`: how many `i` in `a..=b` satisfy it) and
+/// checking that the answer lies inside; probing branches mispredict, a vectorised count
+/// does not.
+#[inline(always)]
+fn prefix_len(
+    max: usize,
+    guess: usize,
+    within: impl Fn(usize) -> bool,
+    count: impl Fn(usize, usize) -> usize,
+) -> usize {
+    let a = guess.saturating_sub(WINDOW / 2).max(1);
+    let b = (a + WINDOW - 1).min(max);
+    if a <= b && (a == 1 || within(a - 1)) && (b == max || !within(b + 1)) {
+        return a - 1 + count(a, b);
+    }
+    gallop(max, guess, within)
 }
 
 /// The largest `m <= max` such that `within(i)` holds for all `1 <= i <= m`, where `within` is
@@ -651,6 +979,41 @@ mod tests {
                 assert_eq!(SortedLine::new(&values).count_within(&radius), counts);
             }
         }
+    }
+
+    #[test]
+    fn plane_grid_matches_brute_force() {
+        // Continuous, heavily tied (integers 0..3) and permuted pairings; k up to PLANE_MAX_K.
+        for (n, tied, k, permuted) in [(300, false, 3, false), (500, true, 5, true), (40, false, 31, true), (200, false, 1, false)] {
+            let mut rng = StdRng::seed_from_u64(n as u64);
+            let draw = |rng: &mut StdRng| if tied { rng.gen_range(0..4) as f64 } else { rng.gen::<f64>() * 4.0 - 2.0 };
+            let x: Vec<f64> = (0..n).map(|_| draw(&mut rng)).collect();
+            let y: Vec<f64> = (0..n).map(|_| draw(&mut rng)).collect();
+            let perm: Vec<usize> = (0..n).map(|i| (i * 7 + 3) % n).collect();
+            let p = permuted.then_some(perm.as_slice());
+            let (lx, ly) = (SortedLine::new(&x), SortedLine::new(&y));
+            let kth = PlaneGrid::new(&lx, &ly, p).kth_distances(k);
+            let yof = |i: usize| y[p.map_or(i, |p| p[i])];
+            for i in 0..n {
+                let mut dist: Vec<f64> = (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| cheb(&[x[i], yof(i)], &[x[j], yof(j)]))
+                    .collect();
+                dist.sort_by(f64::total_cmp);
+                assert_eq!(kth[i], dist[k - 1], "n {n} k {k} point {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn radix_order_sorts_like_total_cmp_with_ties_by_index() {
+        let mut rng = StdRng::seed_from_u64(23);
+        let mut v: Vec<f64> = (0..3000).map(|_| (rng.gen::<f64>() - 0.5) * 10f64.powi(rng.gen_range(-300..300))).collect();
+        v.extend([0.0, -0.0, 1.5, 1.5, -2.0, f64::MIN_POSITIVE, -f64::MAX, f64::MAX]);
+        let keys: Vec<u64> = v.iter().map(|&a| order_key(a)).collect();
+        let mut expected: Vec<u32> = (0..v.len() as u32).collect();
+        expected.sort_by(|&a, &b| v[a as usize].total_cmp(&v[b as usize]).then(a.cmp(&b)));
+        assert_eq!(radix_order(&keys), expected);
     }
 
     #[test]

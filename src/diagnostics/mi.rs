@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::diagnostics::kdtree::{KdTree, SortedLine};
+use crate::diagnostics::kdtree::{KdTree, PlaneGrid, SortedLine, PLANE_MAX_K};
 use crate::diagnostics::{
     check_finite, item_seeds, null_band, DiagnosticsError, NullBand, NullParams, Result,
 };
@@ -476,9 +476,10 @@ impl Marginal {
 impl Ksg {
     fn new(x: Array2<f64>, y: Array2<f64>, k: usize) -> Self {
         let n = x.nrows();
+        let (x_marginal, y_marginal) = rayon::join(|| Marginal::new(&x), || Marginal::new(&y));
         Self {
-            x_marginal: Marginal::new(&x),
-            y_marginal: Marginal::new(&y),
+            x_marginal,
+            y_marginal,
             digamma: digamma_table(n + 1),
             x,
             y,
@@ -489,19 +490,13 @@ impl Ksg {
     /// KSG in nats, pairing row i of x with row `perm[i]` of y (identity when `None`).
     fn nats(&self, perm: Option<&[usize]>) -> f64 {
         let n = self.x.nrows();
-        let (dx, dy) = (self.x.ncols(), self.y.ncols());
-        let mut joint = Array2::zeros((n, dx + dy));
-        for i in 0..n {
-            let yi = perm.map_or(i, |p| p[i]);
-            let mut row = joint.row_mut(i);
-            for c in 0..dx {
-                row[c] = self.x[[i, c]];
+        let eps = match (&self.x_marginal, &self.y_marginal) {
+            // 1+1-D: a grid on the marginals' ranks, cheaper to build and query than a tree.
+            (Marginal::Line(x), Marginal::Line(y)) if self.k <= PLANE_MAX_K => {
+                PlaneGrid::new(x, y, perm).kth_distances(self.k)
             }
-            for c in 0..dy {
-                row[dx + c] = self.y[[yi, c]];
-            }
-        }
-        let eps = KdTree::new(joint.view()).kth_distances(self.k);
+            _ => KdTree::new(self.joint(perm).view()).kth_distances(self.k),
+        };
         let nx = self.x_marginal.count_within(&eps);
         let ny = match perm {
             None => self.y_marginal.count_within(&eps),
@@ -520,6 +515,24 @@ impl Ksg {
             acc += self.digamma[nx[i] + 1] + self.digamma[ny[i] + 1];
         }
         self.digamma[self.k] + self.digamma[n] - acc / n as f64
+    }
+
+    /// The joint rows `(x_i, y_perm[i])`.
+    fn joint(&self, perm: Option<&[usize]>) -> Array2<f64> {
+        let n = self.x.nrows();
+        let (dx, dy) = (self.x.ncols(), self.y.ncols());
+        let mut joint = Array2::zeros((n, dx + dy));
+        for i in 0..n {
+            let yi = perm.map_or(i, |p| p[i]);
+            let mut row = joint.row_mut(i);
+            for c in 0..dx {
+                row[c] = self.x[[i, c]];
+            }
+            for c in 0..dy {
+                row[dx + c] = self.y[[yi, c]];
+            }
+        }
+        joint
     }
 }
 
