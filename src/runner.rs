@@ -66,9 +66,19 @@ pub fn results_dir(out: &Path, study: &Study) -> PathBuf {
     out.join(&study.name)
 }
 
+extern "C" {
+    // OpenBLAS's own setter (no crate exposes it); the library reads its thread count from the
+    // environment when it loads, before `main` could set a variable.
+    fn openblas_set_num_threads(n: std::os::raw::c_int);
+}
+
 /// Runs every pending unit of `study`, then writes results and the report.
 pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    // Units are the parallel grain: LAPACK threads inside a unit would only oversubscribe the
+    // cores (and spin while they wait).
+    // SAFETY: a plain setter of OpenBLAS's global thread count, safe to call at any time.
+    unsafe { openblas_set_num_threads(1) };
     let dir = results_dir(&options.out, study);
     let io = |path: &Path| {
         let path = path.to_path_buf();

@@ -30,6 +30,7 @@ epochs = 30
 
 [theory]
 oracle_n = 1000
+rademacher_draws = 100
 
 [diagnostics]
 bootstrap = 50
