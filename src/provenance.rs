@@ -25,6 +25,9 @@ pub struct Provenance {
     pub teachers_fitted: usize,
     #[serde(default)]
     pub teacher_uses: usize,
+    /// Teachers loaded from the teacher cache of earlier runs instead of being fit.
+    #[serde(default)]
+    pub teachers_loaded: usize,
     /// Seconds summed over units, per stage (CPU-side work, across threads).
     pub stage_seconds: StageTimes,
     /// Wall-clock seconds of the parallel compute phase, and of the whole run.
@@ -58,6 +61,7 @@ impl Provenance {
             units_reused,
             teachers_fitted: 0,
             teacher_uses: 0,
+            teachers_loaded: 0,
             stage_seconds,
             compute_wall_seconds,
             total_wall_seconds,

@@ -304,7 +304,8 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
         let _ = writeln!(w, "  - `crossfit-teacher`: the cross-fit fold teachers' own scores, each metric averaged over the folds; `teacher_error_out_of_fold` is the error of the out-of-fold targets.");
     }
     if prov.teacher_uses > 0 {
-        let _ = writeln!(w, "- Teachers: {} fitted for the {} units computed in this run; cells with the same data, teacher and cross-fit settings share one teacher per seed (reused {} times).", prov.teachers_fitted, prov.teacher_uses, prov.teacher_uses - prov.teachers_fitted);
+        let distinct = prov.teachers_fitted + prov.teachers_loaded;
+        let _ = writeln!(w, "- Teachers: {distinct} distinct teachers for the {} units computed in this run ({} fitted, {} loaded from the teacher cache of earlier runs); cells with the same data, teacher and cross-fit settings share one teacher per seed ({} units reused another unit's teacher).", prov.teacher_uses, prov.teachers_fitted, prov.teachers_loaded, prov.teacher_uses - distinct);
     }
     let _ = writeln!(w, "- Pairing: for a given seed, every arm of a cell sees the same data, the same teacher and the same student initialisation.");
     let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
@@ -426,7 +427,7 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     let _ = writeln!(w, "| seeds | {} (base seed {}; every draw derives from it) |", prov.seeds, prov.base_seed);
     let _ = writeln!(w, "| threads | {} |", prov.threads);
     let _ = writeln!(w, "| units computed / reused | {} / {} |", prov.units_computed, prov.units_reused);
-    let _ = writeln!(w, "| teachers fitted / units that used them | {} / {} |", prov.teachers_fitted, prov.teacher_uses);
+    let _ = writeln!(w, "| teachers fitted / loaded from the cache / units that used them | {} / {} / {} |", prov.teachers_fitted, prov.teachers_loaded, prov.teacher_uses);
     let _ = writeln!(w, "| stage seconds (summed over units) | data {:.2}, teacher {:.2}, students {:.2}, metrics {:.2} |", t.data, t.teacher, t.students, t.metrics);
     let _ = writeln!(w, "| wall seconds | compute {:.2}, total {:.2} |", prov.compute_wall_seconds, prov.total_wall_seconds);
     let _ = writeln!(w, "\nResults: `{0}/results.csv`, `{0}/results.parquet` (one row per cell, seed and arm); per-unit timings: `{0}/timings.csv`.", study.name);

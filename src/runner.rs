@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{validation_split, Dataset};
 use crate::diagnostics::calibration::ReliabilityBin;
@@ -105,6 +106,11 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
 
     // Phase 1: every distinct teacher (and each cell's oracle student) the pending units need,
     // fit once. Cells with the same data, teacher and cross-fit settings share a teacher.
+    // Fitted teachers are also kept on disk, so a later run (of this study after an edit to its
+    // student or distillation settings, or of another study with the same teacher, data and
+    // base seed) loads them instead of refitting.
+    let teacher_cache = options.out.join(TEACHER_CACHE);
+    std::fs::create_dir_all(&teacher_cache).map_err(io(&teacher_cache))?;
     let mut teacher_jobs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for &(c, s) in &pending {
         teacher_jobs.entry(teacher_key(study, &study.cells[c], s)).or_insert((c, s));
@@ -116,12 +122,26 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
     let compute_start = Instant::now();
     let (teachers, oracles) = pool.install(|| {
-        let teachers: BTreeMap<String, Arc<TeacherOutputs>> = teacher_jobs
+        let teachers: BTreeMap<String, (Arc<TeacherOutputs>, bool)> = teacher_jobs
             .par_iter()
             .map(|(key, &(c, s))| {
-                let outputs = fit_teacher(study, &study.cells[c], s);
-                progress.step_done(&format!("teacher of cell {} [{}], seed {s}", c, study.cells[c].levels.join(", ")));
-                (key.clone(), Arc::new(outputs))
+                let cached = teacher_cache.join(format!("{key}.json"));
+                let (outputs, loaded) = match std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()) {
+                    Some(outputs) => (TeacherOutputs { times: StageTimes::default(), ..outputs }, true),
+                    None => {
+                        let outputs = fit_teacher(study, &study.cells[c], s);
+                        // A failed teacher is not cached: the next run tries again.
+                        if outputs.failure.is_none() {
+                            if let Ok(bytes) = serde_json::to_vec(&outputs) {
+                                // Best effort: a teacher that cannot be cached is only refit next time.
+                                let _ = fsio::write_atomic(&cached, &bytes);
+                            }
+                        }
+                        (outputs, false)
+                    }
+                };
+                progress.step_done(&format!("teacher of cell {} [{}], seed {s}{}", c, study.cells[c].levels.join(", "), if loaded { ", from the cache" } else { "" }));
+                (key.clone(), (Arc::new(outputs), loaded))
             })
             .collect();
         let oracles: BTreeMap<usize, Option<Arc<FittedStudent>>> =
@@ -129,7 +149,9 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
         (teachers, oracles)
     });
     let teacher_uses = pending.len();
-    let teachers_fitted = teachers.len();
+    let teachers_loaded = teachers.values().filter(|t| t.1).count();
+    let teachers_fitted = teachers.len() - teachers_loaded;
+    let teachers: BTreeMap<String, Arc<TeacherOutputs>> = teachers.into_iter().map(|(k, (t, _))| (k, t)).collect();
 
     // Phase 2: the units. The first unit of a teacher carries its fitting time.
     let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
@@ -180,6 +202,7 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
 
     let mut provenance = Provenance::collect(study, options.jobs, reused, pending.len(), stage_totals, compute_seconds, started.elapsed().as_secs_f64());
     provenance.teachers_fitted = teachers_fitted;
+    provenance.teachers_loaded = teachers_loaded;
     provenance.teacher_uses = teacher_uses;
     fsio::write_atomic(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance).expect("serialisable").as_bytes()).map_err(io(&dir))?;
     let report = report::render_all(study, &rows, &provenance, &options.out).map_err(|e| RunError::Io { path: options.out.clone(), source: e })?;
@@ -197,16 +220,22 @@ fn read_shard(path: &Path) -> Option<Shard> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Identifies a teacher's outputs: everything they depend on (data, teacher, the cross-fit
-/// settings when an arm cross-fits, the diagnostics asked for, the replicate).
+/// Directory (under the output directory) of the teacher cache.
+pub const TEACHER_CACHE: &str = ".teacher-cache";
+
+/// Identifies a teacher's outputs: everything they depend on (kdlab version, base seed, data,
+/// teacher, the cross-fit settings when an arm cross-fits, the diagnostics asked for, the
+/// replicate).
 fn teacher_key(study: &Study, cell: &Cell, rep: usize) -> String {
     let cfg = &cell.config;
     let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
-    seed::short_hash(&serde_json::to_string(&(&cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep)).expect("serialisable"))
+    let what = (env!("CARGO_PKG_VERSION"), study.base_seed, &cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep);
+    seed::short_hash(&serde_json::to_string(&what).expect("serialisable"))
 }
 
 /// What the students of a unit need from its teacher, computed once and shared by every cell
-/// with the same [`teacher_key`].
+/// with the same [`teacher_key`] (and stored in the teacher cache).
+#[derive(Serialize, Deserialize)]
 struct TeacherOutputs {
     /// The teacher's probabilities on the training and test points.
     train: Array2<f64>,

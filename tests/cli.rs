@@ -97,6 +97,33 @@ fn an_interrupted_study_resumes_without_recomputing_and_gives_the_same_results()
 }
 
 #[test]
+fn teachers_are_shared_across_cells_and_loaded_by_later_runs() {
+    let (dir, path) = study_dir();
+    // Two cells that differ only in the student: one teacher per seed serves both.
+    let two_students = STUDY.replace("n_train = [120, 240]", "n_train = 120").replace("hidden = [16]", "hidden = [[8], [16]]").replace("axis = \"data.n_train\"", "axis = \"student.hidden\"").replace("compare = [240, 120]", "compare = [[16], [8]]");
+    std::fs::write(&path, &two_students).unwrap();
+    run_ok(dir.path(), &["study", "tiny.toml", "--out", "c"]);
+    let provenance = |out: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join(out).join("tiny/provenance.json")).unwrap()).unwrap() };
+    let p = provenance("c");
+    assert_eq!((p["teachers_fitted"].as_u64(), p["teachers_loaded"].as_u64(), p["teacher_uses"].as_u64()), (Some(3), Some(0), Some(6)));
+    let teacher_rows = |out: &str| -> Vec<String> {
+        let csv = std::fs::read_to_string(dir.path().join(out).join("tiny/results.csv")).unwrap();
+        csv.lines().filter(|l| l.contains(",teacher,")).map(|l| l.split_once(",teacher,").unwrap().1.to_string()).collect()
+    };
+    let first = teacher_rows("c");
+    assert_eq!(first.len(), 6);
+    assert_eq!(first[0], first[3], "both cells of seed 0 must show the same teacher");
+    // A later run with another student in the same output directory loads every teacher.
+    std::fs::write(&path, two_students.replace("[8]", "[4]")).unwrap();
+    run_ok(dir.path(), &["study", "tiny.toml", "--out", "c"]);
+    let p = provenance("c");
+    assert_eq!((p["teachers_fitted"].as_u64(), p["teachers_loaded"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(teacher_rows("c"), first, "a cached teacher must give the same rows as a fitted one");
+    let report = std::fs::read_to_string(dir.path().join("c/tiny.md")).unwrap();
+    assert!(report.contains("0 fitted, 3 loaded from the teacher cache"), "the report must say which teachers were reused");
+}
+
+#[test]
 fn the_report_has_verdicts_figures_and_provenance() {
     let (dir, _) = study_dir();
     run_ok(dir.path(), &["study", "tiny.toml", "--out", "rep"]);
