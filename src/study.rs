@@ -295,6 +295,10 @@ impl<'a> Ctx<'a> {
             if let Some(quick) = table.remove("quick") {
                 self.apply_quick(&mut table, quick)?;
             }
+        } else if table.contains_key("quick") {
+            // The smoke version must be valid too, so a bad override is caught before `--quick`.
+            self.study(table.clone(), &LoadOptions { quick: true, ..options.clone() })?;
+            table.remove("quick");
         }
         let name = self.required_string(&table, "name")?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
