@@ -19,6 +19,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Removes the `.{name}.tmp-{pid}` files of [`write_atomic`] in `dir` (not recursive).
+fn remove_stale_temp_files(dir: &Path) -> io::Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// An exclusive advisory lock (flock) on an output directory, held until dropped; the OS
 /// releases it if the process dies. A second process that tries
 /// to write the same directory gets an error naming the holder instead of corrupting files.
@@ -44,6 +57,10 @@ impl DirLock {
         }
         file.set_len(0)?;
         writeln!(file, "pid {}", std::process::id())?;
+        // Holding the lock, no other process writes here: temp files left by a killed run are
+        // litter (their targets were never replaced), so they go.
+        remove_stale_temp_files(dir)?;
+        remove_stale_temp_files(&dir.join("cells"))?;
         Ok(DirLock { file })
     }
 }
