@@ -16,6 +16,7 @@ pub mod models;
 pub mod plot;
 pub mod provenance;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod runner;
 pub mod seed;

@@ -39,6 +39,10 @@ enum Command {
         /// The small smoke version of the same design (at most 3 seeds and the study's [quick] overrides).
         #[arg(long)]
         quick: bool,
+        /// Refuse a study whose estimated peak memory exceeds this many GiB (default: the
+        /// memory available now).
+        #[arg(long = "max-memory", value_name = "GIB")]
+        max_memory_gib: Option<f64>,
     },
     /// Validate study files without running them.
     Check {
@@ -79,7 +83,7 @@ fn study_paths(studies: &[String], all: bool) -> anyhow::Result<Vec<PathBuf>> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Study { studies, all, seeds, jobs, out, quick } => {
+        Command::Study { studies, all, seeds, jobs, out, quick, max_memory_gib } => {
             let paths = study_paths(&studies, all)?;
             let options = LoadOptions { seeds, quick };
             // Validate every study before running any, so a typo in the last file does not
@@ -88,7 +92,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
             for s in &loaded {
-                let summary = runner::run(s, &RunOptions { jobs, out: out.clone(), progress: true })?;
+                let max_memory = match max_memory_gib {
+                    Some(g) => Some(g * (1u64 << 30) as f64),
+                    None => kdlab::resources::available_bytes(),
+                };
+                let summary = runner::run(s, &RunOptions { jobs, out: out.clone(), progress: true, max_memory })?;
                 println!(
                     "{}: {} ({} units computed, {} reused, {} failed rows)",
                     s.name,

@@ -26,6 +26,7 @@ use crate::metrics;
 use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
 use crate::provenance::Provenance;
 use crate::report;
+use crate::resources;
 use crate::distill::{self, Gamma, GammaRule};
 use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::seed;
@@ -41,6 +42,8 @@ pub enum RunError {
     Results(Box<dyn std::error::Error + Send + Sync>),
     #[error("{study}: data: {message}")]
     Data { study: String, message: String },
+    #[error("{study}: the estimated peak memory is {estimate}, above the limit of {limit}; lower n_train, n_trees, crossfit_folds or --jobs, or raise --max-memory")]
+    Memory { study: String, estimate: String, limit: String },
 }
 
 /// How to run a study.
@@ -52,6 +55,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Show a progress bar (terminal) or plain progress lines.
     pub progress: bool,
+    /// Refuse the study up front when its estimated peak memory ([`resources::estimate`])
+    /// exceeds this many bytes.
+    pub max_memory: Option<f64>,
 }
 
 /// What a finished run wrote.
@@ -85,6 +91,12 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
         let path = path.to_path_buf();
         move |source| RunError::Io { path, source }
     };
+    if let Some(limit) = options.max_memory {
+        let estimate = resources::estimate(study, options.jobs);
+        if estimate.bytes > limit {
+            return Err(RunError::Memory { study: study.name.clone(), estimate: estimate.breakdown, limit: resources::gib(limit) });
+        }
+    }
     // Real data are read once up front, so a missing or bad file stops the study before any work.
     for cell in &study.cells {
         cell.config.data.ensure_available().map_err(|message| RunError::Data { study: study.name.clone(), message })?;
