@@ -23,6 +23,18 @@ bench: setup
     scripts/bench-forest.sh
     scripts/bench-ksg.sh
 
+# Fuzz the study parser for SECONDS (cargo-fuzz, nightly Rust), its corpus seeded with the shipped
+# and the broken study files; prints libFuzzer's execution count. A panic stops it with the input.
+fuzz SECONDS="600":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+    mkdir -p fuzz/corpus/study_parser
+    cp studies/*.toml tests/broken-studies/*.toml fuzz/corpus/study_parser/
+    cd fuzz && cargo +nightly fuzz run study_parser corpus/study_parser -- -max_total_time={{SECONDS}} -max_len=8192 2>&1 | tee target/fuzz.log | grep -E "^(Done|INFO: Running|==|SUMMARY)" || true
+    grep -q "^Done" target/fuzz.log
+
 # Validate a study file without running it.
 check STUDY: setup
     target/release/kdlab check {{STUDY}}
