@@ -32,6 +32,7 @@ fuzz SECONDS="600":
     command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
     mkdir -p fuzz/corpus/study_parser
     cp studies/*.toml tests/broken-studies/*.toml fuzz/corpus/study_parser/
+    mkdir -p fuzz/target
     cd fuzz && cargo +nightly fuzz run study_parser corpus/study_parser -- -max_total_time={{SECONDS}} -max_len=8192 2>&1 | tee target/fuzz.log | grep -E "^(Done|INFO: Running|==|SUMMARY)" || true
     grep -q "^Done" target/fuzz.log
 
