@@ -22,6 +22,7 @@ test: setup data
 bench: setup
     scripts/bench-forest.sh
     scripts/bench-ksg.sh
+    scripts/bench-cnn.sh
 
 # Validate a study file without running it.
 check STUDY: setup

@@ -23,6 +23,9 @@ pub struct Dataset {
     pub y: Vec<usize>,
     pub n_classes: usize,
     pub p0: Option<Array2<f64>>,
+    /// (height, width) when each row is a single-channel image flattened row-major (a 1-D
+    /// signal has height 1); CNNs need it.
+    pub image_shape: Option<(usize, usize)>,
 }
 
 impl Dataset {
@@ -41,6 +44,7 @@ impl Dataset {
             y: idx.iter().map(|&i| self.y[i]).collect(),
             n_classes: self.n_classes,
             p0: self.p0.as_ref().map(|p| p.select(Axis(0), idx)),
+            image_shape: self.image_shape,
         }
     }
 }
@@ -293,7 +297,7 @@ impl DataSpec {
         let dir = datasets::cache_dir();
         let as_set = |t: datasets::Table| {
             let k = t.class_names.len();
-            Dataset { x: t.x, y: t.y, n_classes: k, p0: None }
+            Dataset { x: t.x, y: t.y, n_classes: k, p0: None, image_shape: None }
         };
         let loaded = match self {
             DataSpec::Adult(_) => datasets::adult(&dir, datasets::Split::Train)
@@ -402,6 +406,10 @@ pub trait Problem: Send + Sync {
     fn bayes_probabilities(&self, x: ArrayView2<f64>) -> Array2<f64>;
     /// Draws features only.
     fn sample_x(&self, n: usize, seed: u64) -> Array2<f64>;
+    /// (height, width) when the features are a flattened image.
+    fn image_shape(&self) -> Option<(usize, usize)> {
+        None
+    }
 
     /// Draws n points with labels y ~ p0(·|x); the returned set carries p0.
     fn sample(&self, n: usize, seed: u64) -> Dataset {
@@ -409,7 +417,7 @@ pub trait Problem: Send + Sync {
         let p0 = self.bayes_probabilities(x.view());
         let mut rng = seed::rng(seed::derive(seed, &["y"]));
         let y = p0.rows().into_iter().map(|row| draw_class(row.as_slice().expect("row-major"), &mut rng)).collect();
-        Dataset { x, y, n_classes: self.n_classes(), p0: Some(p0) }
+        Dataset { x, y, n_classes: self.n_classes(), p0: Some(p0), image_shape: self.image_shape() }
     }
 }
 
