@@ -9,19 +9,23 @@
 //!
 //! **Why not candle's `conv2d`.** On the CPU candle's forward pass is im2col + gemm, but its
 //! backward pass computes the input gradient with `conv_transpose2d`, a direct nested loop, and
-//! the kernel gradient with a second conv2d over transposed (NCHW → CNHW) copies; together they
-//! made a small CNN's training step about 8× slower than PyTorch's. Here the activations stay
-//! channels-last (NHWC) from start to end, and a conv layer is
+//! the kernel gradient with a second conv2d over transposed (NCHW → CNHW) copies, and every
+//! bias add and ReLU is a separate graph node whose backward is several more full passes
+//! (ReLU's: a zeros tensor, a comparison, a cast and a product). Together they made a small
+//! CNN's training step several times slower than PyTorch's (`benches/cnn.rs` times both).
+//! Here the activations stay channels-last (NHWC) from start to end, and a conv layer with its
+//! ReLU is one custom op:
 //!
 //! ```text
-//! cols = im2col(h)            (n·ho·wo, kh·kw·c_in)   custom op, backward = col2im (scatter-add)
-//! out  = cols @ W + b         (n·ho·wo, c_out)        candle matmul (gemm); this is NHWC already
+//! forward:  cols = im2col(h)                  (n·ho·wo, kh·kw·c_in + 1), last column 1
+//!           out  = relu(cols @ [W; b])        (n·ho·wo, c_out): one gemm, already NHWC
+//! backward: g    = ∂out · 1[out > 0]          one pass
+//!           ∂[W; b] = colsᵀ @ g               one gemm (the bias row sums g)
+//!           ∂h   = col2im(g @ [W; b]ᵀ)        one gemm and a scatter-add; skipped for the input
 //! ```
 //!
-//! so the three products of a layer (forward, ∂W = colsᵀ·∂out, ∂cols = ∂out·Wᵀ) are single gemm
-//! calls and nothing is transposed or permuted. im2col and col2im are serial loops over
-//! contiguous channel runs: deterministic (col2im adds in a fixed order), so a network is
-//! bit-reproducible for a seed.
+//! so nothing is transposed or permuted. im2col and col2im are serial loops over contiguous
+//! channel runs; col2im adds in a fixed order, so a network is bit-reproducible for a seed.
 
 use std::sync::Arc;
 
@@ -397,8 +401,11 @@ mod tests {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
     }
 
-    /// The im2col conv against candle's own conv2d, values and gradients (input, weight, bias),
-    /// in f64 so that the only differences are summation order.
+    /// The fused conv + ReLU against candle's own conv2d + relu, values and gradients (input,
+    /// weight, bias), in f64 so that the only differences are summation order. The strided 1-D
+    /// case has width 9: candle's conv2d backward derives one output padding from the height
+    /// and applies it to both axes, so it returns a wrongly shaped input gradient when the two
+    /// axes would need different ones.
     #[test]
     fn im2col_conv_matches_candle_conv2d_forward_and_backward() {
         for &(h, w, c_in, c_out, down) in &[(7usize, 6usize, 3usize, 4usize, false), (8, 8, 2, 5, true), (9, 7, 1, 3, true), (1, 10, 2, 3, false), (1, 9, 2, 3, true)] {
