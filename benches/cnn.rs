@@ -5,7 +5,8 @@
 //! conv 32→64 (3×3, stride 2, pad 1) → ReLU → global average pool → linear 64→10.
 //! Batch 64 of 28×28 random images (fixed seed), random labels, cross-entropy, plain SGD
 //! (lr 0.01), `KDLAB_BENCH_STEPS` timed steps (default 200) after 10 warm-up steps. Threads:
-//! candle's gemm uses RAYON_NUM_THREADS.
+//! candle's gemm uses RAYON_NUM_THREADS. Allocator settings as in the kdlab binary
+//! (`kdlab::malloc`), unless KDLAB_BENCH_GLIBC_DEFAULTS is set.
 
 use std::time::Instant;
 
@@ -74,6 +75,9 @@ fn candle_conv2d_net() -> (Vec<Var>, impl Fn(&Tensor) -> Tensor) {
 }
 
 fn main() {
+    if std::env::var("KDLAB_BENCH_GLIBC_DEFAULTS").is_err() {
+        kdlab::malloc::keep_freed_memory(); // as the kdlab binary does
+    }
     let steps: usize = std::env::var("KDLAB_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let threads = candle_core::utils::get_num_threads();
     let shape = CnnShape { height: SIDE, width: SIDE, channels: CHANNELS.to_vec(), downsample: vec![false, true, true], n_classes: CLASSES };
