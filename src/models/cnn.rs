@@ -24,10 +24,11 @@
 //!           ∂h   = col2im(g @ [W; b]ᵀ)        one gemm and a scatter-add; skipped for the input
 //! ```
 //!
-//! so nothing is transposed or permuted. im2col and col2im are serial loops over contiguous
-//! channel runs; col2im adds in a fixed order, so a network is bit-reproducible for a seed.
+//! so nothing is transposed or permuted; the forward pass hands its columns to the backward
+//! pass. im2col and col2im are serial loops over contiguous channel runs; col2im adds in a
+//! fixed order, so a network is bit-reproducible for a seed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor, Var};
@@ -101,24 +102,29 @@ impl ConvGeometry {
 /// im2col of n NHWC images into rows of `patch + 1` columns, the last one a constant 1 (so
 /// the bias is the weight matrix's last row and its gradient comes out of the same gemm).
 fn im2col_slice<T: Copy + Default>(g: &ConvGeometry, input: &[T], n: usize, one: T) -> Vec<T> {
-    let (c, patch) = (g.c_in, g.patch());
-    let stride = patch + 1;
+    let c = g.c_in;
     let pixels_in = g.height * g.width;
-    let pixels_out = g.out_height() * g.out_width();
-    let mut cols = vec![T::default(); n * pixels_out * stride];
+    let zeros = vec![T::default(); c];
+    // Written front to back (taps outside the image as zeros), so the buffer needs no zeroing.
+    let mut cols = Vec::with_capacity(n * g.out_height() * g.out_width() * (g.patch() + 1));
     for b in 0..n {
         let img = &input[b * pixels_in * c..(b + 1) * pixels_in * c];
-        let out = &mut cols[b * pixels_out * stride..(b + 1) * pixels_out * stride];
-        for p in 0..pixels_out {
-            out[p * stride + patch] = one;
-        }
-        if c == 1 {
-            // A first layer: one value per tap, where a slice copy would cost a memcpy call.
-            g.for_each_tap(|p, block, q| out[p * stride + block] = img[q]);
-        } else {
-            g.for_each_tap(|p, block, q| {
-                out[p * stride + block * c..p * stride + (block + 1) * c].copy_from_slice(&img[q * c..(q + 1) * c]);
-            });
+        for oy in 0..g.out_height() {
+            for ox in 0..g.out_width() {
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
+                    for kx in 0..g.kw {
+                        let ix = (ox * g.sw + kx) as isize - g.pw as isize;
+                        if iy < 0 || iy >= g.height as isize || ix < 0 || ix >= g.width as isize {
+                            cols.extend_from_slice(&zeros);
+                        } else {
+                            let q = iy as usize * g.width + ix as usize;
+                            cols.extend_from_slice(&img[q * c..(q + 1) * c]);
+                        }
+                    }
+                }
+                cols.push(one);
+            }
         }
     }
     cols
@@ -165,8 +171,9 @@ struct Col2Im(ConvGeometry);
 /// `grad · 1[res > 0]`, ReLU's backward in one pass; no backward.
 struct ReluMask;
 
-/// The fused conv layer relu(im2col(x) @ [W; b]) on NHWC input, see [`conv_relu_nhwc`].
-struct ConvRelu(ConvGeometry);
+/// The fused conv layer relu(im2col(x) @ [W; b]) on NHWC input, see [`conv_relu_nhwc`]. The
+/// forward pass leaves its im2col columns here for the backward pass to take.
+struct ConvRelu(ConvGeometry, Mutex<Option<Tensor>>);
 
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
@@ -232,7 +239,13 @@ impl CustomOp2 for ConvRelu {
         let (cols, cols_shape) = Im2Col(*g).cpu_fwd(s1, l1)?;
         let (m, k) = cols_shape.dims2()?;
         let c_out = l2.dims()[1];
-        let mut out = cols.matmul(s2, (1, m, c_out, k), &Layout::contiguous(cols_shape), l2)?; // (m, c_out)
+        let mut out = cols.matmul(s2, (1, m, c_out, k), &Layout::contiguous(cols_shape.clone()), l2)?; // (m, c_out)
+        let kept = match cols {
+            CpuStorage::F32(v) => Tensor::from_vec(v, cols_shape, &Device::Cpu)?,
+            CpuStorage::F64(v) => Tensor::from_vec(v, cols_shape, &Device::Cpu)?,
+            _ => return Err(only_floats("conv-relu")),
+        };
+        *self.1.lock().expect("no panics while locked") = Some(kept);
         match &mut out {
             CpuStorage::F32(v) => v.iter_mut().for_each(|x| *x = x.max(0.0)),
             CpuStorage::F64(v) => v.iter_mut().for_each(|x| *x = x.max(0.0)),
@@ -246,9 +259,11 @@ impl CustomOp2 for ConvRelu {
         let c_out = w.dim(1)?;
         let m = res.elem_count() / c_out;
         let pre = grad_res.contiguous()?.apply_op2_no_bwd(res, &ReluMask)?.reshape((m, c_out))?; // ∂/∂(pre-activation)
-        // The columns are recomputed rather than kept from the forward pass: one cheap copy
-        // against holding the largest tensor of the layer for the whole step.
-        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?; // (m, patch + 1)
+        let kept = self.1.lock().expect("no panics while locked").take();
+        let cols = match kept {
+            Some(cols) => cols,
+            None => x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?, // (m, patch + 1)
+        };
         let grad_w = cols.t()?.matmul(&pre)?; // (patch + 1, c_out)
         let grad_x = if x.track_op() {
             Some(pre.matmul(&w.t()?)?.apply_op1_no_bwd(&Col2Im(g))?) // (n, h, w, c_in)
@@ -265,7 +280,7 @@ impl CustomOp2 for ConvRelu {
 /// gemm and a col2im for the input (skipped when the input needs no gradient).
 pub fn conv_relu_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor, g: ConvGeometry) -> candle_core::Result<Tensor> {
     let w_aug = Tensor::cat(&[weight, &bias.unsqueeze(0)?], 0)?; // (patch + 1, c_out)
-    x.contiguous()?.apply_op2_arc(&w_aug, Arc::new(Box::new(ConvRelu(g))))
+    x.contiguous()?.apply_op2_arc(&w_aug, Arc::new(Box::new(ConvRelu(g, Mutex::new(None)))))
 }
 
 /// The architecture of a CNN, resolved for one image shape.

@@ -25,15 +25,6 @@ pub enum Reduction {
     MeanProbabilities,
 }
 
-impl Reduction {
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Reduction::MeanLogits => "softmax of the members' mean logits",
-            Reduction::MeanProbabilities => "mean of the members' probabilities",
-        }
-    }
-}
-
 fn default_members() -> usize {
     1
 }
