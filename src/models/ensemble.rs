@@ -34,7 +34,7 @@ fn default_members() -> usize {
 pub struct CnnTeacherSpec {
     pub members: usize,
     pub reduction: Reduction,
-    #[serde(flatten)]
+    /// Serialised nested (for the config hash), so its `kind` does not repeat the teacher's.
     pub network: NeuralSpec,
 }
 
@@ -176,6 +176,13 @@ mod tests {
         let logits = a.predict_proba(x.view());
         let probs = CnnEnsemble { members: a.members, reduction: Reduction::MeanProbabilities }.predict_proba(x.view());
         assert_ne!(logits, probs);
+    }
+
+    #[test]
+    fn the_serialised_teacher_nests_its_network() {
+        let json = serde_json::to_string(&crate::models::TeacherSpec::Cnn(spec(3, Reduction::MeanLogits))).unwrap();
+        assert_eq!(json.matches("\"kind\":\"cnn\"").count(), 2, "{json}"); // the teacher's and its network's
+        assert!(json.starts_with("{\"kind\":\"cnn\",\"members\":3,\"reduction\":\"mean-logits\",\"network\":{"), "{json}");
     }
 
     #[test]
