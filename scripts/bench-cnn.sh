@@ -18,15 +18,12 @@ cores=$(nproc)
 
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    # The CPU-only wheel index first; else PyTorch's own wheel from PyPI without its CUDA
-    # dependencies, plus the small pure-Python packages it imports.
-    if ! timeout 600 "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        --index-url https://download.pytorch.org/whl/cpu torch numpy; then
-        "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d target/torch-wheel torch
-        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps target/torch-wheel/torch-*.whl
-        "$venv/bin/pip" install --quiet --disable-pip-version-check \
-            filelock typing-extensions sympy networkx jinja2 fsspec numpy
-    fi
+    # The CPU-only wheel index first. Where it cannot be reached, PyPI's torch: its wheel
+    # alone does not import (it loads the CUDA libraries at import time, even on a machine
+    # without a GPU), so it comes with its CUDA dependencies, several GB.
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --retries 1 --timeout 20 \
+        --index-url https://download.pytorch.org/whl/cpu torch numpy \
+        || "$venv/bin/pip" install --quiet --disable-pip-version-check torch numpy
 fi
 
 # Build once up front so no timing includes compilation; build output stays on stderr.
