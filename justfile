@@ -22,6 +22,7 @@ test: setup data
 bench: setup
     scripts/bench-forest.sh
     scripts/bench-ksg.sh
+    scripts/bench-cnn.sh
 
 # Fuzz the study parser for SECONDS (cargo-fuzz, nightly Rust), its corpus seeded with the shipped
 # and the broken study files; prints libFuzzer's execution count. A panic stops it with the input.

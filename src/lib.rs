@@ -11,6 +11,7 @@ pub mod datasets;
 pub mod diagnostics;
 pub mod distill;
 pub mod fsio;
+pub mod malloc;
 pub mod metrics;
 pub mod models;
 pub mod plot;

@@ -141,6 +141,7 @@ fn main() -> ExitCode {
     // candle reads RAYON_NUM_THREADS for its matmul threads: keep each model on the thread
     // that runs its unit. Set before any thread exists; kdlab's own pool is sized by --jobs.
     std::env::set_var("RAYON_NUM_THREADS", "1");
+    kdlab::malloc::keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

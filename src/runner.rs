@@ -306,8 +306,9 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
     let k = train.n_classes;
     times.data = t.elapsed().as_secs_f64();
 
+    let teacher_spec = cfg.teacher.for_images(train.image_shape);
     let t = Instant::now();
-    let teacher = match cfg.teacher.fit(train.x.view(), &train.y, k, teacher_seed) {
+    let teacher = match teacher_spec.fit(train.x.view(), &train.y, k, teacher_seed) {
         Ok(t) => t,
         Err(e) => return failed(format!("teacher: {e}"), times),
     };
@@ -339,7 +340,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
 
     let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| {
         let t = Instant::now();
-        let fit = distill::cross_fit(&cfg.teacher, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
+        let fit = distill::cross_fit(&teacher_spec, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
         times.teacher += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let out = fit.map(|cf| {
@@ -386,6 +387,8 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(e), times },
     };
     let k = train.n_classes;
+    // CNNs read the image shape from the data; the study's specs (and their hashes) do not hold it.
+    let student_spec = cfg.student.for_images(train.image_shape);
     times.data += t.elapsed().as_secs_f64();
 
     let mut rows = Vec::new();
@@ -406,7 +409,7 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
     let teacher_labels: Vec<usize> = teacher.test.rows().into_iter().map(metrics::argmax).collect();
 
     let split_seed = seed::derive(base, &["split", &rep_label, &data_key]);
-    let (fit_idx, val_idx) = match cfg.student.validation_fraction() {
+    let (fit_idx, val_idx) = match student_spec.validation_fraction() {
         f if f > 0.0 => validation_split(train.len(), f, split_seed),
         _ => ((0..train.len()).collect(), Vec::new()),
     };
@@ -438,12 +441,12 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
                 GammaRule::Constant => (Gamma::Constant(cfg.distill.gamma), None),
                 GammaRule::Full => (Gamma::Full, None),
                 GammaRule::VarianceAware => {
-                    let (c, _) = distill::select_c(&cfg.distill, &cfg.student, fit.x.view(), &fit.y, teacher_fit.view(), val.x.view(), &val.y, k, student_seed)?;
+                    let (c, _) = distill::select_c(&cfg.distill, &student_spec, fit.x.view(), &fit.y, teacher_fit.view(), val.x.view(), &val.y, k, student_seed)?;
                     (Gamma::VarianceAware { c }, Some(c))
                 }
             };
-            let targets = distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, &cfg.distill, &cfg.student);
-            let fitted = student::fit(&cfg.student, fit.x.view(), &targets, val.x.view(), &val.y, k, student_seed)?;
+            let targets = distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, &cfg.distill, &student_spec);
+            let fitted = student::fit(&student_spec, fit.x.view(), &targets, val.x.view(), &val.y, k, student_seed)?;
             Ok((fitted, chosen_c))
         })();
         times.students += t.elapsed().as_secs_f64();
@@ -505,7 +508,7 @@ fn fit_oracle(study: &Study, cell: &Cell) -> crate::models::Result<FittedStudent
     let base = seed::derive(study.base_seed, &["oracle", &cell.id]);
     let sample = problem.sample(cfg.theory.oracle_n, seed::derive(base, &["sample"]));
     let p0 = sample.p0.as_ref().expect("synthetic problems carry p0");
-    let spec = &cfg.student;
+    let spec = &cfg.student.for_images(sample.image_shape);
     let targets = match spec {
         StudentSpec::Neural(_) => StudentTargets::Terms(vec![LossTerm::soft_ce(1.0, 1.0, p0.clone())]),
         StudentSpec::ForestRegressor(_) => {

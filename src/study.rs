@@ -165,7 +165,7 @@ pub struct Study {
 const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "predictions", "quick"];
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
-const LIST_KEYS: &[&str] = &["student.hidden", "distill.c_grid"];
+const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin"];
 /// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 pub const MAX_SEEDS: usize = 10_000;
@@ -877,6 +877,30 @@ kind = "linear"
         assert_eq!(e.line, Some(10));
         assert_eq!(e.key.as_deref(), Some("teacher.n_tres"));
         assert_eq!(e.hint.as_deref(), Some("did you mean `n_trees`?"));
+    }
+
+    #[test]
+    fn cnn_teachers_and_students_parse_and_are_checked() {
+        let cnn = MINIMAL
+            .replace("kind = \"forest\"\nn_trees = 10", "kind = \"cnn\"\nmembers = 3\nreduction = \"mean-logits\"\nwidths = [[8, 16], [8, 16, 16]]")
+            .replace("kind = \"linear\"", "kind = \"cnn\"\nwidth = 8\ndepth = [1, 2]\noptimizer = \"sgd-nesterov\"\nmomentum = 0.9\nschedule = \"cosine\"");
+        let s = parse_str(&cnn).unwrap();
+        assert_eq!(s.cells.len(), 8);
+        match &s.cells[0].config.teacher {
+            TeacherSpec::Cnn(t) => {
+                assert_eq!((t.members, t.reduction), (3, crate::models::ensemble::Reduction::MeanLogits));
+                assert_eq!(t.network.widths, Some(vec![8, 16]));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse_str(&cnn.replace("members = 3", "members = 0")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("teacher.members"));
+        let e = parse_str(&cnn.replace("momentum = 0.9", "momentum = 1.5")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("student.momentum"));
+        let e = parse_str(&cnn.replace("members = 3", "membres = 3")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("teacher.membres"), "{e}");
+        let e = parse_str(&cnn.replace("\"sgd-nesterov\"", "\"sgd\"")).unwrap_err();
+        assert!(e.to_string().contains("sgd-nesterov"), "{e}");
     }
 
     #[test]

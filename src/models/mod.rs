@@ -6,7 +6,10 @@
 //! [`TeacherSpec::KINDS`] and [`TeacherSpec::from_kind`], and its `fit` arm.
 
 pub mod classical;
+pub mod cnn;
+pub mod ensemble;
 pub mod forest;
+pub mod optim;
 pub mod student;
 
 use ndarray::{Array2, ArrayView2};
@@ -155,10 +158,12 @@ pub enum TeacherSpec {
     Logistic(LogisticTeacherSpec),
     Knn(KnnTeacherSpec),
     NaiveBayes(NaiveBayesTeacherSpec),
+    /// An ensemble of `members` CNNs trained on labels (one member by default).
+    Cnn(ensemble::CnnTeacherSpec),
 }
 
 impl TeacherSpec {
-    pub const KINDS: &'static [&'static str] = &["forest", "logistic", "knn", "naive-bayes"];
+    pub const KINDS: &'static [&'static str] = &["forest", "logistic", "knn", "naive-bayes", "cnn"];
 
     /// Deserialises the fields of teacher kind `kind`; `None` if the kind is unknown.
     pub fn from_kind<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Option<std::result::Result<TeacherSpec, D::Error>> {
@@ -167,6 +172,7 @@ impl TeacherSpec {
             "logistic" => LogisticTeacherSpec::deserialize(de).map(TeacherSpec::Logistic),
             "knn" => KnnTeacherSpec::deserialize(de).map(TeacherSpec::Knn),
             "naive-bayes" => NaiveBayesTeacherSpec::deserialize(de).map(TeacherSpec::NaiveBayes),
+            "cnn" => ensemble::CnnTeacherSpec::deserialize(de).map(TeacherSpec::Cnn),
             _ => return None,
         })
     }
@@ -193,6 +199,7 @@ impl TeacherSpec {
                     return Err(("var_smoothing", format!("must be finite and >= 0, got {}", s.var_smoothing)));
                 }
             }
+            TeacherSpec::Cnn(s) => s.check()?,
         }
         Ok(())
     }
@@ -207,7 +214,20 @@ impl TeacherSpec {
             TeacherSpec::Logistic(s) => Box::new(classical::Logistic::fit(x, y, n_classes, s.alpha, s.max_iterations)?),
             TeacherSpec::Knn(s) => Box::new(classical::Knn::fit(x, y, n_classes, s.k)?),
             TeacherSpec::NaiveBayes(s) => Box::new(classical::NaiveBayes::fit(x, y, n_classes, s.var_smoothing)?),
+            TeacherSpec::Cnn(s) => Box::new(s.fit(x, y, n_classes, seed)?),
         })
+    }
+
+    /// The spec with the data's image shape filled in (what a CNN teacher needs to fit).
+    pub fn for_images(&self, image_shape: Option<(usize, usize)>) -> TeacherSpec {
+        match self {
+            TeacherSpec::Cnn(s) => {
+                let mut s = s.clone();
+                s.network.image_shape = image_shape;
+                TeacherSpec::Cnn(s)
+            }
+            other => other.clone(),
+        }
     }
 }
 
