@@ -534,6 +534,15 @@ impl<'a> Ctx<'a> {
             }
             false => None,
         };
+        // Augmentation must suit the data (images only; no flips for digits).
+        let networks = [("student", match &student { StudentSpec::Neural(n) => Some(n), _ => None }), ("teacher", match &teacher { TeacherSpec::Cnn(c) => Some(&c.network), _ => None })];
+        for (section, net) in networks {
+            if let Some(augment) = net.and_then(|n| n.augment.as_ref()) {
+                if let Err((_, message)) = augment.check_for_data(data.allows_flips()) {
+                    return Err(self.err(&[Step::Key(section), Step::Key("augment")], message));
+                }
+            }
+        }
         if let StudentSpec::ForestRegressor(_) = student {
             if let Some(k) = data.n_classes().filter(|&k| k != 2) {
                 return Err(self.err(&[Step::Key("student"), Step::Key("kind")], format!("a forest-regressor student needs two classes; the data have {k}")));

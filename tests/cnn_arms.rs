@@ -78,3 +78,30 @@ fn every_arm_trains_a_cnn_student_from_a_cnn_teacher() {
         }
     }
 }
+
+/// Augmentation of the training stream, mixup included (its target mixing is tested in
+/// `augment`): training is deterministic for a seed, and a different seed changes the student.
+#[test]
+fn augmented_training_with_mixup_is_deterministic_per_seed() {
+    let with_augment = STUDY.replace("schedule = \"cosine\"", "schedule = \"cosine\"\naugment = \"strong\"");
+    let study = parse(std::path::Path::new("cnn-arms.toml"), &with_augment.replace("kind = \"gaussian-mixture\"", "kind = \"digits\"\nsmall = true"), &LoadOptions::default()).unwrap();
+    let student_spec: StudentSpec = study.cells[0].config.student.for_images(Some((6, 6)));
+    let StudentSpec::Neural(n) = &student_spec else { panic!("a network student") };
+    assert!(n.augment.as_ref().is_some_and(|a| a.mixup > 0.0), "the strong level uses mixup");
+    let (x, y) = stripes(60, 1);
+    let (x_val, y_val) = stripes(20, 2);
+    let spec = DistillSpec { temperature: 2.0, ..DistillSpec::default() };
+    let soft = Array2::from_shape_fn((60, 2), |(i, c)| if c == y[i] { 0.8 } else { 0.2 });
+    let targets = distill::student_targets(&y, Some(soft.view()), Gamma::Zero, 2, &spec, &student_spec);
+    let fit = |seed| student::fit(&student_spec, x.view(), &targets, x_val.view(), &y_val, 2, seed).unwrap().predict_proba(x_val.view()).unwrap();
+    assert_eq!(fit(7), fit(7), "augmented training must be reproducible for a seed");
+    assert_ne!(fit(7), fit(8));
+}
+
+#[test]
+fn augmentation_on_tabular_data_is_refused() {
+    let source = STUDY.replace("kind = \"cnn\"\nwidths = [4, 4]", "kind = \"mlp\"\nhidden = [4]\naugment = \"weak\"");
+    let err = parse(std::path::Path::new("cnn-arms.toml"), &source, &LoadOptions::default()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("student.augment"), "{err}");
+    assert!(err.to_string().contains("needs image data"), "{err}");
+}

@@ -92,6 +92,10 @@ pub struct NeuralSpec {
     /// never read from a study.
     #[serde(skip)]
     pub image_shape: Option<(usize, usize)>,
+    /// Augmentation of the training stream (a level name or a table, see `augment`); never
+    /// applied to validation or test data. Image data only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<crate::augment::AugmentSpec>,
 }
 
 impl Default for NeuralSpec {
@@ -114,6 +118,7 @@ impl Default for NeuralSpec {
             schedule: Schedule::default(),
             min_learning_rate: None,
             image_shape: None,
+            augment: None,
         }
     }
 }
@@ -263,6 +268,9 @@ impl NeuralSpec {
 
     /// Checks ranges: on failure, the key and a message stating the allowed range.
     pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        if let Some(a) = &self.augment {
+            a.check().map_err(|(key, message)| ("augment", format!("`{key}` {message}")))?;
+        }
         if self.kind == StudentKind::Linear && self.hidden.is_some() {
             return Err(("hidden", "a linear student has no hidden layers; remove `hidden` or use kind = \"mlp\"".into()));
         }
@@ -544,21 +552,42 @@ pub fn train(
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut rng = seed::rng(seed::derive(seed, &["batches"]));
     let mut best = (f64::INFINITY, net.snapshot()?, 0usize);
+    // Augmentation applies to image rows of the training stream only.
+    let augment = match (&spec.augment, spec.image_shape) {
+        (Some(a), Some(shape)) if !a.is_identity() => Some((a, shape)),
+        _ => None,
+    };
     for epoch in 1..=spec.epochs {
         order.shuffle(&mut rng);
-        for chunk in order.chunks(spec.batch_size) {
+        for (batch, chunk) in order.chunks(spec.batch_size).enumerate() {
             let idx = Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?;
-            let xb = x_all.index_select(&idx, 0)?;
+            let mut xb = x_all.index_select(&idx, 0)?;
+            // Mixup mixes the rows' targets as it mixes their images.
+            let mut mix = None;
+            if let Some((policy, (height, width))) = augment {
+                let rows: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+                let batch_seed = seed::derive(seed, &["augment", &epoch.to_string(), &batch.to_string()]);
+                let augmented = policy.apply(x_fit.select(ndarray::Axis(0), &rows).view(), height, width, batch_seed);
+                xb = to_tensor(augmented.x.view())?;
+                mix = augmented.mix;
+            }
+            let mixed = |t: &Tensor| -> candle_core::Result<Tensor> {
+                let tb = t.index_select(&idx, 0)?;
+                match &mix {
+                    None => Ok(tb),
+                    Some(m) => to_tensor(m.mix_rows(from_tensor(&tb).map_err(|e| candle_core::Error::Msg(e.to_string()))?.view()).view()),
+                }
+            };
             let logits = net.logits(&xb)?;
             let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
             for ((term, target), extra) in terms.iter().zip(&targets).zip(&extras) {
-                let tb = target.index_select(&idx, 0)?;
+                let tb = mixed(target)?;
                 let value = match &term.kind {
                     LossKind::SoftCe { temperature: t } => (soft_cross_entropy(&logits, &tb, *t)? * (t * t))?,
                     LossKind::CorrectedCe { temperature: t, .. } => {
                         let (labels, gamma) = extra.as_ref().expect("corrected terms carry extras");
-                        let yb = labels.index_select(&idx, 0)?;
-                        let gb = gamma.index_select(&idx, 0)?;
+                        let yb = mixed(labels)?;
+                        let gb = mixed(gamma)?;
                         (corrected_cross_entropy(&logits, &tb, &yb, &gb, *t)? * (t * t))?
                     }
                     LossKind::SquaredLogits => (&logits - &tb)?.sqr()?.sum(D::Minus1)?.mean_all()?,
