@@ -14,7 +14,7 @@ for s in "${studies[@]}"; do
     log=$(mktemp)
     # A limit far below any study makes kdlab print its estimate and stop.
     estimate=$(target/release/kdlab study "$s" --out "$out" --max-memory 0.000001 2>&1 \
-        | sed -nE 's/.*estimated peak memory is ([0-9.]+ GiB).*/\1/p')
+        | sed -nE 's/.*estimated peak memory is ([0-9.]+ GiB).*/\1/p' || true)
     /usr/bin/time -f '%e %M' -o "$log" target/release/kdlab study "$s" --out "$out" >/dev/null 2>&1
     read -r wall kib <"$log"
     rm -f "$log"
