@@ -22,8 +22,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// An exclusive advisory lock (flock) on an output directory, held until dropped; the OS
 /// releases it if the process dies. A second process that tries
 /// to write the same directory gets an error naming the holder instead of corrupting files.
+///
+/// Exclusive for a local run and for a merge; shared for the array tasks of a cluster run
+/// ([`DirLock::acquire_shared`]), which write only their own files and must not wait for
+/// each other.
 pub struct DirLock {
     file: File,
+    exclusive: bool,
 }
 
 impl DirLock {
@@ -38,19 +43,39 @@ impl DirLock {
                 format!(
                     "{} is locked by another kdlab process ({}); wait for it to finish",
                     dir.display(),
-                    holder.trim()
+                    match holder.trim() {
+                        "" => "array tasks of a cluster run hold it",
+                        h => h,
+                    }
                 ),
             ));
         }
         file.set_len(0)?;
         writeln!(file, "pid {}", std::process::id())?;
-        Ok(DirLock { file })
+        Ok(DirLock { file, exclusive: true })
+    }
+
+    /// A shared lock: any number of holders at once, but none beside an exclusive holder.
+    pub fn acquire_shared(dir: &Path) -> io::Result<DirLock> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(".lock");
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        if file.try_lock_shared().is_err() {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another kdlab process ({}); wait for it to finish", dir.display(), holder.trim()),
+            ));
+        }
+        Ok(DirLock { file, exclusive: false })
     }
 }
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        if self.exclusive {
+            let _ = self.file.set_len(0);
+        }
         let _ = self.file.unlock();
     }
 }
@@ -76,5 +101,17 @@ mod tests {
         let _held = DirLock::acquire(dir.path()).unwrap();
         let err = DirLock::acquire(dir.path()).err().expect("second lock must fail");
         assert!(err.to_string().contains("locked by another kdlab process"));
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclude_an_exclusive_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = DirLock::acquire_shared(dir.path()).unwrap();
+        let two = DirLock::acquire_shared(dir.path()).unwrap();
+        let err = DirLock::acquire(dir.path()).err().expect("an exclusive lock must wait for the shared ones");
+        assert!(err.to_string().contains("array tasks"), "{err}");
+        drop((one, two));
+        let _held = DirLock::acquire(dir.path()).unwrap();
+        assert!(DirLock::acquire_shared(dir.path()).is_err());
     }
 }
