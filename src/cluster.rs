@@ -446,9 +446,11 @@ pub struct Status {
 
 /// Looks at the shards on disk and, where there are, at squeue and sacct.
 pub fn status(study: &Study, out: &Path) -> Status {
-    let files = SlurmFiles::new(out, &study.name);
+    // Absolute, as at submission: the job name hashes it, and printed commands work anywhere.
+    let absolute = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+    let files = SlurmFiles::new(&absolute, &study.name);
     let submission: Option<Submission> = std::fs::read(files.dir.join("jobs.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    let name = submission.as_ref().map(|s| s.job_name.clone()).unwrap_or_else(|| job_name(&study.name, out));
+    let name = submission.as_ref().map(|s| s.job_name.clone()).unwrap_or_else(|| job_name(&study.name, &absolute));
     let stored: Vec<usize> = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| runner::shard_path(out, study, c, s).exists()).count()).collect();
     let done: Vec<bool> = stored.iter().map(|&n| n == study.seeds).collect();
     let queue = submission.as_ref().and_then(|_| squeue(&name));
