@@ -46,7 +46,7 @@ mkdir -p "$W/state" "$W/spool"
 export SLURM_CONF="$W/slurm.conf"
 
 # --- cleanup: only what this script started -------------------------------------------------
-STARTED_MUNGED=0
+MUNGED_PID=""
 SLURMCTLD_PID=""
 SLURMD_PID=""
 cleanup() {
@@ -64,10 +64,15 @@ cleanup() {
     for pid in $SLURMD_PID $SLURMCTLD_PID; do
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
-    if [ $STARTED_MUNGED = 1 ] && [ -f "$W/munge/munged.pid" ]; then
-        kill "$(cat "$W/munge/munged.pid")" 2>/dev/null
+    if [ -n "$MUNGED_PID" ]; then
+        kill "$MUNGED_PID" 2>/dev/null && wait "$MUNGED_PID" 2>/dev/null
     fi
-    say "daemons this script started are stopped (work files in $W)"
+    if [ $status -eq 0 ]; then
+        rm -rf "$W"
+        say "daemons this script started are stopped"
+    else
+        say "daemons this script started are stopped (work files kept in $W)"
+    fi
     exit $status
 }
 trap cleanup EXIT
@@ -89,10 +94,11 @@ else
     chmod 755 /run/munge
     mkdir -p "$W/munge"
     chown munge:munge "$W/munge"
-    runuser -u munge -- munged --pid-file="$W/munge/munged.pid" --log-file="$W/munge/munged.log" ||
-        fail "munged did not start: $(tail -n 5 "$W/munge/munged.log" 2>/dev/null)"
-    STARTED_MUNGED=1
+    # In the foreground as this shell's child (setpriv execs, no fork), so it is reaped on stop.
+    setpriv --reuid=munge --regid=munge --init-groups munged --foreground --log-file="$W/munge/munged.log" >"$W/munged.out" 2>&1 &
+    MUNGED_PID=$!
     for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
+    kill -0 "$MUNGED_PID" 2>/dev/null || fail "munged exited: $(tail -n 5 "$W/munge/munged.log" 2>/dev/null)"
     munge -n | unmunge >/dev/null || fail "munged runs but a credential does not round-trip"
 fi
 
@@ -152,38 +158,7 @@ done
 
 # --- the study, locally and through Slurm ---------------------------------------------------
 cd "$W"
-cat >tiny.toml <<'EOF'
-name = "slurm-tiny"
-claim = "A small study for the Slurm end-to-end test."
-seeds = 3
-seed = 11
-arms = ["labels", "kd"]
-
-[data]
-kind = "gaussian-mixture"
-n_train = [120, 240, 480]
-n_test = 300
-n_population = 2000
-dim = 3
-radius = 0.6
-
-[teacher]
-kind = "forest"
-n_trees = 20
-max_depth = 6
-
-[student]
-kind = "mlp"
-hidden = [16]
-epochs = 25
-patience = 5
-
-[[predictions]]
-id = "kd-vs-labels"
-metric = "excess_risk"
-compare = ["kd", "labels"]
-expect = "lower"
-EOF
+cp "$ROOT/tests/data/tiny.toml" tiny.toml   # the end-to-end tests' study: 2 cells x 3 seeds
 "$KDLAB" study tiny.toml --out local --jobs 2 >/dev/null 2>local.err || fail "the local run failed: $(tail -n 5 local.err)"
 submitted=$("$KDLAB" study tiny.toml --out out --slurm --cpus-per-task 1 --max-parallel 2 --time 10:00) ||
     fail "kdlab study --slurm failed"
@@ -191,7 +166,7 @@ echo "$submitted" >&2
 ARRAY=$(sed -n 's/^ *array_job_id=//p' <<<"$submitted")
 MERGE=$(sed -n 's/^ *merge_job_id=//p' <<<"$submitted")
 [ -n "$ARRAY" ] && [ -n "$MERGE" ] || fail "no job ids in kdlab's output"
-JOB_NAME=$(grep -m1 '^#SBATCH --job-name=' out/slurm-tiny/slurm/array.sbatch | cut -d= -f2)
+JOB_NAME=$(grep -m1 '^#SBATCH --job-name=' out/tiny/slurm/array.sbatch | cut -d= -f2)
 # The merge job waits for the whole array (read back right away, before the array can finish).
 scontrol show job "$MERGE" | grep -q "Dependency=afterok:${ARRAY}" ||
     fail "the merge job does not depend on the array: $(scontrol show job "$MERGE" | grep -o 'Dependency=[^ ]*')"
@@ -206,21 +181,21 @@ while squeue -h -j "$ARRAY,$MERGE" 2>/dev/null | grep -q .; do
 done
 
 # --- checks ---------------------------------------------------------------------------------
-[ -f out/slurm-tiny.md ] || fail "the merge job wrote no report (log: $(cat out/slurm-tiny/slurm/logs/merge-*.out 2>/dev/null))"
+[ -f out/tiny.md ] || fail "the merge job wrote no report (log: $(cat out/tiny/slurm/logs/merge-*.out 2>/dev/null))"
 for f in results.csv results.parquet verdicts.json; do
-    cmp "local/slurm-tiny/$f" "out/slurm-tiny/$f" || fail "$f of the Slurm run differs from the local run's"
+    cmp "local/tiny/$f" "out/tiny/$f" || fail "$f of the Slurm run differs from the local run's"
 done
-grep -q '"name": "slurm"' out/slurm-tiny/provenance.json || fail "provenance.json does not name Slurm"
-grep -q "\"$ARRAY\"" out/slurm-tiny/provenance.json || fail "provenance.json does not list array job $ARRAY"
-grep -q "\"merge_job_id\": \"$MERGE\"" out/slurm-tiny/provenance.json || fail "provenance.json does not list merge job $MERGE"
-grep -q "| scheduler | slurm: job array $ARRAY" out/slurm-tiny.md || fail "the report's provenance does not name the job array"
+grep -q '"name": "slurm"' out/tiny/provenance.json || fail "provenance.json does not name Slurm"
+grep -q "\"$ARRAY\"" out/tiny/provenance.json || fail "provenance.json does not list array job $ARRAY"
+grep -q "\"merge_job_id\": \"$MERGE\"" out/tiny/provenance.json || fail "provenance.json does not list merge job $MERGE"
+grep -q "| scheduler | slurm: job array $ARRAY" out/tiny.md || fail "the report's provenance does not name the job array"
 status_text=$("$KDLAB" status tiny.toml --out out)
-grep -q "3 tasks: 3 done, 0 running, 0 failed, 0 pending" <<<"$status_text" || fail "kdlab status: $status_text"
+grep -q "2 tasks: 2 done, 0 running, 0 failed, 0 pending" <<<"$status_text" || fail "kdlab status: $status_text"
 # --- a failed task, resubmitted alone with the command kdlab status prints ------------------
 # Losing task 1's shards makes it a task that left the queue unfinished: a failed one.
-rm -f out/slurm-tiny/cells/"$(sed -n 's/^1\t\([0-9a-f]*\)\t.*/\1/p' <("$KDLAB" study tiny.toml --plan --out plan))"-seed*.json
+rm -f out/tiny/cells/"$(sed -n 's/^1\t\([0-9a-f]*\)\t.*/\1/p' <("$KDLAB" study tiny.toml --plan --out plan))"-seed*.json
 status_text=$("$KDLAB" status tiny.toml --out out)
-grep -q "3 tasks: 2 done, 0 running, 1 failed, 0 pending" <<<"$status_text" || fail "kdlab status after losing task 1: $status_text"
+grep -q "2 tasks: 1 done, 0 running, 1 failed, 0 pending" <<<"$status_text" || fail "kdlab status after losing task 1: $status_text"
 resubmit=$(grep -m1 '^A=\$(sbatch --parsable --array=1%2 ' <<<"$status_text") || fail "kdlab status printed no resubmission command: $status_text"
 say "resubmitting: $resubmit"
 eval "$resubmit" >/dev/null
@@ -230,10 +205,10 @@ while squeue -h --name="$JOB_NAME,$JOB_NAME-merge" 2>/dev/null | grep -q .; do
     sleep 2
 done
 for f in results.csv results.parquet; do
-    cmp "local/slurm-tiny/$f" "out/slurm-tiny/$f" || fail "$f after the resubmission differs from the local run's"
+    cmp "local/tiny/$f" "out/tiny/$f" || fail "$f after the resubmission differs from the local run's"
 done
-grep -q "3 tasks: 3 done" <<<"$("$KDLAB" status tiny.toml --out out)" || fail "task 1 is not done after its resubmission"
-[ "$(grep -c '"[0-9]*"' <(sed -n '/array_job_ids/,/]/p' out/slurm-tiny/provenance.json))" = 2 ] ||
+grep -q "2 tasks: 2 done" <<<"$("$KDLAB" status tiny.toml --out out)" || fail "task 1 is not done after its resubmission"
+[ "$(grep -c '"[0-9]*"' <(sed -n '/array_job_ids/,/]/p' out/tiny/provenance.json))" = 2 ] ||
     fail "provenance.json should list both job arrays after the resubmission"
 
 say "passed: results.csv, results.parquet and verdicts.json of the Slurm run (array $ARRAY, merge $MERGE) equal the local run's, also after resubmitting a failed task alone; $(( $(date +%s) - START )) s"
