@@ -1,22 +1,46 @@
 //! File output that never leaves a half-written file: write to a temporary file in the same
 //! directory, flush and sync it, then rename over the target. Also the output-directory lock.
+//! Several processes, on several hosts, may write into one directory of a shared file system.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Writes `bytes` to `path` atomically (temp file + rename in the same directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique across hosts, processes and calls: on a shared file system, array tasks on two
+    // nodes (whose process ids may coincide) can write the same teacher-cache entry at once,
+    // each through its own temporary file; the last rename wins with identical bytes.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{}-{}", hostname(), std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed)));
     {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
     fs::rename(&tmp, path)
+}
+
+/// The machine's host name (the kernel's, as `hostname` prints it), or "unknown"; read once.
+pub fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .or_else(|| {
+                std::process::Command::new("hostname").output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    })
 }
 
 /// An exclusive advisory lock (flock) on an output directory, held until dropped; the OS

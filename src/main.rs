@@ -163,43 +163,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let slurm_asked = partition.is_some() || time.is_some() || mem.is_some() || max_parallel.is_some() || cpus_per_task != 1;
             anyhow::ensure!(slurm || slurm_dry_run || !slurm_asked, "--partition, --time, --cpus-per-task, --mem and --max-parallel go with --slurm or --slurm-dry-run");
             if plan {
-                for s in &loaded {
-                    let plan = cluster::plan(s);
-                    let path = cluster::write_plan(&plan, &out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
-                    print!("{}", plan.render());
-                    println!("plan written to {}", path.display());
-                }
-                return Ok(());
+                return write_plans(&loaded, &out);
             }
             if slurm || slurm_dry_run {
-                anyhow::ensure!(cpus_per_task >= 1, "--cpus-per-task must be at least 1");
-                anyhow::ensure!(max_parallel != Some(0), "--max-parallel must be at least 1");
                 let slurm_options = SlurmOptions { partition, time, cpus_per_task, mem, max_parallel };
-                let absolute = |p: &Path| -> anyhow::Result<PathBuf> { Ok(std::path::absolute(p)?) };
-                std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
-                for (s, path) in loaded.iter().zip(&paths) {
-                    let ctx = JobContext {
-                        kdlab: std::env::current_exe()?,
-                        study_file: std::fs::canonicalize(path)?,
-                        out: std::fs::canonicalize(&out)?,
-                        workdir: absolute(Path::new("."))?,
-                        seeds,
-                        quick,
-                    };
-                    let files = cluster::write_scripts(s, &ctx, &slurm_options).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
-                    let name = cluster::job_name(&s.name, &ctx.out);
-                    if slurm_dry_run {
-                        println!("{}: scripts written (not submitted): {} and {}", s.name, files.array.display(), files.merge.display());
-                        println!("  A=$({}) && {}", cluster::sbatch_command(&[], &files.array), cluster::sbatch_command(&["--dependency=afterok:${A%%;*}".to_string()], &files.merge));
-                    } else {
-                        let submission = cluster::submit(&files, &name).map_err(|e| anyhow::anyhow!("{}: {e}", s.name))?;
-                        println!("{}: submitted array job {} ({} tasks) and merge job {} (after the array succeeds)", s.name, submission.array_job_id, s.cells.len(), submission.merge_job_id);
-                        println!("  array_job_id={}", submission.array_job_id);
-                        println!("  merge_job_id={}", submission.merge_job_id);
-                        println!("  kdlab status {}{} shows its progress", path.display(), if out == Path::new("reports") { String::new() } else { format!(" --out {}", out.display()) });
-                    }
-                }
-                return Ok(());
+                return to_slurm(&loaded, &paths, &out, &options, &slurm_options, slurm_dry_run);
             }
             let jobs = jobs.unwrap_or_else(default_jobs);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
@@ -273,6 +241,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `kdlab study --plan`: prints each study's plan and writes it to `<out>/<study>/plan.json`.
+fn write_plans(studies: &[study::Study], out: &Path) -> anyhow::Result<()> {
+    for s in studies {
+        let plan = cluster::plan(s);
+        let path = cluster::write_plan(&plan, out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        print!("{}", plan.render());
+        println!("plan written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `kdlab study --slurm` (or `--slurm-dry-run`): writes each study's job-array and merge
+/// scripts and submits them (or prints the commands that would).
+fn to_slurm(studies: &[study::Study], paths: &[PathBuf], out: &Path, load: &LoadOptions, options: &SlurmOptions, dry_run: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(options.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
+    anyhow::ensure!(options.max_parallel != Some(0), "--max-parallel must be at least 1");
+    std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    for (s, path) in studies.iter().zip(paths) {
+        let ctx = JobContext {
+            kdlab: std::env::current_exe()?,
+            study_file: std::fs::canonicalize(path)?,
+            out: std::fs::canonicalize(out)?,
+            workdir: std::path::absolute(Path::new("."))?,
+            seeds: load.seeds,
+            quick: load.quick,
+        };
+        let files = cluster::write_scripts(s, &ctx, options).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        if dry_run {
+            println!("{}: scripts written (not submitted): {} and {}", s.name, files.array.display(), files.merge.display());
+            println!("  A=$({}) && {}", cluster::sbatch_command(&[], &files.array), cluster::sbatch_command(&["--dependency=afterok:${A%%;*}".to_string()], &files.merge));
+            continue;
+        }
+        let submission = cluster::submit(&files, &cluster::job_name(&s.name, &ctx.out)).map_err(|e| anyhow::anyhow!("{}: {e}", s.name))?;
+        println!("{}: submitted array job {} ({} tasks) and merge job {} (after the array succeeds)", s.name, submission.array_job_id, s.cells.len(), submission.merge_job_id);
+        println!("  array_job_id={}", submission.array_job_id);
+        println!("  merge_job_id={}", submission.merge_job_id);
+        let out_arg = if out == Path::new("reports") { String::new() } else { format!(" --out {}", out.display()) };
+        println!("  `kdlab status {}{out_arg}` shows its progress", path.display());
+    }
+    Ok(())
 }
 
 fn default_jobs() -> usize {

@@ -62,7 +62,7 @@ impl Execution {
     pub fn current() -> Execution {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Execution {
-            host: hostname(),
+            host: crate::fsio::hostname().to_string(),
             slurm_job_id: var("SLURM_JOB_ID"),
             slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
             slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
@@ -115,18 +115,6 @@ fn sort_numeric(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-/// The machine's host name (the kernel's, as `hostname` prints it), or "unknown".
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .or_else(|| {
-            std::process::Command::new("hostname").output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
 
 impl Provenance {
     pub fn collect(
