@@ -104,6 +104,38 @@ impl Drop for DirLock {
     }
 }
 
+/// A claim on a piece of work that processes sharing a directory should do only once (fitting
+/// a teacher that several array tasks need): an exclusive flock on `path`, released on drop.
+pub enum Claim {
+    /// This process does the work; the others see [`Claim::Busy`] until it is dropped.
+    Held(File),
+    /// Another process holds the claim: wait with [`wait_released`], then use its result.
+    Busy,
+    /// The file system cannot lock (or the lock file cannot be made): do the work unclaimed.
+    Unsupported,
+}
+
+/// Tries to claim `path` without waiting. Never wait for a claim while holding another: with
+/// [`try_claim`] first and [`wait_released`] only while holding none, processes cannot deadlock.
+pub fn try_claim(path: &Path) -> Claim {
+    let file = path.parent().map_or(Ok(()), fs::create_dir_all).and_then(|_| OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path));
+    let Ok(file) = file else { return Claim::Unsupported };
+    match file.try_lock() {
+        Ok(()) => Claim::Held(file),
+        Err(std::fs::TryLockError::WouldBlock) => Claim::Busy,
+        Err(std::fs::TryLockError::Error(_)) => Claim::Unsupported,
+    }
+}
+
+/// Blocks until no process holds the claim on `path`.
+pub fn wait_released(path: &Path) {
+    if let Ok(file) = OpenOptions::new().read(true).open(path) {
+        if file.lock_shared().is_ok() {
+            let _ = file.unlock();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +157,23 @@ mod tests {
         let _held = DirLock::acquire(dir.path()).unwrap();
         let err = DirLock::acquire(dir.path()).err().expect("second lock must fail");
         assert!(err.to_string().contains("locked by another kdlab process"));
+    }
+
+    #[test]
+    fn a_claim_is_busy_for_others_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claims").join("k");
+        let Claim::Held(held) = try_claim(&path) else { panic!("the first claim must hold") };
+        assert!(matches!(try_claim(&path), Claim::Busy));
+        let waiter = std::thread::spawn({
+            let path = path.clone();
+            move || wait_released(&path)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "wait_released must wait for the holder");
+        drop(held);
+        waiter.join().unwrap();
+        assert!(matches!(try_claim(&path), Claim::Held(_)));
     }
 
     #[test]

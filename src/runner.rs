@@ -154,7 +154,8 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     // student or distillation settings, of another study with the same teacher, data and base
     // seed, or another array task of a cluster run) loads them instead of refitting. The cache
     // is keyed by content hash and every entry is written atomically, so concurrent processes
-    // only ever read whole entries; two that fit the same teacher at once write the same bytes.
+    // only ever read whole entries; a process claims a teacher while it fits it, so array
+    // tasks that need the same teacher at the same time fit it once (`obtain_teacher`).
     let teacher_cache = options.out.join(TEACHER_CACHE);
     std::fs::create_dir_all(&teacher_cache).map_err(io_error(&teacher_cache))?;
     let mut teacher_jobs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -168,26 +169,19 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
     let compute_start = Instant::now();
     let (teachers, oracles) = pool.install(|| {
-        let teachers: BTreeMap<String, (Arc<TeacherOutputs>, bool)> = teacher_jobs
+        let obtained: Vec<(String, Option<(TeacherOutputs, bool)>)> = teacher_jobs
             .par_iter()
-            .map(|(key, &(c, s))| {
-                let cached = teacher_cache.join(format!("{key}.json"));
-                let (outputs, loaded) = match std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()) {
-                    Some(outputs) => (TeacherOutputs { times: StageTimes::default(), ..outputs }, true),
-                    None => {
-                        let outputs = fit_teacher(study, &study.cells[c], s);
-                        // A failed teacher is not cached: the next run tries again.
-                        if outputs.failure.is_none() {
-                            if let Ok(bytes) = serde_json::to_vec(&outputs) {
-                                // Best effort: a teacher that cannot be cached is only refit next time.
-                                let _ = fsio::write_atomic(&cached, &bytes);
-                            }
-                        }
-                        (outputs, false)
-                    }
-                };
+            .map(|(key, &(c, s))| (key.clone(), obtain_teacher(study, &teacher_cache, key, c, s, false)))
+            .collect();
+        // Teachers that another process (an array task needing the same teacher) was fitting:
+        // wait for it, holding no claim, then load its result.
+        let teachers: BTreeMap<String, (Arc<TeacherOutputs>, bool)> = obtained
+            .into_par_iter()
+            .map(|(key, got)| {
+                let (c, s) = teacher_jobs[&key];
+                let (outputs, loaded) = got.or_else(|| obtain_teacher(study, &teacher_cache, &key, c, s, true)).expect("a teacher is always obtained when waiting");
                 progress.step_done(&format!("teacher of cell {} [{}], seed {s}{}", c, study.cells[c].levels.join(", "), if loaded { ", from the cache" } else { "" }));
-                (key.clone(), (Arc::new(outputs), loaded))
+                (key, (Arc::new(outputs), loaded))
             })
             .collect();
         let oracles: BTreeMap<usize, Option<Arc<FittedStudent>>> =
@@ -365,6 +359,47 @@ pub fn read_unit(study: &Study, out: &Path, cell: usize, seed: usize) -> Option<
 fn read_shard(path: &Path) -> Option<Shard> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// The outputs of teacher `key` (first needed by unit (c, s)) and whether they were loaded
+/// from the teacher cache. Fits the teacher under a claim, so that concurrent processes that
+/// need the same teacher fit it once; returns `None` when another process holds the claim
+/// (unless `wait`, which waits for it to finish and then loads or, if it failed, fits).
+fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
+    let cached = cache.join(format!("{key}.json"));
+    let load = || std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()).map(|o| (TeacherOutputs { times: StageTimes::default(), ..o }, true));
+    if let Some(hit) = load() {
+        return Some(hit);
+    }
+    let claim_path = cache.join("claims").join(key);
+    let _claim = if wait {
+        fsio::wait_released(&claim_path);
+        if let Some(hit) = load() {
+            return Some(hit);
+        }
+        None
+    } else {
+        match fsio::try_claim(&claim_path) {
+            fsio::Claim::Busy => return None,
+            fsio::Claim::Held(file) => {
+                // The holder before us may have just finished.
+                if let Some(hit) = load() {
+                    return Some(hit);
+                }
+                Some(file)
+            }
+            fsio::Claim::Unsupported => None,
+        }
+    };
+    let outputs = fit_teacher(study, &study.cells[c], s);
+    // A failed teacher is not cached: the next run tries again.
+    if outputs.failure.is_none() {
+        if let Ok(bytes) = serde_json::to_vec(&outputs) {
+            // Best effort: a teacher that cannot be cached is only refit next time.
+            let _ = fsio::write_atomic(&cached, &bytes);
+        }
+    }
+    Some((outputs, false))
 }
 
 /// Directory (under the output directory) of the teacher cache.

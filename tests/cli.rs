@@ -10,6 +10,11 @@ fn kdlab(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kdlab")).args(args).current_dir(cwd).output().expect("kdlab runs")
 }
 
+/// The study with two cells that differ only in the student: one teacher per seed serves both.
+fn two_students() -> String {
+    STUDY.replace("n_train = [120, 240]", "n_train = 120").replace("hidden = [16]", "hidden = [[8], [16]]").replace("axis = \"data.n_train\"", "axis = \"student.hidden\"").replace("compare = [240, 120]", "compare = [[16], [8]]")
+}
+
 fn study_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.toml");
@@ -61,8 +66,7 @@ fn an_interrupted_study_resumes_without_recomputing_and_gives_the_same_results()
 #[test]
 fn teachers_are_shared_across_cells_and_loaded_by_later_runs() {
     let (dir, path) = study_dir();
-    // Two cells that differ only in the student: one teacher per seed serves both.
-    let two_students = STUDY.replace("n_train = [120, 240]", "n_train = 120").replace("hidden = [16]", "hidden = [[8], [16]]").replace("axis = \"data.n_train\"", "axis = \"student.hidden\"").replace("compare = [240, 120]", "compare = [[16], [8]]");
+    let two_students = two_students();
     std::fs::write(&path, &two_students).unwrap();
     run_ok(dir.path(), &["study", "tiny.toml", "--out", "c"]);
     let provenance = |out: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join(out).join("tiny/provenance.json")).unwrap()).unwrap() };
@@ -280,4 +284,20 @@ fn the_slurm_dry_run_writes_an_array_and_a_dependent_merge_job() {
     // Slurm settings without --slurm are a mistake.
     let out = kdlab(&["study", "tiny.toml", "--partition", "short"], dir.path());
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn concurrent_tasks_that_share_teachers_fit_each_one_once() {
+    let (dir, path) = study_dir();
+    // Their tasks need the same three teachers.
+    std::fs::write(&path, two_students()).unwrap();
+    let spawn = |i: &str| Command::new(env!("CARGO_BIN_EXE_kdlab")).args(["run-cell", "tiny.toml", "--index", i, "--jobs", "2", "--out", "c"]).current_dir(dir.path()).spawn().unwrap();
+    let (mut a, mut b) = (spawn("0"), spawn("1"));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    run_ok(dir.path(), &["report", "tiny.toml", "--out", "c"]);
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("c/tiny/provenance.json")).unwrap()).unwrap();
+    assert_eq!((p["teachers_fitted"].as_u64(), p["teachers_loaded"].as_u64(), p["teacher_uses"].as_u64()), (Some(3), Some(3), Some(6)), "each teacher is fitted by one task and loaded by the other");
+    run_ok(dir.path(), &["study", "tiny.toml", "--out", "local"]);
+    let read = |out: &str| std::fs::read(dir.path().join(out).join("tiny/results.csv")).unwrap();
+    assert!(read("c") == read("local"), "concurrent tasks must give the local run's results");
 }
