@@ -22,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run studies and write their Markdown reports.
+    #[command(group(clap::ArgGroup::new("slurm_mode").args(["slurm", "slurm_dry_run"])))]
     Study {
         /// Study files, or names of files in `studies/` (without `.toml`).
         #[arg(required_unless_present = "all")]
@@ -53,19 +54,19 @@ enum Command {
         #[arg(long, conflicts_with = "slurm")]
         slurm_dry_run: bool,
         /// Slurm partition (default: the cluster's).
-        #[arg(long)]
+        #[arg(long, requires = "slurm_mode")]
         partition: Option<String>,
         /// Slurm time limit per task, e.g. 2:00:00 (default: the partition's).
-        #[arg(long)]
+        #[arg(long, requires = "slurm_mode")]
         time: Option<String>,
         /// Cores per array task; the task's seeds run on that many threads.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, requires = "slurm_mode", default_value_t = 1)]
         cpus_per_task: usize,
         /// Memory per task, e.g. 8G (default: the partition's).
-        #[arg(long)]
+        #[arg(long, requires = "slurm_mode")]
         mem: Option<String>,
         /// At most this many array tasks at once.
-        #[arg(long)]
+        #[arg(long, requires = "slurm_mode")]
         max_parallel: Option<usize>,
     },
     /// Compute one array task of a cluster run: every seed of one cell, each stored as a shard
@@ -160,8 +161,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Validate every study before running any, so a typo in the last file does not
             // surface after an hour of work.
             let loaded = paths.iter().map(|p| study::load(p, &options)).collect::<Result<Vec<_>, StudyError>>()?;
-            let slurm_asked = partition.is_some() || time.is_some() || mem.is_some() || max_parallel.is_some() || cpus_per_task != 1;
-            anyhow::ensure!(slurm || slurm_dry_run || !slurm_asked, "--partition, --time, --cpus-per-task, --mem and --max-parallel go with --slurm or --slurm-dry-run");
             if plan {
                 return write_plans(&loaded, &out);
             }

@@ -281,9 +281,11 @@ fn the_slurm_dry_run_writes_an_array_and_a_dependent_merge_job() {
     assert!(merge.contains("#SBATCH --cpus-per-task=1") && merge.contains("#SBATCH --partition=short") && !merge.contains("--array"), "{merge}");
     assert!(merge.trim_end().ends_with(&format!("exec {} report {}/tiny.toml --out {}/s --seeds 2 --jobs 1", kdlab_exe.display(), root.display(), root.display())), "{merge}");
     assert!(!dir.path().join("s/tiny/slurm/jobs.json").exists(), "a dry run submits nothing");
-    // Slurm settings without --slurm are a mistake.
-    let out = kdlab(&["study", "tiny.toml", "--partition", "short"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
+    // Slurm settings without --slurm are a mistake in the arguments.
+    for args in [&["--partition", "short"][..], &["--cpus-per-task", "2"]] {
+        let out = kdlab(&[&["study", "tiny.toml"][..], args].concat(), dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
 }
 
 #[test]
