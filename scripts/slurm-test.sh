@@ -30,8 +30,10 @@ if [ ${#need[@]} -gt 0 ]; then
     # policy-rc.d keeps the packages from starting daemons with the system's configuration.
     had_policy=0
     [ -e /usr/sbin/policy-rc.d ] && had_policy=1
-    [ $had_policy = 1 ] || printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
+    if [ $had_policy = 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     [ $had_policy = 1 ] || rm -f /usr/sbin/policy-rc.d
 fi
