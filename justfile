@@ -18,6 +18,11 @@ test: setup data
     cargo test --release --locked
     cargo test --release --locked --lib -- --ignored needs_fetch_
 
+# A study through a real one-node Slurm cluster (as root: installs and starts Slurm and MUNGE,
+# stops them after) must give the same results as a local run.
+slurm-test: setup
+    scripts/slurm-test.sh
+
 # Benchmarks against the reference Python implementations (throwaway venv under target/).
 bench: setup
     scripts/bench-forest.sh

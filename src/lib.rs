@@ -6,6 +6,7 @@
 //! See `ARCHITECTURE.md` for the map.
 
 pub mod augment;
+pub mod cluster;
 pub mod data;
 pub mod datasets;
 pub mod diagnostics;

@@ -1,12 +1,14 @@
 //! The `kdlab` command line: parse arguments, call the library, print errors once.
 //!
 //! Exit codes: 0 success; 2 a bad study file or bad arguments; 1 any other failure.
+//! `study --plan`, `study --slurm`, `run-cell`, `status` and `report STUDY` make a cluster run.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use kdlab::cluster::{self, JobContext, SlurmOptions};
 use kdlab::runner::{self, RunOptions};
 use kdlab::study::{self, LoadOptions, StudyError};
 
@@ -20,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run studies and write their Markdown reports.
+    #[command(group(clap::ArgGroup::new("slurm_mode").args(["slurm", "slurm_dry_run"])))]
     Study {
         /// Study files, or names of files in `studies/` (without `.toml`).
         #[arg(required_unless_present = "all")]
@@ -43,6 +46,55 @@ enum Command {
         /// memory available now).
         #[arg(long = "max-memory", value_name = "GIB")]
         max_memory_gib: Option<f64>,
+        /// Do not run: list the array tasks (one per cell) and their units, with stable ids and
+        /// what each needs; also written to `<out>/<study>/plan.json`.
+        #[arg(long, conflicts_with_all = ["slurm", "slurm_dry_run"])]
+        plan: bool,
+        /// Do not run here: write a Slurm job array (one task per cell) and a merge job that
+        /// depends on it, submit both with sbatch, and print their job ids.
+        #[arg(long)]
+        slurm: bool,
+        /// As --slurm, but only write the scripts and print the sbatch commands.
+        #[arg(long, conflicts_with = "slurm")]
+        slurm_dry_run: bool,
+        /// Slurm partition (default: the cluster's).
+        #[arg(long, requires = "slurm_mode")]
+        partition: Option<String>,
+        /// Slurm time limit per task, e.g. 2:00:00 (default: the partition's).
+        #[arg(long, requires = "slurm_mode")]
+        time: Option<String>,
+        /// Cores per array task; the task's seeds run on that many threads.
+        #[arg(long, requires = "slurm_mode", default_value_t = 1)]
+        cpus_per_task: usize,
+        /// Memory per task, e.g. 8G (default: the partition's).
+        #[arg(long, requires = "slurm_mode")]
+        mem: Option<String>,
+        /// At most this many array tasks at once.
+        #[arg(long, requires = "slurm_mode")]
+        max_parallel: Option<usize>,
+    },
+    /// Compute one array task of a cluster run: every seed of one cell, each stored as a shard
+    /// in `<out>/<study>/cells/`. A finished task does nothing.
+    RunCell {
+        study: String,
+        /// The cell's id, as `kdlab study --plan` lists it.
+        #[arg(long, required_unless_present = "index", conflicts_with = "index")]
+        cell: Option<String>,
+        /// The task index: the cell's position in the plan (`$SLURM_ARRAY_TASK_ID`).
+        #[arg(long)]
+        index: Option<usize>,
+        #[command(flatten)]
+        common: StudyArgs,
+        /// Threads for the cell's seeds (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Show a cluster run's tasks: done, running, failed, pending; and how to resubmit the
+    /// failed ones alone.
+    Status {
+        study: String,
+        #[command(flatten)]
+        common: StudyArgs,
     },
     /// Validate study files without running them.
     Check {
@@ -51,8 +103,32 @@ enum Command {
     },
     /// List the studies in `studies/` with their claims, and the distillation arms.
     List,
-    /// Re-render a report from stored results (`reports/<study>/`), without recomputing.
-    Report { results_dir: PathBuf },
+    /// Re-render a report from stored results (a results directory, `reports/<study>/`), or,
+    /// given a study, merge the shards of its array tasks into the results and the report.
+    Report {
+        /// A results directory, or a study file or name.
+        target: String,
+        #[command(flatten)]
+        common: StudyArgs,
+        /// Threads (the merge itself is light).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+}
+
+/// How a study of a cluster run is read and where its results go; every command of one run
+/// must get the same values.
+#[derive(clap::Args, Clone)]
+struct StudyArgs {
+    /// Override the number of seeds.
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// The smoke version of the design.
+    #[arg(long)]
+    quick: bool,
+    /// Output directory for reports and results.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
 }
 
 const STUDY_DIR: &str = "studies";
@@ -83,13 +159,20 @@ fn study_paths(studies: &[String], all: bool) -> anyhow::Result<Vec<PathBuf>> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Study { studies, all, seeds, jobs, out, quick, max_memory_gib } => {
+        Command::Study { studies, all, seeds, jobs, out, quick, max_memory_gib, plan, slurm, slurm_dry_run, partition, time, cpus_per_task, mem, max_parallel } => {
             let paths = study_paths(&studies, all)?;
             let options = LoadOptions { seeds, quick };
             // Validate every study before running any, so a typo in the last file does not
             // surface after an hour of work.
             let loaded = paths.iter().map(|p| study::load(p, &options)).collect::<Result<Vec<_>, StudyError>>()?;
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            if plan {
+                return write_plans(&loaded, &out);
+            }
+            if slurm || slurm_dry_run {
+                let slurm_options = SlurmOptions { partition, time, cpus_per_task, mem, max_parallel };
+                return to_slurm(&loaded, &paths, &out, &options, &slurm_options, slurm_dry_run);
+            }
+            let jobs = jobs.unwrap_or_else(default_jobs);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
             for s in &loaded {
                 let max_memory = match max_memory_gib {
@@ -106,6 +189,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     summary.failed_rows
                 );
             }
+            Ok(())
+        }
+        Command::RunCell { study: arg, cell, index, common, jobs } => {
+            let s = study::load(&resolve(&arg), &common.load())?;
+            let index = match (cell, index) {
+                (Some(id), _) => runner::cell_index(&s, &id)?,
+                (None, Some(i)) => i,
+                (None, None) => unreachable!("clap requires --cell or --index"),
+            };
+            let jobs = jobs.unwrap_or_else(default_jobs);
+            anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+            let summary = runner::run_cell(&s, index, &RunOptions { jobs, out: common.out.clone(), progress: true, max_memory: None })?;
+            println!(
+                "{}: task {} (cell {}): {} units computed, {} already stored",
+                s.name, summary.cell_index, summary.cell_id, summary.units_computed, summary.units_reused
+            );
+            Ok(())
+        }
+        Command::Status { study: arg, common } => {
+            let s = study::load(&resolve(&arg), &common.load())?;
+            print!("{}", cluster::status(&s, &common.out).render());
             Ok(())
         }
         Command::Check { studies } => {
@@ -129,11 +233,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Report { results_dir } => {
-            let report = kdlab::report::rerender(&results_dir).map_err(|e| anyhow::anyhow!("{}: {e}", results_dir.display()))?;
-            println!("{}", report.display());
+        Command::Report { target, common, jobs } => {
+            let dir = PathBuf::from(&target);
+            if dir.is_dir() {
+                let report = kdlab::report::rerender(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+                println!("{}", report.display());
+                return Ok(());
+            }
+            let s = study::load(&resolve(&target), &common.load())?;
+            let jobs = jobs.unwrap_or(1);
+            anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+            let summary = runner::merge(&s, &RunOptions { jobs, out: common.out.clone(), progress: false, max_memory: None })?;
+            println!("{}: {} ({} units merged, {} failed rows)", s.name, summary.report.display(), summary.units_computed, summary.failed_rows);
             Ok(())
         }
+    }
+}
+
+/// `kdlab study --plan`: prints each study's plan and writes it to `<out>/<study>/plan.json`.
+fn write_plans(studies: &[study::Study], out: &Path) -> anyhow::Result<()> {
+    for s in studies {
+        let plan = cluster::plan(s);
+        let path = cluster::write_plan(&plan, out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        print!("{}", plan.render());
+        println!("plan written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `kdlab study --slurm` (or `--slurm-dry-run`): writes each study's job-array and merge
+/// scripts and submits them (or prints the commands that would).
+fn to_slurm(studies: &[study::Study], paths: &[PathBuf], out: &Path, load: &LoadOptions, options: &SlurmOptions, dry_run: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(options.cpus_per_task >= 1, "--cpus-per-task must be at least 1");
+    anyhow::ensure!(options.max_parallel != Some(0), "--max-parallel must be at least 1");
+    std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    for (s, path) in studies.iter().zip(paths) {
+        let ctx = JobContext {
+            kdlab: std::env::current_exe()?,
+            study_file: std::fs::canonicalize(path)?,
+            out: std::fs::canonicalize(out)?,
+            workdir: std::path::absolute(Path::new("."))?,
+            seeds: load.seeds,
+            quick: load.quick,
+        };
+        let files = cluster::write_scripts(s, &ctx, options).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+        if dry_run {
+            println!("{}: scripts written (not submitted): {} and {}", s.name, files.array.display(), files.merge.display());
+            println!("  A=$({}) && {}", cluster::sbatch_command(&[], &files.array), cluster::sbatch_command(&["--dependency=afterok:${A%%;*}".to_string()], &files.merge));
+            continue;
+        }
+        let submission = cluster::submit(&files, &cluster::job_name(&s.name, &ctx.out)).map_err(|e| anyhow::anyhow!("{}: {e}", s.name))?;
+        println!("{}: submitted array job {} ({} tasks) and merge job {} (after the array succeeds)", s.name, submission.array_job_id, s.cells.len(), submission.merge_job_id);
+        println!("  array_job_id={}", submission.array_job_id);
+        println!("  merge_job_id={}", submission.merge_job_id);
+        let out_arg = if out == Path::new("reports") { String::new() } else { format!(" --out {}", out.display()) };
+        println!("  `kdlab status {}{out_arg}` shows its progress", path.display());
+    }
+    Ok(())
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+impl StudyArgs {
+    fn load(&self) -> LoadOptions {
+        LoadOptions { seeds: self.seeds, quick: self.quick }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Where a report's numbers came from: the study file's hash, the code's version and git state,
-//! seeds, threads, and per-stage timings.
+//! seeds, threads, per-stage timings, and where the units ran (hosts, and the scheduler's job
+//! ids when a cluster scheduler ran them).
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,86 @@ pub struct Provenance {
     pub compute_wall_seconds: f64,
     pub total_wall_seconds: f64,
     pub host_os: String,
+    /// The hosts that computed the units (from their shards), sorted.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The scheduler that ran the units, when one did (a Slurm job array and its merge job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<SchedulerRecord>,
 }
+
+/// Where one unit (or the merge) ran: the host, and Slurm's ids when Slurm started the process.
+/// Stored in every shard.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Execution {
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_array_job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_array_task_id: Option<String>,
+}
+
+impl Execution {
+    /// This process: its host name and the `SLURM_JOB_ID`, `SLURM_ARRAY_JOB_ID` and
+    /// `SLURM_ARRAY_TASK_ID` that Slurm sets in a job's environment.
+    pub fn current() -> Execution {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Execution {
+            host: crate::fsio::hostname().to_string(),
+            slurm_job_id: var("SLURM_JOB_ID"),
+            slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
+            slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
+        }
+    }
+}
+
+/// The scheduler's part of the provenance: which jobs computed the units and merged them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SchedulerRecord {
+    /// `slurm`.
+    pub name: String,
+    /// The job arrays whose tasks computed units (more than one after a resubmission).
+    #[serde(default)]
+    pub array_job_ids: Vec<String>,
+    /// Every task's own job id, sorted.
+    #[serde(default)]
+    pub task_job_ids: Vec<String>,
+    /// The job that merged the shards into the results and the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_job_id: Option<String>,
+}
+
+impl SchedulerRecord {
+    /// Gathers the hosts and the Slurm record from the executions of the units and of this
+    /// process (the merge); no scheduler record when nothing ran under Slurm.
+    pub fn gather<'a>(units: impl IntoIterator<Item = &'a Execution>, merge: &Execution) -> (Vec<String>, Option<SchedulerRecord>) {
+        let mut hosts = std::collections::BTreeSet::new();
+        let mut arrays = std::collections::BTreeSet::new();
+        let mut tasks = std::collections::BTreeSet::new();
+        for e in units {
+            hosts.insert(e.host.clone());
+            arrays.extend(e.slurm_array_job_id.clone());
+            tasks.extend(e.slurm_job_id.clone());
+        }
+        let slurm = !tasks.is_empty() || merge.slurm_job_id.is_some();
+        let record = slurm.then(|| SchedulerRecord {
+            name: "slurm".into(),
+            array_job_ids: arrays.into_iter().collect(),
+            task_job_ids: sort_numeric(tasks.into_iter().collect()),
+            merge_job_id: merge.slurm_job_id.clone(),
+        });
+        (hosts.into_iter().collect(), record)
+    }
+}
+
+/// Job ids sorted as numbers where they are numbers.
+fn sort_numeric(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort_by_key(|id| (id.parse::<u64>().unwrap_or(u64::MAX), id.clone()));
+    ids
+}
+
 
 impl Provenance {
     pub fn collect(
@@ -66,6 +146,8 @@ impl Provenance {
             compute_wall_seconds,
             total_wall_seconds,
             host_os: std::env::consts::OS.to_string(),
+            hosts: Vec::new(),
+            scheduler: None,
         }
     }
 }

@@ -430,6 +430,13 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     let _ = writeln!(w, "| teachers fitted / loaded from the cache / units that used them | {} / {} / {} |", prov.teachers_fitted, prov.teachers_loaded, prov.teacher_uses);
     let _ = writeln!(w, "| stage seconds (summed over units) | data {:.2}, teacher {:.2}, students {:.2}, metrics {:.2} |", t.data, t.teacher, t.students, t.metrics);
     let _ = writeln!(w, "| wall seconds | compute {:.2}, total {:.2} |", prov.compute_wall_seconds, prov.total_wall_seconds);
+    if !prov.hosts.is_empty() {
+        let _ = writeln!(w, "| hosts | {} |", prov.hosts.join(", "));
+    }
+    if let Some(s) = &prov.scheduler {
+        let merge = s.merge_job_id.as_deref().map(|id| format!(", merged by job {id}")).unwrap_or_default();
+        let _ = writeln!(w, "| scheduler | {}: job array {} ({} task jobs){merge} |", s.name, if s.array_job_ids.is_empty() { "–".to_string() } else { s.array_job_ids.join(", ") }, s.task_job_ids.len());
+    }
     let _ = writeln!(w, "\nResults: `{0}/results.csv`, `{0}/results.parquet` (one row per cell, seed and arm); per-unit timings: `{0}/timings.csv`.", study.name);
     md
 }

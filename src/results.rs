@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::fsio;
+use crate::provenance::Execution;
 
 /// Whether a metric is better when lower or when higher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,13 +116,23 @@ pub struct StageTimes {
     pub metrics: f64,
 }
 
-/// What one (cell, seed) unit produced: stored as a shard so an interrupted study resumes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What one (cell, seed) unit produced: stored as a shard so an interrupted study resumes, and
+/// so the array tasks of a cluster run can each store their own units for a merge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Shard {
     pub cell_id: String,
     pub seed: usize,
     pub rows: Vec<Row>,
     pub times: StageTimes,
+    /// Where the unit ran (host; Slurm job ids under Slurm).
+    #[serde(default)]
+    pub execution: Execution,
+    /// This unit's teacher was fitted (`fitted`) or loaded from the teacher cache (`loaded`)
+    /// for it; both false when another unit of the same run provided it.
+    #[serde(default)]
+    pub teacher_fitted: bool,
+    #[serde(default)]
+    pub teacher_loaded: bool,
 }
 
 /// Builds the results DataFrame; `axes` name the level columns.

@@ -24,7 +24,7 @@ use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fsio;
 use crate::metrics;
 use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
-use crate::provenance::Provenance;
+use crate::provenance::{Execution, Provenance, SchedulerRecord};
 use crate::report;
 use crate::resources;
 use crate::distill::{self, Gamma, GammaRule};
@@ -44,6 +44,10 @@ pub enum RunError {
     Data { study: String, message: String },
     #[error("{study}: the estimated peak memory is {estimate}, above the limit of {limit}; lower n_train, n_trees, crossfit_folds or --jobs, or raise --max-memory")]
     Memory { study: String, estimate: String, limit: String },
+    #[error("{study}: no cell {task} (the study has {tasks} cells: indices 0 to {tasks} - 1, ids as `kdlab study --plan` lists them)")]
+    NoSuchTask { study: String, task: String, tasks: usize },
+    #[error("{study}: {count} units have no stored result yet (first: {first}); run their tasks (`kdlab status` lists them) before merging")]
+    Missing { study: String, count: usize, first: String },
 }
 
 /// How to run a study.
@@ -79,50 +83,93 @@ extern "C" {
     fn openblas_set_num_threads(n: std::os::raw::c_int);
 }
 
-/// Runs every pending unit of `study`, then writes results and the report.
+/// Runs every pending unit of `study`, then writes results and the report. Holds the output
+/// directory's exclusive lock throughout.
 pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    // Units are the parallel grain: LAPACK threads inside a unit would only oversubscribe the
-    // cores (and spin while they wait).
-    // SAFETY: a plain setter of OpenBLAS's global thread count, safe to call at any time.
-    unsafe { openblas_set_num_threads(1) };
     let dir = results_dir(&options.out, study);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RunError::Io { path, source }
-    };
     if let Some(limit) = options.max_memory {
         let estimate = resources::estimate(study, options.jobs);
         if estimate.bytes > limit {
             return Err(RunError::Memory { study: study.name.clone(), estimate: estimate.breakdown, limit: resources::gib(limit) });
         }
     }
-    // Real data are read once up front, so a missing or bad file stops the study before any work.
-    for cell in &study.cells {
-        cell.config.data.ensure_available().map_err(|message| RunError::Data { study: study.name.clone(), message })?;
-    }
-    let _lock = fsio::DirLock::acquire(&dir).map_err(io(&dir))?;
-    let shard_dir = dir.join("cells");
-    std::fs::create_dir_all(&shard_dir).map_err(io(&shard_dir))?;
-
+    ensure_data(study, 0..study.cells.len())?;
+    let _lock = fsio::DirLock::acquire(&dir).map_err(io_error(&dir))?;
     let units: Vec<(usize, usize)> = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s))).collect();
-    let shard_path = |c: usize, s: usize| shard_dir.join(format!("{}-seed{}.json", study.cells[c].id, s));
+    let outcome = run_units(study, &units, options)?;
+    finish(study, options, outcome, started)
+}
+
+/// What [`run_units`] did.
+pub struct UnitsOutcome {
+    /// Every requested unit's shard, stored earlier or computed now.
+    pub shards: BTreeMap<(usize, usize), Shard>,
+    pub computed: usize,
+    pub reused: usize,
+    /// Wall-clock seconds of the compute phases.
+    pub compute_seconds: f64,
+    pub teachers: TeacherCounts,
+}
+
+/// Teachers fitted and loaded from the teacher cache for the computed units, and how many
+/// units used them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TeacherCounts {
+    pub fitted: usize,
+    pub loaded: usize,
+    pub uses: usize,
+}
+
+impl TeacherCounts {
+    /// Counted from the shards themselves (each records whether it fitted or loaded its
+    /// teacher), as a merge sees the work of the array tasks.
+    fn of<'a>(shards: impl IntoIterator<Item = &'a Shard>) -> TeacherCounts {
+        shards.into_iter().fold(TeacherCounts::default(), |mut t, s| {
+            t.fitted += s.teacher_fitted as usize;
+            t.loaded += s.teacher_loaded as usize;
+            t.uses += 1;
+            t
+        })
+    }
+}
+
+/// Computes the `units` (cell index, seed) of `study` that have no shard yet, and stores each as
+/// a shard in `<out>/<study>/cells/`: phase 1 fits (or loads from the teacher cache) each
+/// distinct teacher those units need, and each of their cells' oracle; phase 2 runs the units.
+/// The one code path of a local run and of one array task of a cluster run, so both give the
+/// same bytes. Takes no lock: callers decide (see [`run`] and [`run_cell`]).
+pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) -> Result<UnitsOutcome, RunError> {
+    // Units are the parallel grain: LAPACK threads inside a unit would only oversubscribe the
+    // cores (and spin while they wait).
+    // SAFETY: a plain setter of OpenBLAS's global thread count, safe to call at any time.
+    unsafe { openblas_set_num_threads(1) };
+    let dir = results_dir(&options.out, study);
+    let shard_dir = dir.join(SHARDS);
+    std::fs::create_dir_all(&shard_dir).map_err(io_error(&shard_dir))?;
+
     let mut shards: BTreeMap<(usize, usize), Shard> = BTreeMap::new();
-    for &(c, s) in &units {
-        if let Some(shard) = read_shard(&shard_path(c, s)).filter(|sh| sh.cell_id == study.cells[c].id && sh.seed == s) {
+    for &(c, s) in units {
+        if let Some(shard) = read_unit(study, &options.out, c, s) {
             shards.insert((c, s), shard);
         }
     }
     let reused = shards.len();
     let pending: Vec<(usize, usize)> = units.iter().copied().filter(|u| !shards.contains_key(u)).collect();
+    if pending.is_empty() {
+        return Ok(UnitsOutcome { shards, computed: 0, reused, compute_seconds: 0.0, teachers: TeacherCounts::default() });
+    }
 
     // Phase 1: every distinct teacher (and each cell's oracle student) the pending units need,
     // fit once. Cells with the same data, teacher and cross-fit settings share a teacher.
     // Fitted teachers are also kept on disk, so a later run (of this study after an edit to its
-    // student or distillation settings, or of another study with the same teacher, data and
-    // base seed) loads them instead of refitting.
+    // student or distillation settings, of another study with the same teacher, data and base
+    // seed, or another array task of a cluster run) loads them instead of refitting. The cache
+    // is keyed by content hash and every entry is written atomically, so concurrent processes
+    // only ever read whole entries; a process claims a teacher while it fits it, so array
+    // tasks that need the same teacher at the same time fit it once (`obtain_teacher`).
     let teacher_cache = options.out.join(TEACHER_CACHE);
-    std::fs::create_dir_all(&teacher_cache).map_err(io(&teacher_cache))?;
+    std::fs::create_dir_all(&teacher_cache).map_err(io_error(&teacher_cache))?;
     let mut teacher_jobs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for &(c, s) in &pending {
         teacher_jobs.entry(teacher_key(study, &study.cells[c], s)).or_insert((c, s));
@@ -134,46 +181,41 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
     let compute_start = Instant::now();
     let (teachers, oracles) = pool.install(|| {
-        let teachers: BTreeMap<String, (Arc<TeacherOutputs>, bool)> = teacher_jobs
+        let obtained: Vec<(String, Option<(TeacherOutputs, bool)>)> = teacher_jobs
             .par_iter()
-            .map(|(key, &(c, s))| {
-                let cached = teacher_cache.join(format!("{key}.json"));
-                let (outputs, loaded) = match std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()) {
-                    Some(outputs) => (TeacherOutputs { times: StageTimes::default(), ..outputs }, true),
-                    None => {
-                        let outputs = fit_teacher(study, &study.cells[c], s);
-                        // A failed teacher is not cached: the next run tries again.
-                        if outputs.failure.is_none() {
-                            if let Ok(bytes) = serde_json::to_vec(&outputs) {
-                                // Best effort: a teacher that cannot be cached is only refit next time.
-                                let _ = fsio::write_atomic(&cached, &bytes);
-                            }
-                        }
-                        (outputs, false)
-                    }
-                };
+            .map(|(key, &(c, s))| (key.clone(), obtain_teacher(study, &teacher_cache, key, c, s, false)))
+            .collect();
+        // Teachers that another process (an array task needing the same teacher) was fitting:
+        // wait for it, holding no claim, then load its result.
+        let teachers: BTreeMap<String, (Arc<TeacherOutputs>, bool)> = obtained
+            .into_par_iter()
+            .map(|(key, got)| {
+                let (c, s) = teacher_jobs[&key];
+                let (outputs, loaded) = got.or_else(|| obtain_teacher(study, &teacher_cache, &key, c, s, true)).expect("a teacher is always obtained when waiting");
                 progress.step_done(&format!("teacher of cell {} [{}], seed {s}{}", c, study.cells[c].levels.join(", "), if loaded { ", from the cache" } else { "" }));
-                (key.clone(), (Arc::new(outputs), loaded))
+                (key, (Arc::new(outputs), loaded))
             })
             .collect();
         let oracles: BTreeMap<usize, Option<Arc<FittedStudent>>> =
             oracle_cells.par_iter().map(|&c| (c, fit_oracle(study, &study.cells[c]).ok().map(Arc::new))).collect();
         (teachers, oracles)
     });
-    let teacher_uses = pending.len();
-    let teachers_loaded = teachers.values().filter(|t| t.1).count();
-    let teachers_fitted = teachers.len() - teachers_loaded;
-    let teachers: BTreeMap<String, Arc<TeacherOutputs>> = teachers.into_iter().map(|(k, (t, _))| (k, t)).collect();
 
-    // Phase 2: the units. The first unit of a teacher carries its fitting time.
+    // Phase 2: the units. The first unit of a teacher carries its fitting time. Each shard is
+    // written atomically (temporary file, then rename), so a reader never sees half a shard.
+    let execution = Execution::current();
     let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
     let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
     pool.install(|| {
         pending.par_iter().for_each(|&(c, s)| {
             let key = teacher_key(study, &study.cells[c], s);
             let owner = teacher_jobs[&key] == (c, s);
-            let shard = run_unit(study, &study.cells[c], s, &teachers[&key], owner, oracles.get(&c).cloned().flatten());
-            let path = shard_path(c, s);
+            let (outputs, loaded) = &teachers[&key];
+            let mut shard = run_unit(study, &study.cells[c], s, outputs, owner, oracles.get(&c).cloned().flatten());
+            shard.execution = execution.clone();
+            shard.teacher_fitted = owner && !loaded;
+            shard.teacher_loaded = owner && *loaded;
+            let path = shard_path(&options.out, study, c, s);
             match serde_json::to_vec(&shard) {
                 Ok(bytes) => {
                     if let Err(e) = fsio::write_atomic(&path, &bytes) {
@@ -191,8 +233,78 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
         return Err(e);
     }
     let compute_seconds = compute_start.elapsed().as_secs_f64();
-    shards.extend(computed.into_inner().expect("no panics while locked"));
+    let computed = computed.into_inner().expect("no panics while locked");
+    let teachers = TeacherCounts::of(computed.iter().map(|(_, s)| s));
+    shards.extend(computed);
+    Ok(UnitsOutcome { shards, computed: pending.len(), reused, compute_seconds, teachers })
+}
 
+/// What one array task did.
+pub struct CellSummary {
+    pub cell_index: usize,
+    pub cell_id: String,
+    pub units_computed: usize,
+    pub units_reused: usize,
+}
+
+/// Computes one array task of a cluster run: every seed of cell `cell_index` that has no
+/// shard yet (a finished task does nothing). The seeds run in parallel on `options.jobs`
+/// threads, and the cell's oracle is fit once for all of them, as in a local run.
+///
+/// Many tasks of one study run at once, so a task takes only a *shared* lock on the output
+/// directory: tasks do not wait for each other, while a local `kdlab study` or a merge (which
+/// take it exclusively) cannot run beside them. Tasks need no more than that: they write only
+/// their own shards, and those and the teacher-cache entries are written atomically
+/// (temporary file, then rename), so concurrent tasks never see half-written files.
+pub fn run_cell(study: &Study, cell_index: usize, options: &RunOptions) -> Result<CellSummary, RunError> {
+    let cell = study.cells.get(cell_index).ok_or_else(|| RunError::NoSuchTask { study: study.name.clone(), task: cell_index.to_string(), tasks: study.cells.len() })?;
+    let dir = results_dir(&options.out, study);
+    ensure_data(study, [cell_index])?;
+    let _lock = fsio::DirLock::acquire_shared(&dir).map_err(io_error(&dir))?;
+    let units: Vec<(usize, usize)> = (0..study.seeds).map(|s| (cell_index, s)).collect();
+    let outcome = run_units(study, &units, options)?;
+    Ok(CellSummary { cell_index, cell_id: cell.id.clone(), units_computed: outcome.computed, units_reused: outcome.reused })
+}
+
+/// The index of the cell whose id is `id` (the ids `kdlab study --plan` prints).
+pub fn cell_index(study: &Study, id: &str) -> Result<usize, RunError> {
+    study.cells.iter().position(|c| c.id == id).ok_or_else(|| RunError::NoSuchTask { study: study.name.clone(), task: id.to_string(), tasks: study.cells.len() })
+}
+
+/// Merges the shards that the array tasks of a cluster run stored into the results files and
+/// the report, exactly as the end of a local run does (the same function writes them). Holds
+/// the exclusive lock, so no task or local run writes while it reads. Fails, naming them, if
+/// some units have no shard.
+pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let dir = results_dir(&options.out, study);
+    let _lock = fsio::DirLock::acquire(&dir).map_err(io_error(&dir))?;
+    let mut shards = BTreeMap::new();
+    let mut missing = Vec::new();
+    for c in 0..study.cells.len() {
+        for s in 0..study.seeds {
+            match read_unit(study, &options.out, c, s) {
+                Some(shard) => {
+                    shards.insert((c, s), shard);
+                }
+                None => missing.push(format!("cell {c} ({}) seed {s}", study.cells[c].id)),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(RunError::Missing { study: study.name.clone(), count: missing.len(), first: missing.into_iter().take(5).collect::<Vec<_>>().join(", ") });
+    }
+    // Every unit was computed by this run's array tasks; their shards say how.
+    let teachers = TeacherCounts::of(shards.values());
+    let computed = shards.len();
+    finish(study, options, UnitsOutcome { shards, computed, reused: 0, compute_seconds: 0.0, teachers }, started)
+}
+
+/// Writes the results files, timings, provenance and report from every unit's shard: the end
+/// of both a local run and a merge.
+fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: Instant) -> Result<RunSummary, RunError> {
+    let dir = results_dir(&options.out, study);
+    let UnitsOutcome { shards, computed, reused, compute_seconds, teachers } = outcome;
     let rows: Vec<Row> = shards.values().flat_map(|s| s.rows.iter().cloned()).collect();
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
     let mut frame = results::to_frame(&study.name, &axes, &rows).map_err(|e| RunError::Results(Box::new(e)))?;
@@ -209,27 +321,97 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
         stage_totals.metrics += t.metrics;
         timing_csv.push_str(&format!("{c},{},{s},{:.4},{:.4},{:.4},{:.4}\n", shard.cell_id, t.data, t.teacher, t.students, t.metrics));
     }
-    fsio::write_atomic(&dir.join("timings.csv"), timing_csv.as_bytes()).map_err(io(&dir))?;
-    fsio::write_atomic(&dir.join("study.toml"), study.source.as_bytes()).map_err(io(&dir))?;
+    fsio::write_atomic(&dir.join("timings.csv"), timing_csv.as_bytes()).map_err(io_error(&dir))?;
+    fsio::write_atomic(&dir.join("study.toml"), study.source.as_bytes()).map_err(io_error(&dir))?;
 
-    let mut provenance = Provenance::collect(study, options.jobs, reused, pending.len(), stage_totals, compute_seconds, started.elapsed().as_secs_f64());
-    provenance.teachers_fitted = teachers_fitted;
-    provenance.teachers_loaded = teachers_loaded;
-    provenance.teacher_uses = teacher_uses;
-    fsio::write_atomic(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance).expect("serialisable").as_bytes()).map_err(io(&dir))?;
+    let mut provenance = Provenance::collect(study, options.jobs, reused, computed, stage_totals, compute_seconds, started.elapsed().as_secs_f64());
+    provenance.teachers_fitted = teachers.fitted;
+    provenance.teachers_loaded = teachers.loaded;
+    provenance.teacher_uses = teachers.uses;
+    let (hosts, scheduler) = SchedulerRecord::gather(shards.values().map(|s| &s.execution), &Execution::current());
+    provenance.hosts = hosts;
+    provenance.scheduler = scheduler;
+    fsio::write_atomic(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance).expect("serialisable").as_bytes()).map_err(io_error(&dir))?;
     let report = report::render_all(study, &rows, &provenance, &options.out).map_err(|e| RunError::Io { path: options.out.clone(), source: e })?;
     Ok(RunSummary {
         report,
         results_dir: dir,
-        units_computed: pending.len(),
+        units_computed: computed,
         units_reused: reused,
         failed_rows: rows.iter().filter(|r| r.failure.is_some()).count(),
     })
 }
 
+/// Real data are read once up front, so a missing or bad file stops the study before any work.
+fn ensure_data(study: &Study, cells: impl IntoIterator<Item = usize>) -> Result<(), RunError> {
+    for c in cells {
+        study.cells[c].config.data.ensure_available().map_err(|message| RunError::Data { study: study.name.clone(), message })?;
+    }
+    Ok(())
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError {
+    let path = path.to_path_buf();
+    move |source| RunError::Io { path, source }
+}
+
+/// Directory (under a study's results directory) of the per-unit shards.
+pub const SHARDS: &str = "cells";
+
+/// Where the shard of unit (cell index, seed) is stored.
+pub fn shard_path(out: &Path, study: &Study, cell: usize, seed: usize) -> PathBuf {
+    results_dir(out, study).join(SHARDS).join(format!("{}-seed{}.json", study.cells[cell].id, seed))
+}
+
+/// The stored shard of a unit, if there is a valid one.
+pub fn read_unit(study: &Study, out: &Path, cell: usize, seed: usize) -> Option<Shard> {
+    read_shard(&shard_path(out, study, cell, seed)).filter(|sh| sh.cell_id == study.cells[cell].id && sh.seed == seed)
+}
+
 fn read_shard(path: &Path) -> Option<Shard> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// The outputs of teacher `key` (first needed by unit (c, s)) and whether they were loaded
+/// from the teacher cache. Fits the teacher under a claim, so that concurrent processes that
+/// need the same teacher fit it once; returns `None` when another process holds the claim
+/// (unless `wait`, which waits for it to finish and then loads or, if it failed, fits).
+fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
+    let cached = cache.join(format!("{key}.json"));
+    let load = || std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()).map(|o| (TeacherOutputs { times: StageTimes::default(), ..o }, true));
+    if let Some(hit) = load() {
+        return Some(hit);
+    }
+    let claim_path = cache.join("claims").join(key);
+    let _claim = if wait {
+        fsio::wait_released(&claim_path);
+        if let Some(hit) = load() {
+            return Some(hit);
+        }
+        None
+    } else {
+        match fsio::try_claim(&claim_path) {
+            fsio::Claim::Busy => return None,
+            fsio::Claim::Held(file) => {
+                // The holder before us may have just finished.
+                if let Some(hit) = load() {
+                    return Some(hit);
+                }
+                Some(file)
+            }
+            fsio::Claim::Unsupported => None,
+        }
+    };
+    let outputs = fit_teacher(study, &study.cells[c], s);
+    // A failed teacher is not cached: the next run tries again.
+    if outputs.failure.is_none() {
+        if let Ok(bytes) = serde_json::to_vec(&outputs) {
+            // Best effort: a teacher that cannot be cached is only refit next time.
+            let _ = fsio::write_atomic(&cached, &bytes);
+        }
+    }
+    Some((outputs, false))
 }
 
 /// Directory (under the output directory) of the teacher cache.
@@ -238,7 +420,7 @@ pub const TEACHER_CACHE: &str = ".teacher-cache";
 /// Identifies a teacher's outputs: everything they depend on (kdlab version, base seed, data,
 /// teacher, the cross-fit settings when an arm cross-fits, the diagnostics asked for, the
 /// replicate).
-fn teacher_key(study: &Study, cell: &Cell, rep: usize) -> String {
+pub fn teacher_key(study: &Study, cell: &Cell, rep: usize) -> String {
     let cfg = &cell.config;
     let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
     let what = (env!("CARGO_PKG_VERSION"), study.base_seed, &cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep);
@@ -378,13 +560,13 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         std::iter::once(TEACHER_ARM).chain(crossfit).chain(study.arms.iter().map(|a| a.name())).map(|a| row(a, Some(reason.clone()), BTreeMap::new())).collect()
     };
     if let Some(reason) = &teacher.failure {
-        return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(reason.clone()), times };
+        return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(reason.clone()), times, ..Shard::default() };
     }
 
     let t = Instant::now();
     let (train, test, population) = match draw_data(cell, data_seed) {
         Ok(d) => d,
-        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(e), times },
+        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(e), times, ..Shard::default() },
     };
     let k = train.n_classes;
     // CNNs read the image shape from the data; the study's specs (and their hashes) do not hold it.
@@ -495,7 +677,7 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         });
         times.metrics += t.elapsed().as_secs_f64();
     }
-    Shard { cell_id: cell.id.clone(), seed: rep, rows, times }
+    Shard { cell_id: cell.id.clone(), seed: rep, rows, times, ..Shard::default() }
 }
 
 /// Fits the oracle student f0 of a cell: the student class trained on p0 itself over a fresh

@@ -4,48 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const STUDY: &str = r#"name = "tiny"
-claim = "A small study for the end-to-end tests."
-seeds = 3
-seed = 11
-arms = ["labels", "kd"]
-
-[data]
-kind = "gaussian-mixture"
-n_train = [120, 240]
-n_test = 300
-n_population = 2000
-dim = 3
-radius = 0.6
-
-[teacher]
-kind = "forest"
-n_trees = 20
-max_depth = 6
-
-[student]
-kind = "mlp"
-hidden = [16]
-epochs = 25
-patience = 5
-
-[[predictions]]
-id = "kd-vs-labels"
-metric = "excess_risk"
-compare = ["kd", "labels"]
-expect = "lower"
-
-[[predictions]]
-id = "more-data-helps"
-metric = "excess_risk"
-axis = "data.n_train"
-arm = "labels"
-compare = [240, 120]
-expect = "lower"
-"#;
+const STUDY: &str = include_str!("data/tiny.toml");
 
 fn kdlab(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kdlab")).args(args).current_dir(cwd).output().expect("kdlab runs")
+}
+
+/// The study with two cells that differ only in the student: one teacher per seed serves both.
+fn two_students() -> String {
+    STUDY.replace("n_train = [120, 240]", "n_train = 120").replace("hidden = [16]", "hidden = [[8], [16]]").replace("axis = \"data.n_train\"", "axis = \"student.hidden\"").replace("compare = [240, 120]", "compare = [[16], [8]]")
 }
 
 fn study_dir() -> (tempfile::TempDir, PathBuf) {
@@ -99,8 +66,7 @@ fn an_interrupted_study_resumes_without_recomputing_and_gives_the_same_results()
 #[test]
 fn teachers_are_shared_across_cells_and_loaded_by_later_runs() {
     let (dir, path) = study_dir();
-    // Two cells that differ only in the student: one teacher per seed serves both.
-    let two_students = STUDY.replace("n_train = [120, 240]", "n_train = 120").replace("hidden = [16]", "hidden = [[8], [16]]").replace("axis = \"data.n_train\"", "axis = \"student.hidden\"").replace("compare = [240, 120]", "compare = [[16], [8]]");
+    let two_students = two_students();
     std::fs::write(&path, &two_students).unwrap();
     run_ok(dir.path(), &["study", "tiny.toml", "--out", "c"]);
     let provenance = |out: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join(out).join("tiny/provenance.json")).unwrap()).unwrap() };
@@ -174,4 +140,166 @@ fn check_and_list_report_valid_studies() {
     let (dir, _) = study_dir();
     let out = run_ok(dir.path(), &["check", "tiny.toml"]);
     assert!(out.contains("ok (2 cells × 3 seeds × 2 arms, 2 predictions)"), "{out}");
+}
+
+// ---- cluster runs: the plan, array tasks, the merge, and the Slurm scripts ----
+
+fn plan_json(dir: &Path, out: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(out).join("tiny/plan.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_plan_lists_one_task_per_cell_with_stable_ids_and_needs() {
+    let (dir, _) = study_dir();
+    let stdout = run_ok(dir.path(), &["study", "tiny.toml", "--plan", "--out", "p"]);
+    assert!(stdout.contains("tiny: 2 array tasks (one per cell, each computing its 3 seeds), 6 units"), "{stdout}");
+    let plan = plan_json(dir.path(), "p");
+    let tasks = plan["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    for (i, task) in tasks.iter().enumerate() {
+        assert_eq!(task["index"].as_u64(), Some(i as u64));
+        assert_eq!(task["data"]["kind"], "gaussian-mixture");
+        assert_eq!(task["teacher"]["kind"], "forest");
+        assert_eq!(task["student_fits_per_unit"].as_u64(), Some(2));
+        let units = task["units"].as_array().unwrap();
+        assert_eq!(units.len(), 3);
+        let cell_id = task["cell_id"].as_str().unwrap();
+        assert!(stdout.contains(&format!("{i}\t{cell_id}\tdata.n_train = {}", [120, 240][i])), "{stdout}");
+        for (s, unit) in units.iter().enumerate() {
+            assert_eq!(unit["id"].as_str().unwrap(), format!("{cell_id}-seed{s}"));
+            assert!(stdout.contains(unit["teacher_key"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(tasks[0]["n_train"].as_u64(), Some(120));
+    // Stable: the same plan again, and its unit ids name the shards a local run stores.
+    run_ok(dir.path(), &["study", "tiny.toml", "--plan", "--out", "q"]);
+    assert_eq!(plan, plan_json(dir.path(), "q"));
+    assert!(!dir.path().join("p/tiny/cells").exists(), "--plan must not compute anything");
+    run_ok(dir.path(), &["study", "tiny.toml", "--out", "p"]);
+    let mut shards: Vec<String> = std::fs::read_dir(dir.path().join("p/tiny/cells")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    shards.sort();
+    let mut ids: Vec<String> = tasks.iter().flat_map(|t| t["units"].as_array().unwrap().iter().map(|u| format!("{}.json", u["id"].as_str().unwrap()))).collect();
+    ids.sort();
+    assert_eq!(shards, ids);
+}
+
+#[test]
+fn array_tasks_then_a_merge_give_the_local_results_byte_for_byte() {
+    let (dir, _) = study_dir();
+    run_ok(dir.path(), &["study", "tiny.toml", "--jobs", "2", "--out", "local"]);
+    // Before any task has run, a merge refuses and names what is missing.
+    let out = kdlab(&["report", "tiny.toml", "--out", "array"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 units have no stored result yet"), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = run_ok(dir.path(), &["status", "tiny.toml", "--out", "array"]);
+    assert!(status.contains("tiny: 2 tasks: 0 done, 0 running, 0 failed, 2 pending (0/6 units stored)"), "{status}");
+    // Every task, as a job array would run them: by index, one thread each; task 1 by its id.
+    let plan = run_ok(dir.path(), &["study", "tiny.toml", "--plan", "--out", "array"]);
+    let cell1 = plan.lines().find_map(|l| l.strip_prefix("1\t")).unwrap().split('\t').next().unwrap().to_string();
+    let first = run_ok(dir.path(), &["run-cell", "tiny.toml", "--index", "0", "--jobs", "1", "--out", "array"]);
+    assert!(first.contains("task 0 (cell ") && first.contains("3 units computed, 0 already stored"), "{first}");
+    let partial = run_ok(dir.path(), &["status", "tiny.toml", "--out", "array"]);
+    assert!(partial.contains("1 done, 0 running, 0 failed, 1 pending (3/6 units stored)") && partial.contains("pending tasks: 1"), "{partial}");
+    run_ok(dir.path(), &["run-cell", "tiny.toml", "--cell", &cell1, "--jobs", "1", "--out", "array"]);
+    // A finished task is a no-op: nothing recomputed, no shard rewritten.
+    let shards = dir.path().join("array/tiny/cells");
+    let snapshot = |d: &Path| -> Vec<(String, std::time::SystemTime, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| {
+            let p = e.unwrap().path();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::metadata(&p).unwrap().modified().unwrap(), std::fs::read(&p).unwrap())
+        }).collect();
+        v.sort();
+        v
+    };
+    let before = snapshot(&shards);
+    assert_eq!(before.len(), 6);
+    let again = run_ok(dir.path(), &["run-cell", "tiny.toml", "--index", "0", "--out", "array"]);
+    assert!(again.contains("0 units computed, 3 already stored"), "{again}");
+    assert!(snapshot(&shards) == before, "rerunning a finished task must not touch its shards");
+
+    let merged = run_ok(dir.path(), &["report", "tiny.toml", "--out", "array"]);
+    assert!(merged.contains("6 units merged, 0 failed rows"), "{merged}");
+    for file in ["results.csv", "results.parquet", "verdicts.json"] {
+        let read = |out: &str| std::fs::read(dir.path().join(out).join("tiny").join(file)).unwrap();
+        assert!(read("local") == read("array"), "{file} of the merge differs from the local run's");
+    }
+    // The reports differ only in the provenance's timings and thread count.
+    let body = |out: &str| {
+        let md = std::fs::read_to_string(dir.path().join(out).join("tiny.md")).unwrap();
+        md.lines().filter(|l| !(l.starts_with("| threads") || l.starts_with("| stage seconds") || l.starts_with("| wall seconds"))).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(body("local"), body("array"));
+    let provenance: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("array/tiny/provenance.json")).unwrap()).unwrap();
+    assert_eq!(provenance["hosts"].as_array().map(|h| h.len()), Some(1));
+    assert_eq!((provenance["teachers_fitted"].as_u64(), provenance["teacher_uses"].as_u64()), (Some(6), Some(6)));
+    let done = run_ok(dir.path(), &["status", "tiny.toml", "--out", "array"]);
+    assert!(done.contains("2 done, 0 running, 0 failed, 0 pending (6/6 units stored)") && done.contains("merged"), "{done}");
+    // A task index beyond the study is an error that says how many there are.
+    let out = kdlab(&["run-cell", "tiny.toml", "--index", "2", "--out", "array"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the study has 2 cells"));
+}
+
+#[test]
+fn the_slurm_dry_run_writes_an_array_and_a_dependent_merge_job() {
+    let (dir, _) = study_dir();
+    let stdout = run_ok(
+        dir.path(),
+        &["study", "tiny.toml", "--out", "s", "--seeds", "2", "--slurm-dry-run", "--partition", "short", "--time", "1:00:00", "--cpus-per-task", "4", "--mem", "4G", "--max-parallel", "8"],
+    );
+    assert!(stdout.contains("scripts written (not submitted)"), "{stdout}");
+    assert!(stdout.contains("A=$(sbatch --parsable ") && stdout.contains("&& sbatch --parsable --dependency=afterok:${A%%;*} "), "{stdout}");
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let kdlab_exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_kdlab")).unwrap();
+    let array = std::fs::read_to_string(dir.path().join("s/tiny/slurm/array.sbatch")).unwrap();
+    let lines: Vec<&str> = array.lines().collect();
+    assert_eq!(lines[0], "#!/bin/bash");
+    let job_name = lines.iter().find_map(|l| l.strip_prefix("#SBATCH --job-name=")).unwrap();
+    assert!(job_name.starts_with("kdlab-tiny-"), "{job_name}");
+    for directive in [
+        "#SBATCH --array=0-1%8".to_string(),
+        "#SBATCH --cpus-per-task=4".into(),
+        "#SBATCH --partition=short".into(),
+        "#SBATCH --time=1:00:00".into(),
+        "#SBATCH --mem=4G".into(),
+        format!("#SBATCH --chdir={}", root.display()),
+        format!("#SBATCH --output={}/s/tiny/slurm/logs/task-%A_%a.out", root.display()),
+    ] {
+        assert!(lines.contains(&directive.as_str()), "array script lacks {directive}:\n{array}");
+    }
+    let exec = format!(
+        "exec {} run-cell {}/tiny.toml --out {}/s --seeds 2 --index \"$SLURM_ARRAY_TASK_ID\" --jobs \"${{SLURM_CPUS_PER_TASK:-1}}\"",
+        kdlab_exe.display(),
+        root.display(),
+        root.display()
+    );
+    assert_eq!(lines.last(), Some(&exec.as_str()), "{array}");
+    assert!(dir.path().join("s/tiny/slurm/logs").is_dir(), "Slurm does not create the log directory itself");
+
+    let merge = std::fs::read_to_string(dir.path().join("s/tiny/slurm/merge.sbatch")).unwrap();
+    assert!(merge.contains(&format!("#SBATCH --job-name={job_name}-merge")), "{merge}");
+    assert!(merge.contains("#SBATCH --cpus-per-task=1") && merge.contains("#SBATCH --partition=short") && !merge.contains("--array"), "{merge}");
+    assert!(merge.trim_end().ends_with(&format!("exec {} report {}/tiny.toml --out {}/s --seeds 2 --jobs 1", kdlab_exe.display(), root.display(), root.display())), "{merge}");
+    assert!(!dir.path().join("s/tiny/slurm/jobs.json").exists(), "a dry run submits nothing");
+    // Slurm settings without --slurm are a mistake in the arguments.
+    for args in [&["--partition", "short"][..], &["--cpus-per-task", "2"]] {
+        let out = kdlab(&[&["study", "tiny.toml"][..], args].concat(), dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn concurrent_tasks_that_share_teachers_fit_each_one_once() {
+    let (dir, path) = study_dir();
+    // Their tasks need the same three teachers.
+    std::fs::write(&path, two_students()).unwrap();
+    let spawn = |i: &str| Command::new(env!("CARGO_BIN_EXE_kdlab")).args(["run-cell", "tiny.toml", "--index", i, "--jobs", "2", "--out", "c"]).current_dir(dir.path()).spawn().unwrap();
+    let (mut a, mut b) = (spawn("0"), spawn("1"));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    run_ok(dir.path(), &["report", "tiny.toml", "--out", "c"]);
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("c/tiny/provenance.json")).unwrap()).unwrap();
+    assert_eq!((p["teachers_fitted"].as_u64(), p["teachers_loaded"].as_u64(), p["teacher_uses"].as_u64()), (Some(3), Some(3), Some(6)), "each teacher is fitted by one task and loaded by the other");
+    run_ok(dir.path(), &["study", "tiny.toml", "--out", "local"]);
+    let read = |out: &str| std::fs::read(dir.path().join(out).join("tiny/results.csv")).unwrap();
+    assert!(read("c") == read("local"), "concurrent tasks must give the local run's results");
 }
