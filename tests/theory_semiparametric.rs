@@ -84,35 +84,23 @@ fn semiparametric_predictions_hold_where_p0_is_known() {
     assert!(rho.r < -0.5 && rho.p_value < 1e-3, "{rho:?}");
 }
 
+/// The smaller design of predictions 4 and 5: `STUDY` with 1000 training points, 40 teacher
+/// trees, other seeds, arms and teacher depths, and the given predictions.
+fn small_design(name: &str, seeds: usize, seed: u64, arms: &str, depths: &str, predictions: &str) -> String {
+    let head = STUDY.split("\n[[predictions]]").next().expect("STUDY has predictions");
+    let body = head
+        .replacen("name = \"semiparametric-theory\"", &format!("name = \"{name}\""), 1)
+        .replacen("seeds = 10", &format!("seeds = {seeds}"), 1)
+        .replacen("seed = 97", &format!("seed = {seed}"), 1)
+        .replacen("arms = [\"kd\", \"crossfit\", \"gamma-corrected\"]", &format!("arms = {arms}"), 1)
+        .replacen("n_train = 2000", "n_train = 1000", 1)
+        .replacen("n_trees = 60", "n_trees = 40", 1)
+        .replacen("max_depth = [1, 3, 30]", &format!("max_depth = {depths}"), 1);
+    format!("{body}\n{predictions}")
+}
+
 /// Prediction 4 on its own study: 120 seeds × 2 teacher depths of the two corrected arms only.
-const VARIANCE_STUDY: &str = r#"name = "semiparametric-variance"
-claim = "The full orthogonal correction is noisier than the variance-aware gamma correction."
-seeds = 120
-seed = 4099
-arms = ["gamma-corrected", "full-orthogonal"]
-
-[data]
-kind = "gaussian-mixture"
-dim = 5
-radius = 0.3
-n_train = 1000
-n_test = 500
-n_population = 10000
-
-[teacher]
-kind = "forest"
-n_trees = 40
-max_depth = [1, 30]
-
-[student]
-kind = "forest-regressor"
-n_trees = 10
-
-[distill]
-loss = "mse-logp"
-c_grid = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
-
-[[predictions]]
+const VARIANCE_PREDICTION: &str = r#"[[predictions]]
 id = "full-orthogonal-is-noisier"
 metric = "bayes_sq_error"
 compare = ["full-orthogonal", "gamma-corrected"]
@@ -129,7 +117,8 @@ fn full_orthogonal_correction_varies_more_across_seeds() {
     // 0.0060 vs 0.0038 at depth 1, 0.0097 vs 0.0070 at depth 30). With 240 pairs and the
     // smaller r, E[z] = 5.4; the test fails only if z falls below 1.96, 3.4 standard errors
     // under its expectation: probability about 3e-4.
-    let (study, rows) = common::run_study(VARIANCE_STUDY);
+    let source = small_design("semiparametric-variance", 120, 4099, r#"["gamma-corrected", "full-orthogonal"]"#, "[1, 30]", VARIANCE_PREDICTION);
+    let (study, rows) = common::run_study(&source);
     let decisions = theory::evaluate(&study, &rows);
     let d = &decisions[0];
     let c = d.comparison.as_ref().expect("tested");
@@ -139,57 +128,15 @@ fn full_orthogonal_correction_varies_more_across_seeds() {
 }
 
 /// Prediction 5, one non-inferiority prediction per teacher regime.
-const ROBUSTNESS_STUDY: &str = r#"name = "semiparametric-enhanced"
-claim = "Enhanced KD is never much worse than the better of labels and plain KD."
-seeds = 10
-seed = 3571
-arms = ["labels", "kd", "enhanced"]
-
-[data]
-kind = "gaussian-mixture"
-dim = 5
-radius = 0.3
-n_train = 1000
-n_test = 500
-n_population = 10000
-
-[teacher]
-kind = "forest"
-n_trees = 40
-max_depth = [1, 3, 30]
-
-[student]
-kind = "forest-regressor"
-n_trees = 10
-
-[distill]
-loss = "mse-logp"
-c_grid = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
-
-[[predictions]]
-id = "enhanced-robust-depth-1"
-metric = "bayes_sq_error"
-compare = ["enhanced", ["labels", "kd"]]
-expect = "lower"
-margin = 0.005
-where = { "teacher.max_depth" = 1 }
-
-[[predictions]]
-id = "enhanced-robust-depth-3"
-metric = "bayes_sq_error"
-compare = ["enhanced", ["labels", "kd"]]
-expect = "lower"
-margin = 0.005
-where = { "teacher.max_depth" = 3 }
-
-[[predictions]]
-id = "enhanced-robust-depth-30"
-metric = "bayes_sq_error"
-compare = ["enhanced", ["labels", "kd"]]
-expect = "lower"
-margin = 0.005
-where = { "teacher.max_depth" = 30 }
-"#;
+fn robustness_predictions() -> String {
+    [1, 3, 30]
+        .map(|depth| {
+            format!(
+                "[[predictions]]\nid = \"enhanced-robust-depth-{depth}\"\nmetric = \"bayes_sq_error\"\ncompare = [\"enhanced\", [\"labels\", \"kd\"]]\nexpect = \"lower\"\nmargin = 0.005\nwhere = {{ \"teacher.max_depth\" = {depth} }}\n"
+            )
+        })
+        .join("\n")
+}
 
 #[test]
 fn enhanced_is_within_margin_of_the_best_in_every_regime() {
@@ -199,7 +146,8 @@ fn enhanced_is_within_margin_of_the_best_in_every_regime() {
     // the tested mean is at least 0.018 below zero, t ≥ 14 with 10 pairs, where rejection
     // needs about t > 3.0. A replicate would have to lose 80% of the effect, a shift of more
     // than 10 standard errors: probability far below 1e-6.
-    let (study, rows) = common::run_study(ROBUSTNESS_STUDY);
+    let source = small_design("semiparametric-enhanced", 10, 3571, r#"["labels", "kd", "enhanced"]"#, "[1, 3, 30]", &robustness_predictions());
+    let (study, rows) = common::run_study(&source);
     for d in theory::evaluate(&study, &rows) {
         let c = d.comparison.as_ref().expect("tested");
         assert_eq!(c.n, 10, "{}", d.prediction.id);
