@@ -152,7 +152,8 @@ impl Provenance {
     }
 }
 
-/// The commit of the working directory's git checkout and whether it has uncommitted changes;
+/// The commit of the working directory's git checkout and whether tracked files outside `reports/`
+/// have uncommitted changes;
 /// "unknown" outside a checkout or without git.
 fn git_state() -> (String, Option<bool>) {
     let run = |args: &[&str]| {
@@ -164,7 +165,9 @@ fn git_state() -> (String, Option<bool>) {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     match run(&["rev-parse", "HEAD"]) {
-        Some(commit) => (commit, run(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty())),
+        // The committed reports are outputs: a study run rewriting them does not make the code
+        // that produced the next report "uncommitted".
+        Some(commit) => (commit, run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"]).map(|s| !s.is_empty())),
         None => ("unknown".into(), None),
     }
 }
