@@ -39,7 +39,7 @@ fuzz SECONDS="600":
     mkdir -p fuzz/corpus/study_parser
     cp studies/*.toml tests/broken-studies/*.toml fuzz/corpus/study_parser/
     mkdir -p fuzz/target
-    cd fuzz && cargo +nightly fuzz run study_parser corpus/study_parser -- -max_total_time={{SECONDS}} -max_len=8192 2>&1 | tee target/fuzz.log | grep -E "^(Done|INFO: Running|==|SUMMARY)" || true
+    cd fuzz && cargo +nightly fuzz run -O study_parser corpus/study_parser -- -max_total_time={{SECONDS}} -max_len=8192 2>&1 | tee target/fuzz.log | grep -E "^(Done|INFO: Running|==|SUMMARY)" || true
     grep -q "^Done" target/fuzz.log
 
 # Validate a study file without running it.
