@@ -12,14 +12,14 @@ study *ARGS: setup data
         target/release/kdlab study {{ARGS}}
     fi
 
-# Unit, known-answer and theory tests, then the tests that read the fetched data sets
-# (release build: debug runs 20-60x slower).
+# (Release build: debug runs 20-60x slower.)
+# Unit, known-answer and theory tests, then the tests that read the fetched data sets.
 test: setup data
     cargo test --release --locked
     cargo test --release --locked --lib -- --ignored needs_fetch_
 
-# A study through a real one-node Slurm cluster (as root: installs and starts Slurm and MUNGE,
-# stops them after) must give the same results as a local run.
+# As root: installs and starts Slurm and MUNGE, stops them after.
+# A study through a real one-node Slurm cluster must give the same results as a local run.
 slurm-test: setup
     scripts/slurm-test.sh
 
@@ -29,8 +29,8 @@ bench: setup
     scripts/bench-ksg.sh
     scripts/bench-cnn.sh
 
-# Fuzz the study parser for SECONDS (cargo-fuzz, nightly Rust), its corpus seeded with the shipped
-# and the broken study files; prints libFuzzer's execution count. A panic stops it with the input.
+# Corpus seeded with the shipped and the broken study files; a panic stops it with the input.
+# Fuzz the study parser for SECONDS (cargo-fuzz, nightly Rust); prints the execution count.
 fuzz SECONDS="600":
     #!/usr/bin/env bash
     set -euo pipefail
