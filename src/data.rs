@@ -856,6 +856,9 @@ pub fn softmax_rows(logits: &Array2<f64>) -> Array2<f64> {
 /// Splits `0..n` into (fit, validation) index sets: a seeded shuffle, then the first
 /// `round(fraction·n)` indices (at least one, at most n − 1) go to validation.
 pub fn validation_split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    if fraction <= 0.0 {
+        return ((0..n).collect(), Vec::new());
+    }
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut seed::rng(seed));
     let n_val = ((fraction * n as f64).round() as usize).clamp(1, n.saturating_sub(1).max(1));

@@ -156,6 +156,8 @@ pub enum Arm {
     GammaCorrected,
     FullOrthogonal,
     Enhanced,
+    /// Fidelity studies' control: KD from an independent teacher, scored against this cell's.
+    KdIndependent,
 }
 
 /// Which γ an arm uses in the corrected target g(p̂) + γ·(y − p̂).
@@ -172,7 +174,7 @@ pub enum GammaRule {
 }
 
 impl Arm {
-    pub const ALL: &'static [Arm] = &[Arm::Labels, Arm::Kd, Arm::Crossfit, Arm::GammaConstant, Arm::GammaCorrected, Arm::FullOrthogonal, Arm::Enhanced];
+    pub const ALL: &'static [Arm] = &[Arm::Labels, Arm::Kd, Arm::Crossfit, Arm::GammaConstant, Arm::GammaCorrected, Arm::FullOrthogonal, Arm::Enhanced, Arm::KdIndependent];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -183,6 +185,7 @@ impl Arm {
             Arm::GammaCorrected => "gamma-corrected",
             Arm::FullOrthogonal => "full-orthogonal",
             Arm::Enhanced => "enhanced",
+            Arm::KdIndependent => "kd-independent",
         }
     }
 
@@ -195,6 +198,7 @@ impl Arm {
             Arm::GammaCorrected => "KD with the variance-aware correction γ = c·g′(p̂)/(c + (y − p̂)²), c chosen by cross-validation on labels",
             Arm::FullOrthogonal => "KD with the full orthogonal correction γ = g′(p̂)",
             Arm::Enhanced => "enhanced KD: cross-fitting plus the variance-aware correction",
+            Arm::KdIndependent => "control (fidelity studies): KD, as `kd`, from an independent teacher (another seed); its agreement and KL are measured against this cell's teacher, i.e. A(t, s′)",
         }
     }
 
@@ -218,7 +222,7 @@ impl Arm {
 
     pub fn gamma_rule(self) -> GammaRule {
         match self {
-            Arm::Labels | Arm::Kd | Arm::Crossfit => GammaRule::Zero,
+            Arm::Labels | Arm::Kd | Arm::Crossfit | Arm::KdIndependent => GammaRule::Zero,
             Arm::GammaConstant => GammaRule::Constant,
             Arm::GammaCorrected | Arm::Enhanced => GammaRule::VarianceAware,
             Arm::FullOrthogonal => GammaRule::Full,

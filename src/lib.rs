@@ -11,6 +11,7 @@ pub mod data;
 pub mod datasets;
 pub mod diagnostics;
 pub mod distill;
+pub mod fidelity;
 pub mod fsio;
 pub mod malloc;
 pub mod metrics;

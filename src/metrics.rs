@@ -332,6 +332,14 @@ pub fn ece(p: ArrayView2<f64>, y: &[usize], n_bins: usize) -> Result<f64> {
         .sum())
 }
 
+/// ECE as Guo et al.'s released code computes it: the *unweighted* mean over all `n_bins`
+/// equal-width bins of |accuracy − mean confidence|, empty bins counting 0 (not the standard
+/// count-weighted [`ece`]; reported beside it only to compare with that paper).
+pub fn ece_unweighted(p: ArrayView2<f64>, y: &[usize], n_bins: usize) -> Result<f64> {
+    let bins = ece_bins(p, y, n_bins)?;
+    Ok(bins.iter().filter(|b| b.count > 0).map(|b| (b.accuracy - b.mean_confidence).abs()).sum::<f64>() / n_bins as f64)
+}
+
 /// Binary ROC AUC: the probability that a random positive (label 1) scores
 /// higher than a random negative (label 0), with score ties counting 1/2.
 ///

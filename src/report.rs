@@ -18,7 +18,7 @@ use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
 use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::stats::{self, Summary, Verdict};
-use crate::study::{self, Expect, Study, TestKind};
+use crate::study::{self, Comparison, Expect, Study, TestKind};
 use crate::theory::{self, Decision};
 
 /// The per-study verdict counts kept for the index.
@@ -318,7 +318,7 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     if decisions.is_empty() {
         let _ = writeln!(w, "The study states no predictions.\n");
     } else {
-        let _ = writeln!(w, "| id | prediction | metric | test | n pairs | mean diff (lhs − rhs; variance diff for Pitman–Morgan) | 95% CI | p | Holm p | verdict |");
+        let _ = writeln!(w, "| id | prediction | metric | test | n pairs | mean diff (lhs − rhs; variance diff for Pitman–Morgan; r for Pearson) | 95% CI | p | Holm p | verdict |");
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
         for d in decisions {
             let p = &d.prediction;
@@ -327,7 +327,12 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
             } else {
                 format!(" (where {})", p.filter.iter().map(|(a, l)| format!("{} = {l}", study.axes[*a].key)).collect::<Vec<_>>().join(", "))
             };
-            let what = if p.test == TestKind::PitmanMorgan { "variance difference" } else { "difference" };
+            let what = match (&p.test, &p.comparison) {
+                (TestKind::PitmanMorgan, _) => "variance difference",
+                (TestKind::Pearson, _) => "r",
+                (_, Comparison::Constant { .. }) => "mean − constant",
+                _ => "difference",
+            };
             let expect = match (p.expect, p.margin) {
                 (Expect::Lower, None) => format!("expects {what} < 0"),
                 (Expect::Higher, None) => format!("expects {what} > 0"),

@@ -64,6 +64,22 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "lipschitz_upper", better: Better::Neither, description: "certified UPPER bound on that constant, SeqLip-style per-layer maximisation (network models; [diagnostics])" },
     MetricInfo { name: "lipschitz_upper_product", better: Better::Neither, description: "UPPER bound: product of the layers' spectral norms (power iteration), the loosest bound (network models; [diagnostics])" },
     MetricInfo { name: "lipschitz_local_fd", better: Better::Neither, description: "HEURISTIC, local: largest finite-difference quotient ‖p(x+δ) − p(x)‖/‖δ‖ of the probability map, ‖δ‖ = `diagnostics.lipschitz_radius`, 10 directions around each of `diagnostics.lipschitz_points` test points; defined for every model, not a bound ([diagnostics])" },
+    MetricInfo { name: "train_agreement", better: Better::Higher, description: "TRAIN fidelity: top-1 agreement of the student with the teacher it was distilled from, on one seeded pass of the student's augmentation over the distillation stream (training rows plus extra rows), final weights ([fidelity])" },
+    MetricInfo { name: "train_kl", better: Better::Lower, description: "TRAIN fidelity: mean KL(teacher ‖ student) at τ = 1, nats, on that pass ([fidelity])" },
+    MetricInfo { name: "final_train_kl", better: Better::Lower, description: "the distillation objective reached: mean KL(teacher ‖ student) at the training temperature, nats, on the clean distillation stream ([fidelity])" },
+    MetricInfo { name: "train_accuracy", better: Better::Higher, description: "accuracy on the student's clean labelled training rows ([fidelity])" },
+    MetricInfo { name: "train_accuracy_augmented", better: Better::Higher, description: "accuracy on those rows under the student's augmentation, against their original labels ([fidelity])" },
+    MetricInfo { name: "generalisation_gap", better: Better::Lower, description: "train_accuracy_augmented − test accuracy: Guo et al.'s \"overfitting\", which stronger augmentation lowers mechanically ([fidelity])" },
+    MetricInfo { name: "generalisation_gap_clean", better: Better::Lower, description: "train_accuracy − test accuracy, both on clean images: the confound-free gap ([fidelity])" },
+    MetricInfo { name: "agreement_augmented", better: Better::Higher, description: "top-1 agreement with this cell's teacher on the test images under the student's augmentation (Guo et al.'s val_aug), the teacher labelling the same augmented images ([fidelity])" },
+    MetricInfo { name: "kl_augmented", better: Better::Lower, description: "mean KL(teacher ‖ student) at τ = 1, nats, on those augmented test images ([fidelity])" },
+    MetricInfo { name: "mi_augmented", better: Better::Neither, description: "MI of the teacher's and the student's predicted labels on the augmented test images, bits, Miller–Madow ([fidelity])" },
+    MetricInfo { name: "mi_clean", better: Better::Neither, description: "MI of the teacher's and the student's predicted labels on the clean test images, bits, Miller–Madow ([fidelity])" },
+    MetricInfo { name: "ece_unweighted", better: Better::Lower, description: "Guo et al.'s released ECE: the unweighted mean over 10 equal-width bins of |accuracy − confidence|, empty bins 0 ([fidelity])" },
+    MetricInfo { name: "teacher_iou_sumcam", better: Better::Neither, description: "attention IoU of the teacher's members on the clean test images: sum-over-classes CAM, bilinear to input size, min–max, > cam_threshold, batch-pooled over 128 images (teacher rows; [fidelity] attention)" },
+    MetricInfo { name: "teacher_iou_classcam", better: Better::Neither, description: "the same IoU with each member's predicted-class CAM, the robustness variant (teacher rows)" },
+    MetricInfo { name: "teacher_iou_sumcam_augmented", better: Better::Neither, description: "the sum-CAM IoU on the test images under the student's augmentation (teacher rows)" },
+    MetricInfo { name: "sumcam_direction_drift", better: Better::Neither, description: "‖Σ_c w_c − Σ_c w_c(init)‖ / ‖Σ_c w_c(init)‖ of the members' heads, averaged: 0 means the sum-CAM projects on its random initial direction (teacher rows)" },
     MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
 ];
 
@@ -133,6 +149,9 @@ pub struct Shard {
     pub teacher_fitted: bool,
     #[serde(default)]
     pub teacher_loaded: bool,
+    /// Loss-surface slices of a fidelity study (first seed only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub surfaces: Vec<crate::fidelity::LossSurface>,
 }
 
 /// Builds the results DataFrame; `axes` name the level columns.

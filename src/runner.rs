@@ -21,6 +21,7 @@ use crate::data::{validation_split, Dataset};
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::diagnostics::complexity;
 use crate::diagnostics::suite::{self, ModelAccess};
+use crate::fidelity;
 use crate::fsio;
 use crate::metrics;
 use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
@@ -378,6 +379,10 @@ fn read_shard(path: &Path) -> Option<Shard> {
 /// need the same teacher fit it once; returns `None` when another process holds the claim
 /// (unless `wait`, which waits for it to finish and then loads or, if it failed, fits).
 fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
+    // Fidelity units need the teacher networks themselves, which the cache does not hold.
+    if study.cells[c].config.fidelity.is_some() {
+        return Some((fit_teacher(study, &study.cells[c], s), false));
+    }
     let cached = cache.join(format!("{key}.json"));
     let load = || std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()).map(|o| (TeacherOutputs { times: StageTimes::default(), ..o }, true));
     if let Some(hit) = load() {
@@ -442,6 +447,9 @@ struct TeacherOutputs {
     /// `Err` when the data or the teacher failed: every row of the unit fails with it.
     failure: Option<String>,
     times: StageTimes,
+    /// The teacher networks of a fidelity study (kept in memory only, never cached).
+    #[serde(skip)]
+    networks: Option<Arc<fidelity::TeacherPair>>,
 }
 
 fn unit_seeds(study: &Study, cell: &Cell, rep: usize) -> (String, u64, u64) {
@@ -479,6 +487,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
         crossfit: None,
         failure: Some(reason),
         times,
+        networks: None,
     };
     let t = Instant::now();
     let (train, test, population) = match draw_data(cell, data_seed) {
@@ -490,9 +499,26 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
 
     let teacher_spec = cfg.teacher.for_images(train.image_shape);
     let t = Instant::now();
-    let teacher = match teacher_spec.fit(train.x.view(), &train.y, k, teacher_seed) {
-        Ok(t) => t,
-        Err(e) => return failed(format!("teacher: {e}"), times),
+    let mut networks = None;
+    let teacher: Box<dyn crate::models::Teacher> = match (&cfg.fidelity, teacher_spec.network()) {
+        (Some(_), Some(net)) => {
+            let pair = net.fit(train.x.view(), &train.y, k, teacher_seed).and_then(|main| {
+                let independent = net.fit(train.x.view(), &train.y, k, fidelity::independent_seed(teacher_seed))?;
+                Ok(fidelity::TeacherPair { main: Arc::new(main), independent: Arc::new(independent) })
+            });
+            match pair {
+                Ok(pair) => {
+                    let pair = Arc::new(pair);
+                    networks = Some(pair.clone());
+                    Box::new(fidelity::MainTeacher(pair))
+                }
+                Err(e) => return failed(format!("teacher: {e}"), times),
+            }
+        }
+        _ => match teacher_spec.fit(train.x.view(), &train.y, k, teacher_seed) {
+            Ok(t) => t,
+            Err(e) => return failed(format!("teacher: {e}"), times),
+        },
     };
     let teacher_train = teacher.predict_proba(train.x.view());
     let teacher_test = teacher.predict_proba(test.x.view());
@@ -532,7 +558,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
         times.metrics += t.elapsed().as_secs_f64();
         out.map_err(|e| format!("cross-fit teacher: {e}"))
     });
-    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, times }
+    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, times, networks }
 }
 
 /// Computes one (cell, seed) unit from its teacher's outputs: every arm's student and its
@@ -609,8 +635,55 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
     }
     times.students += t.elapsed().as_secs_f64();
 
+    // The fidelity protocol: students distilled from the teacher networks on the stream.
+    let fidelity_student = match &student_spec {
+        StudentSpec::Neural(n) => Some(n.clone()),
+        StudentSpec::ForestRegressor(_) => None,
+    };
+    let fidelity_unit = match (&cfg.fidelity, &teacher.networks, &fidelity_student) {
+        (Some(spec), Some(pair), Some(net)) => Some(fidelity::Unit { spec, distill: &cfg.distill, student: net, fit: &fit, val: &val, test: &test, population: &population, teachers: pair, seed: student_seed }),
+        _ => None,
+    };
+    let mut surfaces = Vec::new();
+    if let (Some(unit), Some(teacher_spec)) = (&fidelity_unit, cfg.teacher.network()) {
+        if unit.spec.attention {
+            let t = Instant::now();
+            let (_, _, teacher_seed) = unit_seeds(study, cell, rep);
+            let m = fidelity::teacher_attention(unit.spec, &unit.teachers.main, teacher_spec, &test, unit.student, student_seed, teacher_seed);
+            rows[0].metrics.extend(m);
+            times.metrics += t.elapsed().as_secs_f64();
+        }
+    }
+
     for &arm in &study.arms {
         let t = Instant::now();
+        if let Some(unit) = &fidelity_unit {
+            let result = unit.fit_arm(arm, rep == 0);
+            times.students += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            rows.push(match result {
+                Ok(f) => {
+                    if let Some(mut surface) = f.surface {
+                        surface.cell_index = cell.index;
+                        surface.seed = rep;
+                        surfaces.push(surface);
+                    }
+                    let fitted = FittedStudent::Network(f.network);
+                    match student_metrics(cfg, &fitted, arm, &test, &population, teacher, &teacher_labels, &oracle_population, fit.len(), fit.x.view(), None, student_seed) {
+                        Ok((mut m, reliability)) => {
+                            m.extend(f.metrics);
+                            let mut r = finite_row(row(arm.name(), None, m));
+                            r.reliability = reliability;
+                            r
+                        }
+                        Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
+                    }
+                }
+                Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
+            });
+            times.metrics += t.elapsed().as_secs_f64();
+            continue;
+        }
         let source = if arm.uses_crossfit() { crossfit } else { Some(&teacher.train) };
         let Some(source) = source else {
             rows.push(row(arm.name(), Some("cross-fit teacher failed".into()), BTreeMap::new()));
@@ -633,42 +706,9 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         })();
         times.students += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut reliability = Vec::new();
-        let result = result.and_then(|(fitted, chosen_c)| {
-            let p_test = fitted.predict_proba(test.x.view())?;
-            let p_pop = on_population(&population, k, |x| fitted.predict_proba(x))?;
-            let mut m = prediction_metrics(p_test.view(), &test, p_pop.view(), &population, Some(teacher.test.view()));
-            if let Some(epoch) = fitted.best_epoch() {
-                m.insert("best_epoch".into(), epoch as f64);
-            }
-            if let Some(c) = chosen_c {
-                m.insert("chosen_log10_c".into(), c.log10());
-            }
-            if let Some(f0) = &oracle_population {
-                m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
-            }
-            m.insert("critical_radius_proxy".into(), complexity::critical_radius_proxy(fitted.dimension(), fit.len()));
-            let net = fitted.relu_mlp();
-            if let (Some(net), true) = (&net, cfg.theory.rademacher_draws > 0) {
-                let draws_seed = seed::derive(student_seed, &["rademacher", arm.name()]);
-                if let Ok(r) = complexity::tangent_rademacher(net, fit.x.view(), cfg.theory.rademacher_draws, draws_seed) {
-                    m.insert("critical_radius_empirical".into(), r.critical_radius);
-                }
-            }
-            if let Some(spec) = &cfg.diagnostics {
-                let predict = |x: ArrayView2<f64>| fitted.predict_proba(x).unwrap_or_else(|_| Array2::from_elem((x.nrows(), k), f64::NAN));
-                let access = match net {
-                    Some(net) => ModelAccess::Network(net),
-                    None => ModelAccess::BlackBox(&predict),
-                };
-                let d = suite::evaluate(spec, test.x.view(), &test.y, p_test.view(), Some(&teacher_labels), &access, seed::derive(student_seed, &["diagnostics", arm.name()]));
-                m.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
-                reliability = d.reliability;
-            }
-            Ok(m)
-        });
+        let result = result.and_then(|(fitted, chosen_c)| student_metrics(cfg, &fitted, arm, &test, &population, teacher, &teacher_labels, &oracle_population, fit.len(), fit.x.view(), chosen_c, student_seed));
         rows.push(match result {
-            Ok(m) => {
+            Ok((m, reliability)) => {
                 let mut r = finite_row(row(arm.name(), None, m));
                 r.reliability = reliability;
                 r
@@ -677,7 +717,59 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         });
         times.metrics += t.elapsed().as_secs_f64();
     }
-    Shard { cell_id: cell.id.clone(), seed: rep, rows, times, ..Shard::default() }
+    Shard { cell_id: cell.id.clone(), seed: rep, rows, times, surfaces, ..Shard::default() }
+}
+
+/// A fitted student's metrics and reliability bins: test and population metrics, agreement
+/// with the teacher, the critical-radius terms and the `[diagnostics]` suite.
+#[allow(clippy::too_many_arguments)]
+fn student_metrics(
+    cfg: &crate::study::CellConfig,
+    fitted: &FittedStudent,
+    arm: distill::Arm,
+    test: &Dataset,
+    population: &Dataset,
+    teacher: &TeacherOutputs,
+    teacher_labels: &[usize],
+    oracle_population: &Option<Array2<f64>>,
+    n_fit: usize,
+    x_fit: ArrayView2<f64>,
+    chosen_c: Option<f64>,
+    student_seed: u64,
+) -> crate::models::Result<(BTreeMap<String, f64>, Vec<ReliabilityBin>)> {
+    let k = test.n_classes;
+    let mut reliability = Vec::new();
+    let p_test = fitted.predict_proba(test.x.view())?;
+    let p_pop = on_population(population, k, |x| fitted.predict_proba(x))?;
+    let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, Some(teacher.test.view()));
+    if let Some(epoch) = fitted.best_epoch() {
+        m.insert("best_epoch".into(), epoch as f64);
+    }
+    if let Some(c) = chosen_c {
+        m.insert("chosen_log10_c".into(), c.log10());
+    }
+    if let Some(f0) = oracle_population {
+        m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
+    }
+    m.insert("critical_radius_proxy".into(), complexity::critical_radius_proxy(fitted.dimension(), n_fit));
+    let net = fitted.relu_mlp();
+    if let (Some(net), true) = (&net, cfg.theory.rademacher_draws > 0) {
+        let draws_seed = seed::derive(student_seed, &["rademacher", arm.name()]);
+        if let Ok(r) = complexity::tangent_rademacher(net, x_fit, cfg.theory.rademacher_draws, draws_seed) {
+            m.insert("critical_radius_empirical".into(), r.critical_radius);
+        }
+    }
+    if let Some(spec) = &cfg.diagnostics {
+        let predict = |x: ArrayView2<f64>| fitted.predict_proba(x).unwrap_or_else(|_| Array2::from_elem((x.nrows(), k), f64::NAN));
+        let access = match net {
+            Some(net) => ModelAccess::Network(net),
+            None => ModelAccess::BlackBox(&predict),
+        };
+        let d = suite::evaluate(spec, test.x.view(), &test.y, p_test.view(), Some(teacher_labels), &access, seed::derive(student_seed, &["diagnostics", arm.name()]));
+        m.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
+        reliability = d.reliability;
+    }
+    Ok((m, reliability))
 }
 
 /// Fits the oracle student f0 of a cell: the student class trained on p0 itself over a fresh

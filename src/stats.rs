@@ -82,6 +82,8 @@ pub enum PairedTest {
     WilcoxonSignedRank,
     /// Pitman–Morgan test of equal variances of paired samples.
     PitmanMorgan,
+    /// Pearson correlation (`mean_diff` holds r), t test of ρ = 0.
+    Pearson,
 }
 
 impl PairedTest {
@@ -91,6 +93,7 @@ impl PairedTest {
             PairedTest::PairedT => "paired t",
             PairedTest::WilcoxonSignedRank => "Wilcoxon signed-rank",
             PairedTest::PitmanMorgan => "Pitman–Morgan",
+            PairedTest::Pearson => "Pearson correlation",
         }
     }
 }

@@ -16,12 +16,13 @@ use toml::{Table, Value};
 
 use crate::data::DataSpec;
 use crate::distill::{Arm, DistillLoss, DistillSpec};
-use crate::models::student::StudentSpec;
+use crate::models::student::{StudentKind, StudentSpec};
 use crate::models::TeacherSpec;
 use crate::results;
 use crate::seed;
 use crate::theory::TheorySpec;
 use crate::diagnostics::suite::DiagnosticsSpec;
+use crate::fidelity::FidelitySpec;
 
 /// A study-file error: the file, where in it, which key, what is wrong, and a likely fix.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +74,8 @@ pub enum TestKind {
     Wilcoxon,
     /// Compares seed-to-seed variances rather than means.
     PitmanMorgan,
+    /// Pearson correlation of two metrics over rows (predictions with `correlate`).
+    Pearson,
 }
 
 impl TestKind {
@@ -81,6 +84,7 @@ impl TestKind {
             TestKind::PairedT => "paired t-test (two-sided)",
             TestKind::Wilcoxon => "Wilcoxon signed-rank test (two-sided)",
             TestKind::PitmanMorgan => "Pitman–Morgan test of paired variances (two-sided)",
+            TestKind::Pearson => "Pearson r over rows, t test of ρ = 0 (two-sided), Fisher-z interval",
         }
     }
 }
@@ -95,6 +99,11 @@ pub enum Comparison {
     /// An arm against, in each cell, whichever candidate arm has the better mean of the metric
     /// there (chosen on the same data, which favours the candidates).
     ArmVsBest { lhs: Arm, candidates: Vec<Arm> },
+    /// An arm's values against a constant (a one-sample test of metric − value).
+    Constant { arm: Arm, value: f64 },
+    /// The correlation of the prediction's metric with another metric of the same rows of
+    /// `arm`, over cells and seeds; `expect = "higher"` predicts a positive correlation.
+    Correlation { with: String, arm: String },
 }
 
 /// A stated theoretical prediction with the test that decides it.
@@ -124,6 +133,10 @@ pub struct CellConfig {
     /// one do not change).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<DiagnosticsSpec>,
+    /// Present only when the study has a `[fidelity]` section: the fidelity protocol
+    /// (`fidelity`) replaces the semiparametric one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<FidelitySpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,11 +175,11 @@ pub struct Study {
     pub quick: bool,
 }
 
-const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "predictions", "quick"];
-const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics"];
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "predictions", "quick"];
+const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
-const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "distill.c_grid"];
-const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin"];
+const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
+const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate"];
 /// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 pub const MAX_SEEDS: usize = 10_000;
 pub const MAX_CELLS: usize = 100_000;
@@ -337,7 +350,7 @@ impl<'a> Ctx<'a> {
         }
         let mut sections = Vec::new();
         for section in SECTIONS {
-            if *section == "diagnostics" && !table.contains_key(*section) {
+            if (*section == "diagnostics" || *section == "fidelity") && !table.contains_key(*section) {
                 continue;
             }
             let value = table.get(*section).cloned().unwrap_or_else(|| Value::Table(Table::new()));
@@ -348,6 +361,7 @@ impl<'a> Ctx<'a> {
         }
         let axes = self.axes(&sections)?;
         let cells = self.cells(&sections, &axes, base_seed)?;
+        self.arms_fit_protocol(&table, &arms)?;
         let predictions = self.predictions(&table, &arms, &axes)?;
 
         Ok(Study {
@@ -534,8 +548,17 @@ impl<'a> Ctx<'a> {
             }
             false => None,
         };
+        let fidelity = match tables.iter().any(|(s, _)| *s == "fidelity") {
+            true => {
+                let spec: FidelitySpec = self.plain("fidelity", get("fidelity"), level_of)?;
+                self.checked("fidelity", spec.check(), level_of)?;
+                self.fidelity_fits(&spec, &teacher, &student, &distill, &data)?;
+                Some(spec)
+            }
+            false => None,
+        };
         // Augmentation must suit the data (images only; no flips for digits).
-        let networks = [("student", match &student { StudentSpec::Neural(n) => Some(n), _ => None }), ("teacher", match &teacher { TeacherSpec::Cnn(c) => Some(&c.network), _ => None })];
+        let networks = [("student", match &student { StudentSpec::Neural(n) => Some(n), _ => None }), ("teacher", teacher.network().map(|c| &c.network))];
         for (section, net) in networks {
             if let Some(augment) = net.and_then(|n| n.augment.as_ref()) {
                 if let Err((_, message)) = augment.check_for_data(data.allows_flips()) {
@@ -551,7 +574,59 @@ impl<'a> Ctx<'a> {
                 return Err(self.err_hint(&[Step::Key("distill"), Step::Key("loss")], "a forest-regressor student cannot use the cross-entropy loss", Some("use loss = \"mse-p\" or \"mse-logp\"".into())));
             }
         }
-        Ok(CellConfig { data, teacher, student, distill, theory, diagnostics })
+        if let Some(list) = teacher.network().and_then(|t| t.member_augment.as_ref()) {
+            for (i, augment) in list.iter().enumerate() {
+                if let Err((_, message)) = augment.check_for_data(data.allows_flips()) {
+                    return Err(self.err(&[Step::Key("teacher"), Step::Key("member_augment"), Step::Index(i)], message));
+                }
+            }
+        }
+        Ok(CellConfig { data, teacher, student, distill, theory, diagnostics, fidelity })
+    }
+
+    /// A fidelity study names only the fidelity arms, with the independent control beside
+    /// `kd`; other studies cannot name the control.
+    fn arms_fit_protocol(&self, table: &Table, arms: &[Arm]) -> Result<(), StudyError> {
+        let position = |arm: Arm| arms.iter().position(|a| *a == arm).unwrap_or(0);
+        if table.contains_key("fidelity") {
+            if let Some(bad) = arms.iter().find(|a| !crate::fidelity::ARMS.contains(a)) {
+                let names: Vec<&str> = crate::fidelity::ARMS.iter().map(|a| a.name()).collect();
+                return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(*bad))], format!("arm `{}` is not part of the fidelity protocol", bad.name()), Some(format!("a [fidelity] study's arms: {}", names.join(", ")))));
+            }
+            if arms.contains(&Arm::Kd) && !arms.contains(&Arm::KdIndependent) {
+                return Err(self.err_hint(&[Step::Key("arms")], "a fidelity study reports the independent-student control A(t, s′) beside A(t, s)", Some("add \"kd-independent\" to `arms`".into())));
+            }
+        } else if arms.contains(&Arm::KdIndependent) {
+            return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(Arm::KdIndependent))], "`kd-independent` is the control of the fidelity protocol", Some("add a [fidelity] section, or remove the arm".into())));
+        }
+        Ok(())
+    }
+
+    /// What the fidelity protocol needs of the other sections: network teacher and student,
+    /// labels for every distilled row, and equal architectures where weights are shared.
+    fn fidelity_fits(&self, spec: &FidelitySpec, teacher: &TeacherSpec, student: &StudentSpec, distill: &DistillSpec, data: &DataSpec) -> Result<(), StudyError> {
+        let Some(t) = teacher.network() else {
+            return Err(self.err_hint(&[Step::Key("teacher"), Step::Key("kind")], "a [fidelity] study needs a network teacher", Some("use kind = \"mlp\" or \"cnn\"".into())));
+        };
+        let StudentSpec::Neural(s) = student else {
+            return Err(self.err_hint(&[Step::Key("student"), Step::Key("kind")], "a [fidelity] study needs a network student", Some("use kind = \"mlp\", \"linear\" or \"cnn\"".into())));
+        };
+        if spec.extra != crate::fidelity::Extra::None && distill.alpha < 1.0 {
+            return Err(self.err_hint(&[Step::Key("distill"), Step::Key("alpha")], format!("extra distillation rows carry no labels, so the label term cannot apply (alpha = {})", distill.alpha), Some("set alpha = 1 (pure distillation, as Stanton et al.)".into())));
+        }
+        if spec.extra == crate::fidelity::Extra::Fresh && !matches!(data, DataSpec::Mnist1d(_) | DataSpec::GaussianMixture(_) | DataSpec::MulticlassSynthetic(_) | DataSpec::SyntheticImages(_)) {
+            return Err(self.err(&[Step::Key("fidelity"), Step::Key("extra")], "fresh rows need a generated data kind (mnist1d or a synthetic kind)"));
+        }
+        let same_architecture = t.network.kind == s.kind && t.network.hidden == s.hidden && t.network.widths == s.widths && t.network.width == s.width && t.network.depth == s.depth && t.network.downsample == s.downsample;
+        for (key, on) in [("init_lambda", spec.init_lambda.is_some()), ("loss_surface", spec.loss_surface)] {
+            if on && (t.members != 1 || !same_architecture) {
+                return Err(self.err_hint(&[Step::Key("fidelity"), Step::Key(key)], "shares weights between teacher and student, so it needs one teacher member with the student's architecture", Some("set teacher.members = 1 and give teacher and student the same kind and layer keys".into())));
+            }
+        }
+        if spec.attention && (t.network.kind != StudentKind::Cnn || t.members < 2) {
+            return Err(self.err_hint(&[Step::Key("fidelity"), Step::Key("attention")], "compares the attention maps of a CNN teacher's members", Some("use teacher kind = \"cnn\" with members >= 2".into())));
+        }
+        Ok(())
     }
 
     fn checked(&self, section: &str, result: Result<(), (&'static str, String)>, level_of: &dyn Fn(&str, &str) -> Option<String>) -> Result<(), StudyError> {
@@ -653,7 +728,8 @@ impl<'a> Ctx<'a> {
                 None | Some("paired-t") => TestKind::PairedT,
                 Some("wilcoxon") => TestKind::Wilcoxon,
                 Some("pitman-morgan") => TestKind::PitmanMorgan,
-                Some(other) => return Err(self.unknown_key(&at("test"), other, &["paired-t", "wilcoxon", "pitman-morgan"], "test")),
+                Some("pearson") => TestKind::Pearson,
+                Some(other) => return Err(self.unknown_key(&at("test"), other, &["paired-t", "wilcoxon", "pitman-morgan", "pearson"], "test")),
             };
             let margin = match p.get("margin") {
                 None => None,
@@ -664,11 +740,23 @@ impl<'a> Ctx<'a> {
             if margin.is_some() && test == TestKind::PitmanMorgan {
                 return Err(self.err(&at("margin"), "a margin applies to means, not to a variance test"));
             }
-            let compare = match p.get("compare") {
-                Some(Value::Array(c)) if c.len() == 2 => c.clone(),
-                Some(_) => return Err(self.err(&at("compare"), "must be a list of two items: [lhs, rhs]")),
-                None => return Err(self.err_hint(&here, "prediction has no `compare`", Some("add `compare = [\"kd\", \"labels\"]` (two arms) or two levels of `axis`".into()))),
+            let correlate = string("correlate")?;
+            let compare = match (p.get("compare"), &correlate) {
+                (Some(_), Some(_)) => return Err(self.err_hint(&at("compare"), "a prediction with `correlate` compares no arms or levels", Some("remove `compare`".into()))),
+                (None, Some(_)) => Vec::new(),
+                (Some(Value::Array(c)), None) if c.len() == 2 => c.clone(),
+                (Some(_), None) => return Err(self.err(&at("compare"), "must be a list of two items: [lhs, rhs]")),
+                (None, None) => return Err(self.err_hint(&here, "prediction has no `compare`", Some("add `compare = [\"kd\", \"labels\"]` (two arms), two levels of `axis`, [\"kd\", 0.99] (an arm against a constant), or `correlate` (a second metric)".into()))),
             };
+            let test = match (&correlate, p.get("test")) {
+                (Some(_), None) => TestKind::Pearson,
+                (Some(_), Some(_)) => return Err(self.err(&at("test"), "a correlation prediction always uses the Pearson test; remove `test`")),
+                (None, _) if test == TestKind::Pearson => return Err(self.err_hint(&at("test"), "the Pearson test goes with `correlate`", Some("add `correlate = \"accuracy\"` (the second metric)".into()))),
+                (None, _) => test,
+            };
+            if correlate.is_some() && margin.is_some() {
+                return Err(self.err(&at("margin"), "a margin applies to differences, not to a correlation"));
+            }
             let arm_name = |name: &str, path: &[Step]| -> Result<Arm, StudyError> {
                 let arm = Arm::from_name(name).ok_or_else(|| self.unknown_key(path, name, &Arm::names(), "arm"))?;
                 if !arms.contains(&arm) {
@@ -676,8 +764,23 @@ impl<'a> Ctx<'a> {
                 }
                 Ok(arm)
             };
-            let comparison = match string("axis")? {
-                None => {
+            let comparison = match (string("axis")?, correlate) {
+                (Some(_), Some(_)) => return Err(self.err(&at("axis"), "a correlation prediction pools its arm's rows over cells; use `where` to restrict them")),
+                (None, Some(with)) => {
+                    if results::metric(&with).is_none() {
+                        return Err(self.unknown_key(&at("correlate"), &with, &results::metric_names(), "metric"));
+                    }
+                    if with == metric {
+                        return Err(self.err(&at("correlate"), "correlates a metric with itself"));
+                    }
+                    let arm = match string("arm")? {
+                        Some(a) if a == results::TEACHER_ARM => a,
+                        Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
+                        None => return Err(self.err_hint(&here, "a correlation prediction needs `arm`", Some("add `arm = \"kd\"`".into()))),
+                    };
+                    Comparison::Correlation { with, arm }
+                }
+                (None, None) => {
                     if p.contains_key("arm") {
                         return Err(self.err_hint(&at("arm"), "`arm` only goes with `axis`", Some("to compare arms, list them in `compare`".into())));
                     }
@@ -687,6 +790,11 @@ impl<'a> Ctx<'a> {
                     };
                     let lhs = arm_name(lhs_name, &path(0))?;
                     match &compare[1] {
+                        Value::Float(_) | Value::Integer(_) if test == TestKind::PitmanMorgan => {
+                            return Err(self.err(&path(1), "a variance test compares two arms, not an arm with a constant"));
+                        }
+                        Value::Float(v) => Comparison::Constant { arm: lhs, value: *v },
+                        Value::Integer(v) => Comparison::Constant { arm: lhs, value: *v as f64 },
                         Value::String(rhs_name) => {
                             let rhs = arm_name(rhs_name, &path(1))?;
                             if lhs == rhs {
@@ -711,7 +819,7 @@ impl<'a> Ctx<'a> {
                         v => return Err(self.err_hint(&path(1), format!("must be an arm name or a list of arm names, got {}", v.type_str()), Some("a list compares with the best of those arms in each cell".into()))),
                     }
                 }
-                Some(axis_key) => {
+                (Some(axis_key), None) => {
                     let axis = axes.iter().position(|a| a.key == axis_key).ok_or_else(|| {
                         let keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
                         self.unknown_key(&at("axis"), &axis_key, &keys, "grid axis")
@@ -781,6 +889,11 @@ fn default_statement(metric: &str, comparison: &Comparison, expect: Expect, axes
         Comparison::Levels { axis, lhs, rhs, arm } => format!("{metric} of `{arm}` is {dir} at {} = {lhs} than at {rhs}", axes[*axis].key),
         Comparison::ArmVsBest { lhs, candidates } => {
             format!("{metric} is {dir} for `{}` than for the best of {}", lhs.name(), candidates.iter().map(|a| format!("`{}`", a.name())).collect::<Vec<_>>().join(", "))
+        }
+        Comparison::Constant { arm, value } => format!("{metric} of `{}` is {dir} than {value}", arm.name()),
+        Comparison::Correlation { with, arm } => {
+            let sign = if expect == Expect::Higher { "positively" } else { "negatively" };
+            format!("{metric} and {with} of `{arm}` are {sign} correlated over cells and seeds")
         }
     }
 }

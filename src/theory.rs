@@ -5,7 +5,9 @@
 //! difference lhs − rhs has the predicted sign, *contradicted* when it rejects with the other
 //! sign, and *inconclusive* otherwise (including too few pairs to test). With a margin δ the
 //! test is one of non-inferiority (lhs − rhs compared with δ instead of 0); with the
-//! Pitman–Morgan test the "difference" is Var(lhs) − Var(rhs) across seeds.
+//! Pitman–Morgan test the "difference" is Var(lhs) − Var(rhs) across seeds. A correlation
+//! prediction's "difference" is Pearson's r of its two metrics over the arm's rows, and an arm
+//! compared with a constant is a one-sample test of metric − constant.
 
 use std::collections::BTreeMap;
 
@@ -125,12 +127,12 @@ pub fn pairs(study: &Study, rows: &[Row], prediction: &Prediction) -> (Vec<(f64,
     let better = results::metric(&prediction.metric).map(|m| m.better).unwrap_or(Better::Lower);
     let passes = |levels: &[String]| prediction.filter.iter().all(|(axis, level)| &levels[*axis] == level);
     let mut out = Vec::new();
-    let mut dropped = 0;
-    let mut push_seeds = |out: &mut Vec<(f64, f64, usize)>, group: usize, lhs: (usize, &str), rhs: (usize, &str)| {
+    let dropped = std::cell::Cell::new(0);
+    let push_seeds = |out: &mut Vec<(f64, f64, usize)>, group: usize, lhs: (usize, &str), rhs: (usize, &str)| {
         for seed in 0..study.seeds {
             match (value(lhs.0, seed, lhs.1), value(rhs.0, seed, rhs.1)) {
                 (Some(a), Some(b)) => out.push((a, b, group)),
-                _ => dropped += 1,
+                _ => dropped.set(dropped.get() + 1),
             }
         }
     };
@@ -151,6 +153,23 @@ pub fn pairs(study: &Study, rows: &[Row], prediction: &Prediction) -> (Vec<(f64,
                     push_seeds(&mut out, cell.index, (cell.index, lhs.name()), (cell.index, best.name()));
                 }
             }
+            Comparison::Constant { arm, value: constant } => {
+                for seed in 0..study.seeds {
+                    match value(cell.index, seed, arm.name()) {
+                        Some(a) => out.push((a, *constant, cell.index)),
+                        None => dropped.set(dropped.get() + 1),
+                    }
+                }
+            }
+            Comparison::Correlation { with, arm } => {
+                for seed in 0..study.seeds {
+                    let other = index.get(&(cell.index, seed, arm.as_str())).filter(|r| r.failure.is_none()).and_then(|r| r.get(with));
+                    match (value(cell.index, seed, arm), other) {
+                        (Some(a), Some(b)) => out.push((a, b, cell.index)),
+                        _ => dropped.set(dropped.get() + 1),
+                    }
+                }
+            }
             Comparison::Levels { axis, lhs, rhs, arm } => {
                 if &cell.levels[*axis] != lhs {
                     continue;
@@ -164,7 +183,7 @@ pub fn pairs(study: &Study, rows: &[Row], prediction: &Prediction) -> (Vec<(f64,
             }
         }
     }
-    (out, dropped)
+    (out, dropped.get())
 }
 
 /// Runs a prediction's test on its pairs. A non-inferiority margin δ shifts rhs by ±δ; a
@@ -184,6 +203,15 @@ fn test(prediction: &Prediction, pairs: &[(f64, f64, usize)]) -> Option<PairedCo
     match prediction.test {
         TestKind::PairedT => stats::paired_t_test(&a, &b).ok(),
         TestKind::Wilcoxon => stats::wilcoxon_signed_rank(&a, &b).ok(),
+        TestKind::Pearson => stats::pearson(&a, &b).ok().map(|c| PairedComparison {
+            test: stats::PairedTest::Pearson,
+            n: c.n,
+            mean_diff: c.r,
+            ci_low: c.ci_low,
+            ci_high: c.ci_high,
+            statistic: c.r,
+            p_value: c.p_value,
+        }),
         TestKind::PitmanMorgan => {
             let groups: std::collections::BTreeSet<usize> = pairs.iter().map(|p| p.2).collect();
             let centered = |get: &dyn Fn(&(f64, f64, usize)) -> f64| -> Vec<f64> {

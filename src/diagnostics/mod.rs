@@ -21,6 +21,7 @@
 //!   every sum over them runs sequentially in index order.
 //! * User data never panics: malformed input comes back as [`DiagnosticsError`].
 
+pub mod attention;
 pub mod calibration;
 pub mod complexity;
 pub(crate) mod kdtree;
@@ -93,6 +94,10 @@ pub enum DiagnosticsError {
         limit: usize,
         got: usize,
     },
+
+    /// A computation on a model failed, or its inputs do not fit together.
+    #[error("{what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
 
     // === Network errors ===
     /// The network has no layers.

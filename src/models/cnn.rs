@@ -341,6 +341,11 @@ impl Cnn {
         Ok(Cnn { shape, geometries, convs, head })
     }
 
+    /// The linear head: weight (c_last × k) and bias (k).
+    pub fn head(&self) -> (&Var, &Var) {
+        (&self.head.0, &self.head.1)
+    }
+
     /// Trainable variables: each conv's (weight, bias), then the head's.
     pub fn vars(&self) -> Vec<Var> {
         self.convs.iter().chain(std::iter::once(&self.head)).flat_map(|(w, b)| [w.clone(), b.clone()]).collect()

@@ -1,9 +1,11 @@
-//! CNN teachers: `members` CNNs trained on labels, each with its own derived seed, reduced to
-//! one prediction by a stated [`Reduction`].
+//! Network teachers (`kind = "cnn"` or `"mlp"`): `members` networks trained on labels, each
+//! with its own derived seed, reduced to one prediction by a stated [`Reduction`].
 //!
-//! A member is exactly a `cnn` student trained on one-hot labels (soft cross-entropy at T = 1)
-//! with early stopping on its own validation split of the teacher's training rows: the same
-//! network, optimiser and schedule keys as a `cnn` student, plus `members` and `reduction`.
+//! A member is exactly a student of the same kind trained on one-hot labels (soft
+//! cross-entropy at T = 1) with early stopping on its own validation split of the teacher's
+//! training rows: the same network, optimiser and schedule keys as a student, plus `members`,
+//! `reduction` and `member_augment` (one augmentation per member, for teacher pairs trained
+//! under different augmentation).
 
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -29,16 +31,20 @@ fn default_members() -> usize {
     1
 }
 
-/// `kind = "cnn"` in `[teacher]`: the keys of a `cnn` student, plus `members` and `reduction`.
+/// `kind = "cnn"` or `"mlp"` in `[teacher]`: the keys of a student of that kind, plus
+/// `members`, `reduction` and `member_augment`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CnnTeacherSpec {
+pub struct NetworkTeacherSpec {
     pub members: usize,
     pub reduction: Reduction,
+    /// Member i trains under `member_augment[i]` instead of the network's `augment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_augment: Option<Vec<crate::augment::AugmentSpec>>,
     /// Serialised nested (for the config hash), so its `kind` does not repeat the teacher's.
     pub network: NeuralSpec,
 }
 
-impl<'de> Deserialize<'de> for CnnTeacherSpec {
+impl<'de> Deserialize<'de> for NetworkTeacherSpec {
     /// `members` and `reduction` are taken out first and the other keys read as a `cnn`
     /// student's, so an unknown key is reported as for a student (serde cannot deny unknown
     /// fields beside a flattened struct).
@@ -49,29 +55,51 @@ impl<'de> Deserialize<'de> for CnnTeacherSpec {
             members: usize,
             #[serde(default)]
             reduction: Reduction,
+            #[serde(default)]
+            member_augment: Option<Vec<crate::augment::AugmentSpec>>,
             #[serde(flatten)]
             rest: toml::Table,
         }
         let raw = Raw::deserialize(de)?;
         let mut network = NeuralSpec::deserialize(toml::Value::Table(raw.rest)).map_err(|e| serde::de::Error::custom(e.message().trim()))?;
         network.kind = StudentKind::Cnn;
-        Ok(CnnTeacherSpec { members: raw.members, reduction: raw.reduction, network })
+        Ok(NetworkTeacherSpec { members: raw.members, reduction: raw.reduction, member_augment: raw.member_augment, network })
     }
 }
 
-impl CnnTeacherSpec {
+impl NetworkTeacherSpec {
     pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         if self.members == 0 || self.members > 1000 {
             return Err(("members", format!("must be between 1 and 1000, got {}", self.members)));
         }
+        if let Some(list) = &self.member_augment {
+            if list.len() != self.members {
+                return Err(("member_augment", format!("must list one augmentation per member ({}), got {}", self.members, list.len())));
+            }
+            for a in list {
+                a.check().map_err(|(key, message)| ("member_augment", format!("`{key}` {message}")))?;
+            }
+        }
+        if self.network.kind == StudentKind::Linear {
+            return Err(("kind", "a network teacher is \"cnn\" or \"mlp\"".into()));
+        }
         self.network.check()
     }
 
+    /// The network of member i (its own augmentation, when `member_augment` is set).
+    pub fn member_spec(&self, i: usize) -> NeuralSpec {
+        let mut spec = self.network.clone();
+        if let Some(list) = &self.member_augment {
+            spec.augment = Some(list[i].clone());
+        }
+        spec
+    }
+
     /// Trains the members on (x, y); member i uses seed derive(seed, ["member", i]).
-    pub fn fit(&self, x: ArrayView2<f64>, y: &[usize], n_classes: usize, seed: u64) -> Result<CnnEnsemble> {
-        let spec = NeuralSpec { kind: StudentKind::Cnn, ..self.network.clone() };
+    pub fn fit(&self, x: ArrayView2<f64>, y: &[usize], n_classes: usize, seed: u64) -> Result<NetworkEnsemble> {
         let members = (0..self.members)
             .map(|i| {
+                let spec = self.member_spec(i);
                 let member_seed = seed::derive(seed, &["member", &i.to_string()]);
                 let (fit, val) = validation_split(y.len(), spec.validation_fraction, seed::derive(member_seed, &["split"]));
                 let y_fit: Vec<usize> = fit.iter().map(|&r| y[r]).collect();
@@ -80,12 +108,12 @@ impl CnnTeacherSpec {
                 student::train(&spec, x.select(Axis(0), &fit).view(), &terms, x.select(Axis(0), &val).view(), &y_val, n_classes, member_seed)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(CnnEnsemble { members, reduction: self.reduction })
+        Ok(NetworkEnsemble { members, reduction: self.reduction })
     }
 }
 
 /// Trained members and their reduction.
-pub struct CnnEnsemble {
+pub struct NetworkEnsemble {
     pub members: Vec<Network>,
     pub reduction: Reduction,
 }
@@ -101,7 +129,7 @@ fn softmax_rows(mut z: Array2<f64>) -> Array2<f64> {
     z
 }
 
-impl CnnEnsemble {
+impl NetworkEnsemble {
     pub fn try_predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
         let m = self.members.len() as f64;
         let mut acc: Option<Array2<f64>> = None;
@@ -124,7 +152,7 @@ impl CnnEnsemble {
     }
 }
 
-impl Teacher for CnnEnsemble {
+impl Teacher for NetworkEnsemble {
     /// A candle failure (not expected once the fit succeeded) gives NaN rows, which the runner
     /// turns into failed rows rather than a panic.
     fn predict_proba(&self, x: ArrayView2<f64>) -> Array2<f64> {
@@ -141,9 +169,9 @@ mod tests {
         crate::models::cnn::stripes(n, 6, seed)
     }
 
-    fn spec(members: usize, reduction: Reduction) -> CnnTeacherSpec {
+    fn spec(members: usize, reduction: Reduction) -> NetworkTeacherSpec {
         let network = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), epochs: 5, patience: 5, image_shape: Some((6, 6)), ..NeuralSpec::default() };
-        CnnTeacherSpec { members, reduction, network }
+        NetworkTeacherSpec { members, reduction, member_augment: None, network }
     }
 
     #[test]
@@ -155,7 +183,7 @@ mod tests {
             let p_member = member.predict_proba(x.view()).unwrap();
             // Three bit-identical members: the same seed trains the same network.
             let copies = (0..3).map(|_| spec(1, reduction).fit(x.view(), &y, 2, 3).unwrap().members.remove(0)).collect();
-            let ensemble = CnnEnsemble { members: copies, reduction };
+            let ensemble = NetworkEnsemble { members: copies, reduction };
             let p = ensemble.predict_proba(x.view());
             let diff = (&p - &p_member).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
             // f32 softmax (the member) against f64 softmax of its f32 logits (the ensemble).
@@ -174,7 +202,7 @@ mod tests {
         let z1 = a.members[1].predict_logits(x.view()).unwrap();
         assert_ne!(z0, z1, "members must differ");
         let logits = a.predict_proba(x.view());
-        let probs = CnnEnsemble { members: a.members, reduction: Reduction::MeanProbabilities }.predict_proba(x.view());
+        let probs = NetworkEnsemble { members: a.members, reduction: Reduction::MeanProbabilities }.predict_proba(x.view());
         assert_ne!(logits, probs);
     }
 

@@ -159,11 +159,12 @@ pub enum TeacherSpec {
     Knn(KnnTeacherSpec),
     NaiveBayes(NaiveBayesTeacherSpec),
     /// An ensemble of `members` CNNs trained on labels (one member by default).
-    Cnn(ensemble::CnnTeacherSpec),
+    Cnn(ensemble::NetworkTeacherSpec),
+    Mlp(ensemble::NetworkTeacherSpec),
 }
 
 impl TeacherSpec {
-    pub const KINDS: &'static [&'static str] = &["forest", "logistic", "knn", "naive-bayes", "cnn"];
+    pub const KINDS: &'static [&'static str] = &["forest", "logistic", "knn", "naive-bayes", "cnn", "mlp"];
 
     /// Deserialises the fields of teacher kind `kind`; `None` if the kind is unknown.
     pub fn from_kind<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Option<std::result::Result<TeacherSpec, D::Error>> {
@@ -172,7 +173,11 @@ impl TeacherSpec {
             "logistic" => LogisticTeacherSpec::deserialize(de).map(TeacherSpec::Logistic),
             "knn" => KnnTeacherSpec::deserialize(de).map(TeacherSpec::Knn),
             "naive-bayes" => NaiveBayesTeacherSpec::deserialize(de).map(TeacherSpec::NaiveBayes),
-            "cnn" => ensemble::CnnTeacherSpec::deserialize(de).map(TeacherSpec::Cnn),
+            "cnn" => ensemble::NetworkTeacherSpec::deserialize(de).map(TeacherSpec::Cnn),
+            "mlp" => ensemble::NetworkTeacherSpec::deserialize(de).map(|mut s| {
+                s.network.kind = student::StudentKind::Mlp;
+                TeacherSpec::Mlp(s)
+            }),
             _ => return None,
         })
     }
@@ -199,7 +204,7 @@ impl TeacherSpec {
                     return Err(("var_smoothing", format!("must be finite and >= 0, got {}", s.var_smoothing)));
                 }
             }
-            TeacherSpec::Cnn(s) => s.check()?,
+            TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => s.check()?,
         }
         Ok(())
     }
@@ -214,8 +219,17 @@ impl TeacherSpec {
             TeacherSpec::Logistic(s) => Box::new(classical::Logistic::fit(x, y, n_classes, s.alpha, s.max_iterations)?),
             TeacherSpec::Knn(s) => Box::new(classical::Knn::fit(x, y, n_classes, s.k)?),
             TeacherSpec::NaiveBayes(s) => Box::new(classical::NaiveBayes::fit(x, y, n_classes, s.var_smoothing)?),
-            TeacherSpec::Cnn(s) => Box::new(s.fit(x, y, n_classes, seed)?),
+            TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => Box::new(s.fit(x, y, n_classes, seed)?),
         })
+    }
+
+    /// The network teacher's spec (`cnn` and `mlp`), whose fitted members a fidelity study
+    /// reads directly.
+    pub fn network(&self) -> Option<&ensemble::NetworkTeacherSpec> {
+        match self {
+            TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// The spec with the data's image shape filled in (what a CNN teacher needs to fit).
@@ -225,6 +239,11 @@ impl TeacherSpec {
                 let mut s = s.clone();
                 s.network.image_shape = image_shape;
                 TeacherSpec::Cnn(s)
+            }
+            TeacherSpec::Mlp(s) => {
+                let mut s = s.clone();
+                s.network.image_shape = image_shape;
+                TeacherSpec::Mlp(s)
             }
             other => other.clone(),
         }

@@ -335,8 +335,8 @@ impl NeuralSpec {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(("weight_decay", format!("must be finite and >= 0, got {}", self.weight_decay)));
         }
-        if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
-            return Err(("validation_fraction", format!("must be in (0, 1), got {}", self.validation_fraction)));
+        if !(self.validation_fraction >= 0.0 && self.validation_fraction < 1.0) {
+            return Err(("validation_fraction", format!("must be in [0, 1) (0: no early stopping, the final weights are kept), got {}", self.validation_fraction)));
         }
         Ok(())
     }
@@ -349,6 +349,10 @@ pub enum LossKind {
     CorrectedCe { temperature: f64, labels: Array2<f64>, gamma: Array1<f64> },
     SquaredLogits,
     SquaredProbabilities,
+    /// Soft cross-entropy against a teacher that labels each training batch as the student
+    /// sees it: on an augmented (or mixed) batch the teacher's tempered probabilities of the
+    /// augmented rows replace the stored targets (Stanton et al.'s distillation stream).
+    OnlineSoftCe { temperature: f64, teacher: std::sync::Arc<dyn crate::models::Teacher> },
 }
 
 /// One part of the training loss, `weight · loss(kind, logits, targets)`.
@@ -455,6 +459,21 @@ impl Network {
         }
     }
 
+    /// Sets every variable to `weights` (in [`Network::vars`] order); the shapes must match.
+    pub fn set_weights(&self, weights: &[Tensor]) -> Result<()> {
+        let vars = self.vars();
+        if vars.len() != weights.len() || vars.iter().zip(weights).any(|(v, w)| v.as_tensor().dims() != w.dims()) {
+            return Err(ModelError::Fit { model: "network", reason: "the starting weights do not match the architecture".into() });
+        }
+        self.restore(weights)?;
+        Ok(())
+    }
+
+    /// Copies of the weights in [`Network::vars`] order.
+    pub fn weights(&self) -> Result<Vec<Tensor>> {
+        Ok(self.snapshot()?)
+    }
+
     fn snapshot(&self) -> candle_core::Result<Vec<Tensor>> {
         self.vars().iter().map(|v| v.as_tensor().copy()).collect()
     }
@@ -522,7 +541,33 @@ pub fn train(
     n_classes: usize,
     seed: u64,
 ) -> Result<Network> {
-    let mut net = Network::new(spec, x_fit.ncols(), n_classes, seed::derive(seed, &["init"]))?;
+    train_from(spec, x_fit, terms, x_val, y_val, n_classes, seed, None)
+}
+
+/// The untrained network [`train`] starts from for `seed`.
+pub fn initial_network(spec: &NeuralSpec, n_features: usize, n_classes: usize, seed: u64) -> Result<Network> {
+    Network::new(spec, n_features, n_classes, seed::derive(seed, &["init"]))
+}
+
+/// [`train`], starting from the weights `start` (in [`Network::vars`] order) instead of the
+/// seeded initialisation when given. Without validation rows nothing is early-stopped: the
+/// final weights are kept.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from(
+    spec: &NeuralSpec,
+    x_fit: ArrayView2<f64>,
+    terms: &[LossTerm],
+    x_val: ArrayView2<f64>,
+    y_val: &[usize],
+    n_classes: usize,
+    seed: u64,
+    start: Option<&[Tensor]>,
+) -> Result<Network> {
+    let mut net = initial_network(spec, x_fit.ncols(), n_classes, seed)?;
+    if let Some(start) = start {
+        net.set_weights(start)?;
+    }
+    let validate = x_val.nrows() > 0;
     let mut opt = Opt::new(spec.optimizer, net.vars(), spec.learning_rate, spec.momentum.unwrap_or(0.9), spec.weight_decay)?;
     let steps_per_epoch = x_fit.nrows().div_ceil(spec.batch_size);
     let total_steps = spec.epochs * steps_per_epoch;
@@ -581,9 +626,16 @@ pub fn train(
             let logits = net.logits(&xb)?;
             let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
             for ((term, target), extra) in terms.iter().zip(&targets).zip(&extras) {
-                let tb = mixed(target)?;
+                let tb = match (&term.kind, augment) {
+                    // The teacher labels the batch the student sees.
+                    (LossKind::OnlineSoftCe { temperature, teacher }, Some(_)) => {
+                        let p = teacher.predict_proba(from_tensor(&xb)?.view());
+                        to_tensor(crate::distill::tempered(p.view(), *temperature).view())?
+                    }
+                    _ => mixed(target)?,
+                };
                 let value = match &term.kind {
-                    LossKind::SoftCe { temperature: t } => (soft_cross_entropy(&logits, &tb, *t)? * (t * t))?,
+                    LossKind::SoftCe { temperature: t } | LossKind::OnlineSoftCe { temperature: t, .. } => (soft_cross_entropy(&logits, &tb, *t)? * (t * t))?,
                     LossKind::CorrectedCe { temperature: t, .. } => {
                         let (labels, gamma) = extra.as_ref().expect("corrected terms carry extras");
                         let yb = mixed(labels)?;
@@ -607,8 +659,12 @@ pub fn train(
             step += 1;
             opt.backward_step(&loss)?;
         }
-        let val_loss = soft_cross_entropy(&net.eval_logits(&x_val_t)?, &y_val_t, 1.0)?.to_scalar::<f32>()? as f64;
         net.epochs_run = epoch;
+        if !validate {
+            best = (f64::NAN, Vec::new(), epoch);
+            continue;
+        }
+        let val_loss = soft_cross_entropy(&net.eval_logits(&x_val_t)?, &y_val_t, 1.0)?.to_scalar::<f32>()? as f64;
         if !val_loss.is_finite() {
             return Err(ModelError::Diverged { epoch, loss: val_loss });
         }
@@ -618,7 +674,9 @@ pub fn train(
             break;
         }
     }
-    net.restore(&best.1)?;
+    if validate {
+        net.restore(&best.1)?;
+    }
     net.best_epoch = best.2;
     Ok(net)
 }
