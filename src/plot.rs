@@ -148,8 +148,78 @@ pub fn reliability_chart(title: &str, curves: &[ReliabilityCurve]) -> Result<Str
     Ok(svg)
 }
 
+/// A loss slice on a grid with three labelled points.
+pub struct SurfaceGrid<'a> {
+    pub alpha: &'a [f64],
+    pub beta: &'a [f64],
+    /// `values[i][j]` at (`alpha[i]`, `beta[j]`).
+    pub values: &'a [Vec<f64>],
+    pub points: Vec<(&'a str, (f64, f64))>,
+}
+
+/// Renders a heat map of log10 of the slice's values (light = low loss) with its labelled
+/// points to an SVG string.
+pub fn surface_chart(title: &str, x_label: &str, y_label: &str, grid: &SurfaceGrid) -> Result<String, String> {
+    register_font();
+    let (a, b) = (grid.alpha, grid.beta);
+    if a.len() < 2 || b.len() < 2 {
+        return Err("a surface needs at least 2 × 2 grid points".into());
+    }
+    let logs: Vec<f64> = grid.values.iter().flatten().map(|v| v.max(1e-12).log10()).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = logs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (plot_area, legend_area) = root.split_horizontally(600);
+        let (da, db) = (a[1] - a[0], b[1] - b[0]);
+        let mut chart = ChartBuilder::on(&plot_area)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d((a[0] - da / 2.0)..(a[a.len() - 1] + da / 2.0), (b[0] - db / 2.0)..(b[b.len() - 1] + db / 2.0))
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().disable_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| e.to_string())?;
+        let shade = |v: f64| {
+            let t = if hi > lo { ((v.max(1e-12).log10() - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.0 };
+            // Light yellow (low) to dark blue (high).
+            RGBColor((255.0 * (1.0 - t) + 20.0 * t) as u8, (245.0 * (1.0 - t) + 40.0 * t) as u8, (180.0 * (1.0 - t) + 120.0 * t) as u8)
+        };
+        for (i, &x) in a.iter().enumerate() {
+            for (j, &y) in b.iter().enumerate() {
+                let v = grid.values[i][j];
+                let color = if v.is_finite() { shade(v) } else { RGBColor(200, 200, 200) };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new([(x - da / 2.0, y - db / 2.0), (x + da / 2.0, y + db / 2.0)], color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for (s, (name, (x, y))) in grid.points.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            chart.draw_series(std::iter::once(Circle::new((*x, *y), 7, color.filled()))).map_err(|e| e.to_string())?;
+            let ly = 50 + 22 * s as i32;
+            legend_area.draw(&Circle::new((16, ly), 6, color.filled())).map_err(|e| e.to_string())?;
+            legend_area.draw(&Text::new(name.to_string(), (28, ly - 7), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+        }
+        let y0 = 50 + 22 * grid.points.len() as i32 + 20;
+        legend_area.draw(&Text::new(format!("log10 loss: {lo:.2} (light)"), (8, y0), ("sans-serif", 12))).map_err(|e| e.to_string())?;
+        legend_area.draw(&Text::new(format!("to {hi:.2} (dark)"), (8, y0 + 16), ("sans-serif", 12))).map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn surface_chart_renders_points_and_scale() {
+        let values = vec![vec![1.0, 2.0], vec![0.5, 4.0]];
+        let grid = SurfaceGrid { alpha: &[0.0, 1.0], beta: &[0.0, 2.0], values: &values, points: vec![("teacher", (1.0, 2.0))] };
+        let svg = surface_chart("slice", "a", "b", &grid).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("teacher") && svg.contains("log10 loss"));
+    }
+
     use super::*;
 
     #[test]

@@ -262,8 +262,30 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
         fsio::write_atomic(&dir.join(&file), svg.as_bytes())?;
         figures.push((format!("reliability diagram, cell {} (test points pooled over seeds; equal-width bins; marker area ∝ share of points)", cell.index), format!("{}/{file}", study.name)));
     }
+    // Loss slices of a fidelity study (first seed, `kd` arm).
+    let surfaces: Vec<crate::fidelity::LossSurface> = std::fs::read(dir.join(LOSS_SURFACES)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    for surface in &surfaces {
+        let Some(cell) = study.cells.get(surface.cell_index) else { continue };
+        let grid = plot::SurfaceGrid {
+            alpha: &surface.alpha,
+            beta: &surface.beta,
+            values: &surface.loss,
+            points: vec![("student, initial", surface.initial), ("student, final", surface.fin), ("teacher", surface.teacher)],
+        };
+        let title = format!("distillation loss, cell {}: {}", cell.index, cell_title(study, cell));
+        let svg = plot::surface_chart(&title, "along final − initial student", "toward the teacher", &grid).map_err(io::Error::other)?;
+        let file = format!("fig-loss-surface-cell{}.svg", cell.index);
+        fsio::write_atomic(&dir.join(&file), svg.as_bytes())?;
+        figures.push((
+            format!("loss surface, cell {} (seed {}, `{}`): KL(teacher ‖ student) at the training temperature on up to 512 distillation rows, on the plane through the initial student (origin), the final student and the teacher; axes in weight-space units", cell.index, surface.seed, surface.arm),
+            format!("{}/{file}", study.name),
+        ));
+    }
     Ok(figures)
 }
+
+/// File (in a study's results directory) of its loss slices.
+pub const LOSS_SURFACES: &str = "loss-surfaces.json";
 
 fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance, figures: &[(String, String)]) -> String {
     let mut md = String::new();
@@ -308,6 +330,21 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
         let _ = writeln!(w, "- Teachers: {distinct} distinct teachers for the {} units computed in this run ({} fitted, {} loaded from the teacher cache of earlier runs); cells with the same data, teacher and cross-fit settings share one teacher per seed ({} units reused another unit's teacher).", prov.teacher_uses, prov.teachers_fitted, prov.teachers_loaded, prov.teacher_uses - distinct);
     }
     let _ = writeln!(w, "- Pairing: for a given seed, every arm of a cell sees the same data, the same teacher and the same student initialisation.");
+    if let Some(f) = study.cells.first().and_then(|c| c.config.fidelity.as_ref()) {
+        let _ = writeln!(w, "- Fidelity protocol: teachers are networks kept in memory; each student is distilled on the distillation stream (its training rows{}), and the teacher labels every batch as the student sees it (augmented or mixed rows get the teacher's probabilities of those rows). `kd-independent` is the control of Stanton et al.: a student distilled the same way from an independent teacher (same data, another seed), scored against this cell's teacher, so its `agreement` is A(t, s′) beside A(t, s) of `kd`.", match f.extra {
+            crate::fidelity::Extra::None => String::new(),
+            crate::fidelity::Extra::Fresh => " plus `fidelity.n_extra` fresh unlabeled draws of the generator".to_string(),
+            crate::fidelity::Extra::Noise => " plus `fidelity.n_extra` images of uniform noise over the pixel range".to_string(),
+            crate::fidelity::Extra::Ood => " plus `fidelity.n_extra` out-of-distribution stand-ins: training images under one fixed random pixel permutation".to_string(),
+        });
+        let _ = writeln!(w, "- Fidelity definitions: `agreement` = top-1 agreement of student and teacher on the clean test set; `kl_teacher_student` = mean KL(teacher ‖ student) at τ = 1 in nats, whatever τ the student trained at (Stanton et al.'s direction; Guo et al.'s code reports KL(student ‖ teacher) × 10, which kdlab does not); train fidelity (`train_agreement`, `train_kl`) is measured with the final weights on one seeded pass of the student's augmentation over the distillation stream, against the teacher the student was distilled from, not on the fly during training; `*_augmented` metrics use the test images under the student's augmentation with this cell's teacher labelling the same images; MI is in bits (Miller–Madow) on predicted labels.");
+        if f.init_lambda.is_some() {
+            let _ = writeln!(w, "- Initialisation: students start at λ·θ_teacher + (1 − λ)·θ_random (Stanton et al.'s λ; the released code's `loc_param` is 1 − λ, and it also scales the learning rate, which kdlab does not).");
+        }
+        if f.attention {
+            let _ = writeln!(w, "- Attention: class-activation maps of the teacher's members (the head applied at each position of the last conv layer; Guo et al.'s released map sums the class weights, Σ_c w_c, a direction that CE and KD gradients never change, so it stays at its initial value under SGD without weight decay: see `sumcam_direction_drift`; the predicted-class map is the robustness variant), bilinearly upsampled, min–max normalised per image, thresholded at {}; IoU pooled per batch of 128 test images. Networks here have no batch normalisation, so the released code's train-mode BatchNorm confound does not arise.", f.cam_threshold);
+        }
+    }
     let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
     let _ = writeln!(w, "- Summaries: mean and two-sided 95% Student-t interval over seeds, with n; failed rows are excluded from every statistic.");
     let _ = writeln!(w, "- Predictions: the test named in each row on paired differences lhs − rhs (paired by seed, and by cell or by the other grid levels), two-sided; Holm's step-down correction across the study's {} predictions at family-wise α = {}.", decisions.len(), theory::ALPHA);

@@ -324,6 +324,11 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
     }
     fsio::write_atomic(&dir.join("timings.csv"), timing_csv.as_bytes()).map_err(io_error(&dir))?;
     fsio::write_atomic(&dir.join("study.toml"), study.source.as_bytes()).map_err(io_error(&dir))?;
+    let surfaces: Vec<&fidelity::LossSurface> = shards.values().flat_map(|s| &s.surfaces).collect();
+    if !surfaces.is_empty() {
+        let json = serde_json::to_string(&surfaces).expect("serialisable");
+        fsio::write_atomic(&dir.join(report::LOSS_SURFACES), json.as_bytes()).map_err(io_error(&dir))?;
+    }
 
     let mut provenance = Provenance::collect(study, options.jobs, reused, computed, stage_totals, compute_seconds, started.elapsed().as_secs_f64());
     provenance.teachers_fitted = teachers.fitted;
