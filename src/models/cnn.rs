@@ -389,8 +389,7 @@ pub fn logits_chunked(net: &Cnn, x: &Tensor, rows: usize) -> candle_core::Result
 
 /// Two classes of `side`×`side` images for tests: horizontal stripes (class 0) or vertical
 /// stripes (class 1), alternating 1 and 0, plus uniform noise in ±0.5 (row i has class i mod 2).
-#[cfg(test)]
-pub(crate) fn stripes(n: usize, side: usize, seed: u64) -> (ndarray::Array2<f64>, Vec<usize>) {
+pub fn stripes(n: usize, side: usize, seed: u64) -> (ndarray::Array2<f64>, Vec<usize>) {
     let mut rng = seed::rng(seed);
     let mut x = ndarray::Array2::zeros((n, side * side));
     let y: Vec<usize> = (0..n).map(|i| i % 2).collect();

@@ -509,6 +509,13 @@ fn from_tensor(t: &Tensor) -> Result<Array2<f64>> {
     Ok(Array2::from_shape_vec((n, k), data).expect("shape from tensor"))
 }
 
+/// The distillation term a student trains on: τ²·CE(targets, softmax(z/τ)), batch mean, with
+/// `targets` the teacher's tempered probabilities. Its gradient in z is
+/// τ·(softmax(z/τ) − targets), the gradient of τ²·KL(targets ‖ softmax(z/τ)).
+pub fn distillation_loss(logits: &Tensor, targets: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
+    soft_cross_entropy(logits, targets, temperature)? * (temperature * temperature)
+}
+
 fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
     let log_q = candle_nn::ops::log_softmax(&(logits / temperature)?, D::Minus1)?;
     (targets * log_q)?.sum(D::Minus1)?.mean_all()?.neg()
@@ -635,7 +642,7 @@ pub fn train_from(
                     _ => mixed(target)?,
                 };
                 let value = match &term.kind {
-                    LossKind::SoftCe { temperature: t } | LossKind::OnlineSoftCe { temperature: t, .. } => (soft_cross_entropy(&logits, &tb, *t)? * (t * t))?,
+                    LossKind::SoftCe { temperature: t } | LossKind::OnlineSoftCe { temperature: t, .. } => distillation_loss(&logits, &tb, *t)?,
                     LossKind::CorrectedCe { temperature: t, .. } => {
                         let (labels, gamma) = extra.as_ref().expect("corrected terms carry extras");
                         let yb = mixed(labels)?;
