@@ -62,7 +62,7 @@ fn default_cam_threshold() -> f64 {
 pub struct FidelitySpec {
     #[serde(default)]
     pub extra: Extra,
-    /// How many extra rows (required, and only allowed, with `extra`).
+    /// How many extra rows (ignored when `extra = "none"`).
     #[serde(default)]
     pub n_extra: usize,
     /// Students start at λ·θ_teacher + (1 − λ)·θ_random (Stanton's λ; the student's
@@ -87,12 +87,10 @@ pub struct FidelitySpec {
 
 impl FidelitySpec {
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        match (self.extra, self.n_extra) {
-            (Extra::None, 0) => {}
-            (Extra::None, n) => return Err(("n_extra", format!("applies only with `extra` (\"fresh\", \"noise\" or \"ood\"), got {n}"))),
-            (_, 0) => return Err(("n_extra", "must be >= 1 when `extra` is set".into())),
-            (_, n) if n > crate::data::MAX_ROWS => return Err(("n_extra", format!("must be at most {}, got {n}", crate::data::MAX_ROWS))),
-            _ => {}
+        // `n_extra` without `extra` is allowed (and ignored), so that `extra` can be a grid axis
+        // with a level "none"; n_extra = 0 adds no rows.
+        if self.n_extra > crate::data::MAX_ROWS {
+            return Err(("n_extra", format!("must be at most {}, got {}", crate::data::MAX_ROWS, self.n_extra)));
         }
         if let Some(l) = self.init_lambda {
             if !(0.0..=1.0).contains(&l) {
@@ -180,6 +178,7 @@ impl Unit<'_> {
         let x = &self.fit.x;
         let n = self.spec.n_extra;
         let extra = match self.spec.extra {
+            _ if n == 0 => return Ok(x.clone()),
             Extra::None => return Ok(x.clone()),
             Extra::Fresh => {
                 if self.population.len() < n {
@@ -470,10 +469,8 @@ mod tests {
     }
 
     #[test]
-    fn extra_rows_need_a_count_and_lambda_a_fraction() {
-        let spec = FidelitySpec { extra: Extra::Noise, n_extra: 0, init_lambda: None, loss_surface: false, surface_points: 15, attention: false, cam_threshold: 0.4 };
-        assert_eq!(spec.check().unwrap_err().0, "n_extra");
-        let spec = FidelitySpec { extra: Extra::None, n_extra: 5, ..spec };
+    fn extra_rows_are_bounded_and_lambda_a_fraction() {
+        let spec = FidelitySpec { extra: Extra::Noise, n_extra: crate::data::MAX_ROWS + 1, init_lambda: None, loss_surface: false, surface_points: 15, attention: false, cam_threshold: 0.4 };
         assert_eq!(spec.check().unwrap_err().0, "n_extra");
         let spec = FidelitySpec { n_extra: 0, init_lambda: Some(1.5), ..spec };
         assert_eq!(spec.check().unwrap_err().0, "init_lambda");

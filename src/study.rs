@@ -611,7 +611,7 @@ impl<'a> Ctx<'a> {
         let StudentSpec::Neural(s) = student else {
             return Err(self.err_hint(&[Step::Key("student"), Step::Key("kind")], "a [fidelity] study needs a network student", Some("use kind = \"mlp\", \"linear\" or \"cnn\"".into())));
         };
-        if spec.extra != crate::fidelity::Extra::None && distill.alpha < 1.0 {
+        if spec.extra != crate::fidelity::Extra::None && spec.n_extra > 0 && distill.alpha < 1.0 {
             return Err(self.err_hint(&[Step::Key("distill"), Step::Key("alpha")], format!("extra distillation rows carry no labels, so the label term cannot apply (alpha = {})", distill.alpha), Some("set alpha = 1 (pure distillation, as Stanton et al.)".into())));
         }
         if spec.extra == crate::fidelity::Extra::Fresh && !matches!(data, DataSpec::Mnist1d(_) | DataSpec::GaussianMixture(_) | DataSpec::MulticlassSynthetic(_) | DataSpec::SyntheticImages(_)) {
