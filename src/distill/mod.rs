@@ -13,6 +13,10 @@
 //! γ = c·g′(p̂) / (c + (y − p̂)²) trades the correction's variance against the teacher's bias,
 //! with c chosen by cross-validation on labels.
 
+pub mod error;
+#[cfg(test)]
+mod testkit;
+
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
