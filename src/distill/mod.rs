@@ -14,6 +14,7 @@
 //! with c chosen by cross-validation on labels.
 
 pub mod error;
+pub mod feature;
 pub mod knowledge;
 #[cfg(test)]
 mod testkit;
