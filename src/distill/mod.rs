@@ -16,6 +16,7 @@
 pub mod error;
 pub mod feature;
 pub mod knowledge;
+pub mod lipschitz_kd;
 #[cfg(test)]
 mod testkit;
 
