@@ -17,6 +17,7 @@ pub mod error;
 pub mod feature;
 pub mod knowledge;
 pub mod lipschitz_kd;
+pub mod relational;
 #[cfg(test)]
 mod testkit;
 
