@@ -18,6 +18,7 @@ pub mod feature;
 pub mod knowledge;
 pub mod lipschitz_kd;
 pub mod relational;
+pub mod route;
 #[cfg(test)]
 mod testkit;
 
