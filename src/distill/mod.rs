@@ -17,6 +17,7 @@ pub mod error;
 pub mod feature;
 pub mod knowledge;
 pub mod lipschitz_kd;
+pub mod meta;
 pub mod relational;
 pub mod route;
 #[cfg(test)]
