@@ -12,6 +12,25 @@
 //! γ = g′(p̂) the full (Neyman-orthogonal) correction, and the variance-aware
 //! γ = c·g′(p̂) / (c + (y − p̂)²) trades the correction's variance against the teacher's bias,
 //! with c chosen by cross-validation on labels.
+//!
+//! Submodules hold the losses and schedules of other KD methods as pure, unit-tested functions
+//! (candle tensors a training loop can add to a student's loss, with f64 references), not yet
+//! wired into arms: [`knowledge`] (Tang et al.'s partial teachers and gradient rescaling),
+//! [`feature`] (Miles & Mikolajczyk's projector, normalisation and LogSum loss),
+//! [`lipschitz_kd`] (LONDON's transmitting-matrix spectral norms), [`relational`] (RKD
+//! distance and angle, GKD graphs), [`route`] (RCO's anchor checkpoints and stage epochs) and
+//! [`meta`] (MetaDistil's finite-difference hypergradient and quiz split); [`error`] holds
+//! their shared error type.
+
+pub mod error;
+pub mod feature;
+pub mod knowledge;
+pub mod lipschitz_kd;
+pub mod meta;
+pub mod relational;
+pub mod route;
+#[cfg(test)]
+mod testkit;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
