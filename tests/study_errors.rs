@@ -105,7 +105,7 @@ fn negative_and_absurd_sizes_are_rejected() {
 #[test]
 fn weights_outside_zero_one_are_rejected() {
     check(&broken("alpha = 0.5", "alpha = 1.5"), 21, "distill.alpha", "must be in [0, 1]");
-    check(&broken("hidden = [8]", "hidden = [8]\nvalidation_fraction = 1.2"), 18, "student.validation_fraction", "must be in (0, 1)");
+    check(&broken("hidden = [8]", "hidden = [8]\nvalidation_fraction = 1.2"), 18, "student.validation_fraction", "must be in [0, 1)");
 }
 
 #[test]
