@@ -650,7 +650,8 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         _ => None,
     };
     let mut surfaces = Vec::new();
-    if let (Some(unit), Some(teacher_spec)) = (&fidelity_unit, cfg.teacher.network()) {
+    let teacher_for_images = cfg.teacher.for_images(train.image_shape);
+    if let (Some(unit), Some(teacher_spec)) = (&fidelity_unit, teacher_for_images.network()) {
         if unit.spec.attention {
             let t = Instant::now();
             let (_, _, teacher_seed) = unit_seeds(study, cell, rep);
