@@ -250,3 +250,104 @@ fn a_student_started_at_its_teacher_agrees_with_it_everywhere() {
         assert!(r.get("agreement").unwrap() < 0.99, "λ = 0, seed {}: {:?}", r.seed, r.get("agreement"));
     }
 }
+
+const FIDELITY_STUDY: &str = r#"
+name = "fidelity-errors"
+claim = "a valid fidelity study to break"
+seeds = 4
+arms = ["kd", "kd-independent"]
+
+[data]
+kind = "mnist1d"
+n_train = 100
+n_test = 100
+
+[teacher]
+kind = "mlp"
+hidden = [16]
+
+[student]
+kind = "mlp"
+hidden = [16]
+
+[distill]
+alpha = 1.0
+
+[fidelity]
+init_lambda = 0.5
+
+[[predictions]]
+id = "near-one"
+metric = "agreement"
+compare = ["kd", 0.9]
+expect = "higher"
+
+[[predictions]]
+id = "tracks"
+metric = "agreement"
+correlate = "accuracy"
+arm = "kd"
+expect = "higher"
+"#;
+
+fn fidelity_error(from: &str, to: &str) -> kdlab::study::StudyError {
+    assert!(FIDELITY_STUDY.contains(from), "test edit `{from}` does not apply");
+    kdlab::study::parse(std::path::Path::new("f.toml"), &FIDELITY_STUDY.replacen(from, to, 1), &kdlab::study::LoadOptions::default()).unwrap_err()
+}
+
+#[test]
+fn fidelity_studies_refuse_what_the_protocol_cannot_do() {
+    let ok = kdlab::study::parse(std::path::Path::new("f.toml"), FIDELITY_STUDY, &kdlab::study::LoadOptions::default()).unwrap();
+    assert_eq!(ok.predictions.len(), 2);
+    let cases = [
+        (r#"arms = ["kd", "kd-independent"]"#, r#"arms = ["kd"]"#, "arms", "independent-student control"),
+        (r#"arms = ["kd", "kd-independent"]"#, r#"arms = ["kd", "kd-independent", "crossfit"]"#, "arms[2]", "not part of the fidelity protocol"),
+        ("alpha = 1.0\n\n[fidelity]\ninit_lambda = 0.5", "alpha = 0.5\n\n[fidelity]\nextra = \"noise\"\nn_extra = 10", "distill.alpha", "carry no labels"),
+        ("[student]\nkind = \"mlp\"\nhidden = [16]", "[student]\nkind = \"mlp\"\nhidden = [32]", "fidelity.init_lambda", "architecture"),
+        ("init_lambda = 0.5", "attention = true", "fidelity.attention", "CNN teacher"),
+        ("init_lambda = 0.5", "init_lambda = 2.0", "fidelity.init_lambda", "[0, 1]"),
+        ("[teacher]\nkind = \"mlp\"\nhidden = [16]", "[teacher]\nkind = \"forest\"", "teacher.kind", "network teacher"),
+        ("correlate = \"accuracy\"", "correlate = \"agreement\"", "predictions[1].correlate", "itself"),
+        ("correlate = \"accuracy\"", "correlate = \"acuracy\"", "predictions[1].correlate", "accuracy"),
+    ];
+    for (from, to, key, message) in cases {
+        let e = fidelity_error(from, to);
+        assert_eq!(e.key.as_deref(), Some(key), "{from} -> {to}: {e}");
+        assert!(e.to_string().contains(message), "{from} -> {to}: {e}");
+    }
+    // The control outside the fidelity protocol.
+    let e = fidelity_error("[fidelity]\ninit_lambda = 0.5", "");
+    assert_eq!(e.key.as_deref(), Some("arms[1]"), "{e}");
+}
+
+#[test]
+fn constant_and_correlation_predictions_decide_on_the_right_pairs() {
+    use kdlab::results::Row;
+    use std::collections::BTreeMap;
+    let study = kdlab::study::parse(std::path::Path::new("f.toml"), FIDELITY_STUDY, &kdlab::study::LoadOptions::default()).unwrap();
+    // Agreement 0.95 + 0.01·s (all above 0.9) and accuracy rising with it: both supported.
+    let row = |seed: usize, agreement: f64, accuracy: f64| Row {
+        cell_index: 0,
+        cell_id: study.cells[0].id.clone(),
+        levels: Vec::new(),
+        seed,
+        arm: "kd".into(),
+        failure: None,
+        metrics: BTreeMap::from([("agreement".to_string(), agreement), ("accuracy".to_string(), accuracy)]),
+        reliability: Vec::new(),
+    };
+    let rows: Vec<Row> = (0..4).map(|s| row(s, 0.95 + 0.01 * s as f64, 0.5 + 0.1 * s as f64 + 0.001 * (s * s) as f64)).collect();
+    let decisions = kdlab::theory::evaluate(&study, &rows);
+    let constant = decisions[0].comparison.as_ref().unwrap();
+    assert!((constant.mean_diff - 0.065).abs() < 1e-12, "mean − 0.9: {}", constant.mean_diff);
+    assert_eq!(decisions[0].verdict, kdlab::stats::Verdict::Supported);
+    let r = decisions[1].comparison.as_ref().unwrap();
+    assert_eq!(r.test, kdlab::stats::PairedTest::Pearson);
+    assert!(r.mean_diff > 0.99 && r.n == 4, "r = {}", r.mean_diff);
+    // Reversed accuracy: the correlation is negative, so the positive prediction is contradicted
+    // or inconclusive, never supported.
+    let rows: Vec<Row> = (0..4).map(|s| row(s, 0.95 + 0.01 * s as f64, 0.9 - 0.1 * s as f64)).collect();
+    let decisions = kdlab::theory::evaluate(&study, &rows);
+    assert!(decisions[1].comparison.as_ref().unwrap().mean_diff < -0.99);
+    assert_ne!(decisions[1].verdict, kdlab::stats::Verdict::Supported);
+}

@@ -31,8 +31,7 @@ pub enum CamKind {
 
 /// Σ_c w_c: the direction of the sum-over-classes map, one value per feature channel.
 pub fn class_sum_direction(cnn: &Cnn) -> Result<Vec<f64>> {
-    let w = head_weights(cnn)?;
-    Ok(w.rows().into_iter().map(|r| r.sum()).collect())
+    Ok(head_weights(cnn)?.rows().into_iter().map(|r| r.sum()).collect())
 }
 
 fn head_weights(cnn: &Cnn) -> Result<Array2<f64>> {
@@ -50,6 +49,8 @@ fn candle(e: candle_core::Error) -> DiagnosticsError {
 /// `x` (rows of flattened images).
 pub fn class_activation_maps(cnn: &Cnn, x: ArrayView2<f64>, kind: CamKind) -> Result<Vec<Array2<f64>>> {
     let w = head_weights(cnn)?;
+    let sum_direction: Vec<f64> = w.rows().into_iter().map(|r| r.sum()).collect();
+    let bias: Vec<f64> = cnn.head().1.as_tensor().to_dtype(DType::F64).and_then(|t| t.to_vec1()).map_err(candle)?;
     let mut maps = Vec::with_capacity(x.nrows());
     // Chunks keep im2col of a whole evaluation set out of memory.
     for start in (0..x.nrows()).step_by(256) {
@@ -63,11 +64,9 @@ pub fn class_activation_maps(cnn: &Cnn, x: ArrayView2<f64>, kind: CamKind) -> Re
         for i in 0..n {
             let image = &f[i * ho * wo * c..(i + 1) * ho * wo * c];
             let direction: Vec<f64> = match kind {
-                CamKind::SumOfClasses => w.rows().into_iter().map(|r| r.sum()).collect(),
+                CamKind::SumOfClasses => sum_direction.clone(),
                 CamKind::PredictedClass => {
                     // The prediction from the pooled features (the head's bias included).
-                    let (_, b) = cnn.head();
-                    let bias: Vec<f64> = b.as_tensor().to_dtype(DType::F64).and_then(|t| t.to_vec1()).map_err(candle)?;
                     let pooled: Vec<f64> = (0..c).map(|j| (0..ho * wo).map(|p| image[p * c + j]).sum::<f64>() / (ho * wo) as f64).collect();
                     let logits: Vec<f64> = (0..w.ncols()).map(|class| bias[class] + (0..c).map(|j| pooled[j] * w[[j, class]]).sum::<f64>()).collect();
                     let best = logits.iter().enumerate().fold(0, |b, (i, &v)| if v > logits[b] { i } else { b });
