@@ -25,7 +25,7 @@ use ndarray::{concatenate, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
-use crate::diagnostics::{attention, mi};
+use crate::diagnostics::{attention, mi, NullParams};
 use crate::distill::{self, Arm, DistillSpec};
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
@@ -290,12 +290,18 @@ impl Unit<'_> {
         m.insert("agreement_augmented".into(), num(metrics::agreement(p_s.view(), p_t.view())));
         m.insert("kl_augmented".into(), num(metrics::kl_rows(p_t.view(), p_s.view())));
         let labels = |p: &Array2<f64>| p.rows().into_iter().map(metrics::argmax).collect::<Vec<usize>>();
-        if let Ok(d) = mi::discrete_mi(&labels(&p_t), &labels(&p_s), None) {
-            m.insert("mi_augmented".into(), d.bits);
-        }
-        if let Ok(d) = mi::discrete_mi(&labels(&main.predict_proba(self.test.x.view())), &labels(&p_test), None) {
-            m.insert("mi_clean".into(), d.bits);
-        }
+        // Each MI with the 97.5% point of its permutation null (200 seeded permutations).
+        let mut put_mi = |name: &str, teacher: &[usize], student: &[usize]| {
+            let null = NullParams { permutations: NullParams::default().permutations, seed: seed::derive(self.seed, &["fidelity", name, "null"]) };
+            if let Ok(d) = mi::discrete_mi(teacher, student, Some(null)) {
+                m.insert(name.into(), d.bits);
+                if let Some(band) = d.null {
+                    m.insert(format!("{name}_null_high"), band.high);
+                }
+            }
+        };
+        put_mi("mi_augmented", &labels(&p_t), &labels(&p_s));
+        put_mi("mi_clean", &labels(&main.predict_proba(self.test.x.view())), &labels(&p_test));
         Ok(m)
     }
 

@@ -14,6 +14,7 @@ pub mod distill;
 pub mod fidelity;
 pub mod fsio;
 pub mod malloc;
+pub mod methods;
 pub mod metrics;
 pub mod models;
 pub mod plot;

@@ -24,6 +24,7 @@ use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fidelity;
 use crate::fsio;
 use crate::metrics;
+use crate::models::ensemble::NetworkEnsemble;
 use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
 use crate::provenance::{Execution, Provenance, SchedulerRecord};
 use crate::report;
@@ -384,8 +385,9 @@ fn read_shard(path: &Path) -> Option<Shard> {
 /// need the same teacher fit it once; returns `None` when another process holds the claim
 /// (unless `wait`, which waits for it to finish and then loads or, if it failed, fits).
 fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
-    // Fidelity units need the teacher networks themselves, which the cache does not hold.
-    if study.cells[c].config.fidelity.is_some() {
+    // Fidelity units and method arms need the teacher networks themselves, which the cache
+    // does not hold.
+    if study.cells[c].config.fidelity.is_some() || needs_teacher_network(study) {
         return Some((fit_teacher(study, &study.cells[c], s), false));
     }
     let cached = cache.join(format!("{key}.json"));
@@ -455,6 +457,14 @@ struct TeacherOutputs {
     /// The teacher networks of a fidelity study (kept in memory only, never cached).
     #[serde(skip)]
     networks: Option<Arc<fidelity::TeacherPair>>,
+    /// The teacher network of a study with method arms (in memory only, never cached).
+    #[serde(skip)]
+    network: Option<Arc<NetworkEnsemble>>,
+}
+
+/// Whether an arm of the study reads the teacher network itself.
+fn needs_teacher_network(study: &Study) -> bool {
+    study.arms.iter().any(|a| a.needs_teacher_network())
 }
 
 fn unit_seeds(study: &Study, cell: &Cell, rep: usize) -> (String, u64, u64) {
@@ -493,6 +503,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
         failure: Some(reason),
         times,
         networks: None,
+        network: None,
     };
     let t = Instant::now();
     let (train, test, population) = match draw_data(cell, data_seed) {
@@ -505,6 +516,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
     let teacher_spec = cfg.teacher.for_images(train.image_shape);
     let t = Instant::now();
     let mut networks = None;
+    let mut network = None;
     let teacher: Box<dyn crate::models::Teacher> = match (&cfg.fidelity, teacher_spec.network()) {
         (Some(_), Some(net)) => {
             let pair = net.fit(train.x.view(), &train.y, k, teacher_seed).and_then(|main| {
@@ -516,6 +528,19 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
                     let pair = Arc::new(pair);
                     networks = Some(pair.clone());
                     Box::new(fidelity::MainTeacher(pair))
+                }
+                Err(e) => return failed(format!("teacher: {e}"), times),
+            }
+        }
+        (None, Some(net)) if needs_teacher_network(study) => {
+            // RCO distils from the teacher's checkpoints, so the teacher keeps its route.
+            let mut net = net.clone();
+            net.network.keep_route = study.arms.contains(&distill::Arm::Rco);
+            match net.fit(train.x.view(), &train.y, k, teacher_seed) {
+                Ok(ensemble) => {
+                    let ensemble = Arc::new(ensemble);
+                    network = Some(ensemble.clone());
+                    Box::new(SharedTeacher(ensemble))
                 }
                 Err(e) => return failed(format!("teacher: {e}"), times),
             }
@@ -563,7 +588,16 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
         times.metrics += t.elapsed().as_secs_f64();
         out.map_err(|e| format!("cross-fit teacher: {e}"))
     });
-    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, times, networks }
+    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, times, networks, network }
+}
+
+/// A teacher network shared with the method arms.
+struct SharedTeacher(Arc<NetworkEnsemble>);
+
+impl crate::models::Teacher for SharedTeacher {
+    fn predict_proba(&self, x: ArrayView2<f64>) -> Array2<f64> {
+        self.0.predict_proba(x)
+    }
 }
 
 /// Computes one (cell, seed) unit from its teacher's outputs: every arm's student and its
@@ -661,32 +695,63 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
         }
     }
 
+    // Method arms (and, beside them, every other arm) train from the teacher network.
+    let teacher_member_spec = teacher_for_images.network().map(|t| t.member_spec(0));
+    let default_method = crate::methods::MethodSpec::default();
+    let method_unit = match (&teacher.network, &fidelity_student, &teacher_member_spec) {
+        (Some(ensemble), Some(net), Some(member)) => Some(crate::methods::Unit {
+            spec: cfg.method.as_ref().unwrap_or(&default_method),
+            distill: &cfg.distill,
+            student: net,
+            teacher_network: member,
+            fit: &fit,
+            val: &val,
+            test: &test,
+            teacher: ensemble.clone(),
+            seed: student_seed,
+        }),
+        _ => None,
+    };
+
+    // A network trained by the fidelity or method protocol, with its protocol's own metrics.
+    let network_row = |arm: crate::distill::Arm, result: crate::models::Result<(student::Network, BTreeMap<String, f64>)>| -> Row {
+        let result = result.and_then(|(network, extra)| {
+            let fitted = FittedStudent::Network(network);
+            let (mut m, reliability) = student_metrics(cfg, &fitted, arm, &test, &population, teacher, &teacher_labels, &oracle_population, fit.len(), fit.x.view(), None, student_seed)?;
+            m.extend(extra);
+            Ok((m, reliability))
+        });
+        match result {
+            Ok((m, reliability)) => {
+                let mut r = finite_row(row(arm.name(), None, m));
+                r.reliability = reliability;
+                r
+            }
+            Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
+        }
+    };
     for &arm in &study.arms {
         let t = Instant::now();
-        if let Some(unit) = &fidelity_unit {
-            let result = unit.fit_arm(arm, rep == 0);
+        if let Some(unit) = &method_unit {
+            let result = unit.fit_arm(arm).map(|f| (f.network, f.metrics));
             times.students += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            rows.push(match result {
-                Ok(f) => {
-                    if let Some(mut surface) = f.surface {
-                        surface.cell_index = cell.index;
-                        surface.seed = rep;
-                        surfaces.push(surface);
-                    }
-                    let fitted = FittedStudent::Network(f.network);
-                    match student_metrics(cfg, &fitted, arm, &test, &population, teacher, &teacher_labels, &oracle_population, fit.len(), fit.x.view(), None, student_seed) {
-                        Ok((mut m, reliability)) => {
-                            m.extend(f.metrics);
-                            let mut r = finite_row(row(arm.name(), None, m));
-                            r.reliability = reliability;
-                            r
-                        }
-                        Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
-                    }
+            rows.push(network_row(arm, result));
+            times.metrics += t.elapsed().as_secs_f64();
+            continue;
+        }
+        if let Some(unit) = &fidelity_unit {
+            let result = unit.fit_arm(arm, rep == 0).map(|f| {
+                if let Some(mut surface) = f.surface {
+                    surface.cell_index = cell.index;
+                    surface.seed = rep;
+                    surfaces.push(surface);
                 }
-                Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
+                (f.network, f.metrics)
             });
+            times.students += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            rows.push(network_row(arm, result));
             times.metrics += t.elapsed().as_secs_f64();
             continue;
         }
@@ -706,7 +771,11 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, ow
                     (Gamma::VarianceAware { c }, Some(c))
                 }
             };
-            let targets = distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, &cfg.distill, &student_spec);
+            let knowledge = distill::knowledge_targets(arm, &fit.y, teacher_fit.view(), k, &cfg.distill).map_err(|e| crate::models::ModelError::Fit { model: "knowledge targets", reason: e.to_string() })?;
+            let targets = match knowledge {
+                Some(t) => t,
+                None => distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, &cfg.distill, &student_spec),
+            };
             let fitted = student::fit(&student_spec, fit.x.view(), &targets, val.x.view(), &val.y, k, student_seed)?;
             Ok((fitted, chosen_c))
         })();

@@ -23,6 +23,7 @@ use crate::seed;
 use crate::theory::TheorySpec;
 use crate::diagnostics::suite::DiagnosticsSpec;
 use crate::fidelity::FidelitySpec;
+use crate::methods::MethodSpec;
 
 /// A study-file error: the file, where in it, which key, what is wrong, and a likely fix.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +138,9 @@ pub struct CellConfig {
     /// (`fidelity`) replaces the semiparametric one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fidelity: Option<FidelitySpec>,
+    /// Present only when the study has a `[method]` section (settings of the method arms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<MethodSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,8 +179,8 @@ pub struct Study {
     pub quick: bool,
 }
 
-const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "predictions", "quick"];
-const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity"];
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method", "predictions", "quick"];
+const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate"];
@@ -350,7 +354,7 @@ impl<'a> Ctx<'a> {
         }
         let mut sections = Vec::new();
         for section in SECTIONS {
-            if (*section == "diagnostics" || *section == "fidelity") && !table.contains_key(*section) {
+            if matches!(*section, "diagnostics" | "fidelity" | "method") && !table.contains_key(*section) {
                 continue;
             }
             let value = table.get(*section).cloned().unwrap_or_else(|| Value::Table(Table::new()));
@@ -362,6 +366,7 @@ impl<'a> Ctx<'a> {
         let axes = self.axes(&sections)?;
         let cells = self.cells(&sections, &axes, base_seed)?;
         self.arms_fit_protocol(&table, &arms)?;
+        self.arms_fit_models(&arms, &cells)?;
         let predictions = self.predictions(&table, &arms, &axes)?;
 
         Ok(Study {
@@ -581,7 +586,42 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        Ok(CellConfig { data, teacher, student, distill, theory, diagnostics, fidelity })
+        let method = match tables.iter().any(|(s, _)| *s == "method") {
+            true => {
+                let spec: MethodSpec = self.plain("method", get("method"), level_of)?;
+                self.checked("method", spec.check(), level_of)?;
+                Some(spec)
+            }
+            false => None,
+        };
+        Ok(CellConfig { data, teacher, student, distill, theory, diagnostics, fidelity, method })
+    }
+
+    /// Knowledge arms need a network student; method arms also a network teacher, and run
+    /// outside the fidelity protocol.
+    fn arms_fit_models(&self, arms: &[Arm], cells: &[Cell]) -> Result<(), StudyError> {
+        for (i, arm) in arms.iter().enumerate() {
+            let at = [Step::Key("arms"), Step::Index(i)];
+            let knowledge = matches!(arm, Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged);
+            if !knowledge && !arm.needs_teacher_network() {
+                continue;
+            }
+            for cell in cells {
+                if !matches!(cell.config.student, StudentSpec::Neural(_)) {
+                    return Err(self.err_hint(&at, format!("arm `{}` trains a network student", arm.name()), Some("use student kind = \"mlp\", \"linear\" or \"cnn\"".into())));
+                }
+                if !arm.needs_teacher_network() {
+                    continue;
+                }
+                if cell.config.teacher.network().is_none() {
+                    return Err(self.err_hint(&at, format!("arm `{}` reads the teacher network's activations or weights", arm.name()), Some("use teacher kind = \"mlp\" or \"cnn\"".into())));
+                }
+                if cell.config.fidelity.is_some() {
+                    return Err(self.err(&at, format!("arm `{}` is not part of the fidelity protocol", arm.name())));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A fidelity study names only the fidelity arms, with the independent control beside

@@ -14,8 +14,9 @@
 //! with c chosen by cross-validation on labels.
 //!
 //! Submodules hold the losses and schedules of other KD methods as pure, unit-tested functions
-//! (candle tensors a training loop can add to a student's loss, with f64 references), not yet
-//! wired into arms: [`knowledge`] (Tang et al.'s partial teachers and gradient rescaling),
+//! (candle tensors a training loop can add to a student's loss, with f64 references); the
+//! knowledge arms are targets built here ([`knowledge_targets`]), the others are trained by
+//! `crate::methods`: [`knowledge`] (Tang et al.'s partial teachers and gradient rescaling),
 //! [`feature`] (Miles & Mikolajczyk's projector, normalisation and LogSum loss),
 //! [`lipschitz_kd`] (LONDON's transmitting-matrix spectral norms), [`relational`] (RKD
 //! distance and angle, GKD graphs), [`route`] (RCO's anchor checkpoints and stage epochs) and
@@ -177,6 +178,19 @@ pub enum Arm {
     Enhanced,
     /// Fidelity studies' control: KD from an independent teacher, scored against this cell's.
     KdIndependent,
+    /// Tang et al.'s partial teachers ([`knowledge`]): label smoothing with ε matched to the
+    /// teacher's off-label mass, the teacher's p_t,y alone, and class-averaged teacher rows.
+    LabelSmoothing,
+    KdInstance,
+    KdClassAveraged,
+    /// Arms that read the teacher network (see `crate::methods`).
+    FeatureKd,
+    London,
+    LondonDetached,
+    Rkd,
+    Gkd,
+    Rco,
+    MetaDistil,
 }
 
 /// Which γ an arm uses in the corrected target g(p̂) + γ·(y − p̂).
@@ -193,7 +207,26 @@ pub enum GammaRule {
 }
 
 impl Arm {
-    pub const ALL: &'static [Arm] = &[Arm::Labels, Arm::Kd, Arm::Crossfit, Arm::GammaConstant, Arm::GammaCorrected, Arm::FullOrthogonal, Arm::Enhanced, Arm::KdIndependent];
+    pub const ALL: &'static [Arm] = &[
+        Arm::Labels,
+        Arm::Kd,
+        Arm::Crossfit,
+        Arm::GammaConstant,
+        Arm::GammaCorrected,
+        Arm::FullOrthogonal,
+        Arm::Enhanced,
+        Arm::KdIndependent,
+        Arm::LabelSmoothing,
+        Arm::KdInstance,
+        Arm::KdClassAveraged,
+        Arm::FeatureKd,
+        Arm::London,
+        Arm::LondonDetached,
+        Arm::Rkd,
+        Arm::Gkd,
+        Arm::Rco,
+        Arm::MetaDistil,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -205,6 +238,16 @@ impl Arm {
             Arm::FullOrthogonal => "full-orthogonal",
             Arm::Enhanced => "enhanced",
             Arm::KdIndependent => "kd-independent",
+            Arm::LabelSmoothing => "label-smoothing",
+            Arm::KdInstance => "kd-instance",
+            Arm::KdClassAveraged => "kd-class-averaged",
+            Arm::FeatureKd => "feature-kd",
+            Arm::London => "london",
+            Arm::LondonDetached => "london-detached",
+            Arm::Rkd => "rkd",
+            Arm::Gkd => "gkd",
+            Arm::Rco => "rco",
+            Arm::MetaDistil => "meta-distil",
         }
     }
 
@@ -218,6 +261,16 @@ impl Arm {
             Arm::FullOrthogonal => "KD with the full orthogonal correction γ = g′(p̂)",
             Arm::Enhanced => "enhanced KD: cross-fitting plus the variance-aware correction",
             Arm::KdIndependent => "control (fidelity studies): KD, as `kd`, from an independent teacher (another seed); its agreement and KL are measured against this cell's teacher, i.e. A(t, s′)",
+            Arm::LabelSmoothing => "universe knowledge only (Tang et al.): label smoothing with ε matched to the tempered teacher's mean off-label mass, in place of the teacher term",
+            Arm::KdInstance => "universe + instance knowledge (KD-pt): the teacher's tempered p_t,y kept per example, the rest spread evenly over the other classes",
+            Arm::KdClassAveraged => "universe + domain knowledge (KD-sim): each example's target is the tempered teacher's mean row over its class",
+            Arm::FeatureKd => "KD plus feature distillation (Miles & Mikolajczyk): D(N(Z_s W + b) − N(Z_t)) on the penultimate features, projector, normalisation and distance from [method]",
+            Arm::London => "KD plus LONDON with the gradient flowing: matches σ_max of the student's and teacher's transmitting matrices between consecutive stages",
+            Arm::LondonDetached => "KD plus LONDON as released: σ_max computed without gradient, so the term adds a constant and cannot change training",
+            Arm::Rkd => "KD plus relational KD (Park et al.): distance- and angle-potential Huber losses on the penultimate features of each batch",
+            Arm::Gkd => "KD plus graph KD (Lassance et al.): squared difference of the normalised cosine-similarity graphs of the batch",
+            Arm::Rco => "route-constrained KD (Jin et al.): the student's epochs split over stages distilled from the teacher's checkpoints at equal epoch intervals, the last the final teacher",
+            Arm::MetaDistil => "MetaDistil with the pilot update (Zhou et al.): the teacher takes an SGD step on the finite-difference hypergradient of a pilot student's quiz loss before each real student step; quiz rows carved from the fit rows",
         }
     }
 
@@ -234,6 +287,12 @@ impl Arm {
         self != Arm::Labels
     }
 
+    /// Whether the arm reads the teacher network itself (its activations, checkpoints or
+    /// weights), not only its probabilities.
+    pub fn needs_teacher_network(self) -> bool {
+        matches!(self, Arm::FeatureKd | Arm::London | Arm::LondonDetached | Arm::Rkd | Arm::Gkd | Arm::Rco | Arm::MetaDistil)
+    }
+
     /// Whether the teacher's targets are out-of-fold (cross-fit).
     pub fn uses_crossfit(self) -> bool {
         matches!(self, Arm::Crossfit | Arm::Enhanced)
@@ -242,6 +301,8 @@ impl Arm {
     pub fn gamma_rule(self) -> GammaRule {
         match self {
             Arm::Labels | Arm::Kd | Arm::Crossfit | Arm::KdIndependent => GammaRule::Zero,
+            Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged => GammaRule::Zero,
+            Arm::FeatureKd | Arm::London | Arm::LondonDetached | Arm::Rkd | Arm::Gkd | Arm::Rco | Arm::MetaDistil => GammaRule::Zero,
             Arm::GammaConstant => GammaRule::Constant,
             Arm::GammaCorrected | Arm::Enhanced => GammaRule::VarianceAware,
             Arm::FullOrthogonal => GammaRule::Full,
@@ -382,6 +443,28 @@ pub fn student_targets(
             }
         }
     }
+}
+
+/// The targets of a knowledge arm (Tang et al.'s partial teachers), `None` for other arms:
+/// (1 − α)·CE(labels) + α·τ²·CE(q, softmax(z/τ)) with q built from the tempered teacher p_t^τ,
+/// so each arm differs from `kd` only in what q keeps of the teacher.
+pub fn knowledge_targets(arm: Arm, y_fit: &[usize], teacher_fit: ArrayView2<f64>, n_classes: usize, spec: &DistillSpec) -> Result<Option<StudentTargets>, error::MethodError> {
+    let tempered_teacher = tempered(teacher_fit, spec.temperature);
+    let q = match arm {
+        Arm::LabelSmoothing => {
+            let eps = knowledge::matched_smoothing(tempered_teacher.view(), y_fit)?;
+            knowledge::label_smoothing_targets(y_fit, n_classes, eps)?
+        }
+        Arm::KdInstance => knowledge::instance_only_targets(tempered_teacher.view(), y_fit)?,
+        Arm::KdClassAveraged => knowledge::class_averaged_targets(tempered_teacher.view(), y_fit, n_classes)?,
+        _ => return Ok(None),
+    };
+    let soft = LossTerm::soft_ce(spec.alpha, spec.temperature, q);
+    Ok(Some(if spec.alpha >= 1.0 {
+        StudentTargets::Terms(vec![soft])
+    } else {
+        StudentTargets::Terms(vec![LossTerm::soft_ce(1.0 - spec.alpha, 1.0, one_hot(y_fit, n_classes)), soft])
+    }))
 }
 
 /// Out-of-fold teacher probabilities and the fold teachers that made them.

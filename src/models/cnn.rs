@@ -34,6 +34,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Shape, Tensor, Var};
 use rand::Rng;
 
+use super::WeightInit;
 use crate::seed;
 
 /// The geometry of one conv layer on an NHWC input.
@@ -327,17 +328,23 @@ impl Cnn {
     /// Weights from kdlab's seeded RNG, PyTorch's default uniform ±1/√fan_in (fan_in =
     /// kh·kw·c_in for a conv layer).
     pub fn new(shape: CnnShape, seed: u64) -> candle_core::Result<Cnn> {
+        Cnn::with_init(shape, seed, WeightInit::Uniform)
+    }
+
+    /// Weights from kdlab's seeded RNG, conv weights drawn as `init` says.
+    pub fn with_init(shape: CnnShape, seed: u64, init: WeightInit) -> candle_core::Result<Cnn> {
         let mut rng = seed::rng(seed);
-        let mut param = |fan_in: usize, fan_out: usize| -> candle_core::Result<(Var, Var)> {
-            let bound = 1.0 / (fan_in as f64).sqrt();
+        let mut param = |fan_in: usize, fan_out: usize, output_layer: bool| -> candle_core::Result<(Var, Var)> {
+            let bound = init.bound(fan_in, output_layer);
+            let bias_bound = 1.0 / (fan_in as f64).sqrt();
             let w: Vec<f32> = (0..fan_in * fan_out).map(|_| rng.gen_range(-bound..bound) as f32).collect();
-            let b: Vec<f32> = (0..fan_out).map(|_| rng.gen_range(-bound..bound) as f32).collect();
+            let b: Vec<f32> = (0..fan_out).map(|_| rng.gen_range(-bias_bound..bias_bound) as f32).collect();
             Ok((Var::from_tensor(&Tensor::from_vec(w, (fan_in, fan_out), &Device::Cpu)?)?, Var::from_tensor(&Tensor::from_vec(b, fan_out, &Device::Cpu)?)?))
         };
         let geometries = shape.geometries();
-        let convs = geometries.iter().zip(&shape.channels).map(|(g, &c_out)| param(g.patch(), c_out)).collect::<candle_core::Result<Vec<_>>>()?;
+        let convs = geometries.iter().zip(&shape.channels).map(|(g, &c_out)| param(g.patch(), c_out, false)).collect::<candle_core::Result<Vec<_>>>()?;
         let last = *shape.channels.last().unwrap_or(&1);
-        let head = param(last, shape.n_classes)?;
+        let head = param(last, shape.n_classes, true)?;
         Ok(Cnn { shape, geometries, convs, head })
     }
 
@@ -359,6 +366,21 @@ impl Cnn {
             h = conv_relu_nhwc(&h, w.as_tensor(), b.as_tensor(), *g)?;
         }
         Ok(h)
+    }
+
+    /// Every conv layer's ReLU maps (NHWC), the pooled features and the logits.
+    pub fn activations(&self, x: &Tensor) -> candle_core::Result<super::student::Activations> {
+        let n = x.dim(0)?;
+        let mut h = x.reshape((n, self.shape.height, self.shape.width, 1))?;
+        let mut stages = Vec::with_capacity(self.convs.len());
+        for (g, (w, b)) in self.geometries.iter().zip(&self.convs) {
+            h = conv_relu_nhwc(&h, w.as_tensor(), b.as_tensor(), *g)?;
+            stages.push(h.clone());
+        }
+        let (n, ho, wo, c) = h.dims4()?;
+        let penultimate = h.reshape((n, ho * wo, c))?.mean(1)?;
+        let logits = penultimate.matmul(self.head.0.as_tensor())?.broadcast_add(self.head.1.as_tensor())?;
+        Ok(super::student::Activations { stages, penultimate, logits })
     }
 
     /// Logits (n, k) from x of shape (n, height·width).

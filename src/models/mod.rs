@@ -31,6 +31,34 @@ pub enum ModelError {
 
 pub type Result<T> = std::result::Result<T, ModelError>;
 
+/// How a network's hidden-layer weights are drawn. Biases and the output layer always draw from
+/// U(±1/√fan_in).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightInit {
+    /// PyTorch's default for linear and conv layers, U(±1/√fan_in): each ReLU layer shrinks
+    /// the activations' scale by about √6, so deep stacks without normalisation start slowly.
+    #[default]
+    Uniform,
+    /// He (Kaiming) uniform, U(±√(6/fan_in)): keeps the activations' second moment through ReLU
+    /// layers.
+    He,
+}
+
+impl WeightInit {
+    pub fn is_default(&self) -> bool {
+        *self == WeightInit::default()
+    }
+
+    /// The half-width of the uniform draw for a layer's weights.
+    pub fn bound(self, fan_in: usize, output_layer: bool) -> f64 {
+        match self {
+            WeightInit::He if !output_layer => (6.0 / fan_in as f64).sqrt(),
+            _ => 1.0 / (fan_in as f64).sqrt(),
+        }
+    }
+}
+
 /// A fitted model that gives class probabilities (n × k, rows sum to 1, columns in class order).
 pub trait Teacher: Send + Sync {
     fn predict_proba(&self, x: ArrayView2<f64>) -> Array2<f64>;

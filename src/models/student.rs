@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cnn::{Cnn, CnnShape};
 use super::optim::{Opt, OptimizerKind, Schedule};
-use super::{ForestParams, ModelError, RandomForestRegressor, Result};
+use super::{ForestParams, ModelError, RandomForestRegressor, Result, WeightInit};
 use crate::diagnostics::lipschitz::ReluMlp;
 use crate::seed;
 
@@ -78,6 +78,9 @@ pub struct NeuralSpec {
     /// CNN: how many conv layers, from the second on, have stride 2 (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downsample: Option<usize>,
+    /// How hidden-layer weights are drawn: `uniform` (PyTorch's default) or `he`.
+    #[serde(default, skip_serializing_if = "WeightInit::is_default")]
+    pub init: WeightInit,
     #[serde(default, skip_serializing_if = "OptimizerKind::is_default")]
     pub optimizer: OptimizerKind,
     /// Nesterov momentum of `sgd-nesterov` (default 0.9).
@@ -92,6 +95,10 @@ pub struct NeuralSpec {
     /// never read from a study.
     #[serde(skip)]
     pub image_shape: Option<(usize, usize)>,
+    /// Keep a copy of the weights after every epoch in [`Network::route`] (set by the runner
+    /// for route-constrained distillation, never read from a study).
+    #[serde(skip)]
+    pub keep_route: bool,
     /// Augmentation of the training stream (a level name or a table, see `augment`); never
     /// applied to validation or test data. Image data only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,11 +120,13 @@ impl Default for NeuralSpec {
             width: None,
             depth: None,
             downsample: None,
+            init: WeightInit::default(),
             optimizer: OptimizerKind::default(),
             momentum: None,
             schedule: Schedule::default(),
             min_learning_rate: None,
             image_shape: None,
+            keep_route: false,
             augment: None,
         }
     }
@@ -353,6 +362,32 @@ pub enum LossKind {
     /// sees it: on an augmented (or mixed) batch the teacher's tempered probabilities of the
     /// augmented rows replace the stored targets (Stanton et al.'s distillation stream).
     OnlineSoftCe { temperature: f64, teacher: std::sync::Arc<dyn crate::models::Teacher> },
+    /// A loss on the student's activations for the batch (feature, relational and Lipschitz
+    /// distillation); the term's `targets` are unused.
+    Activation(std::sync::Arc<dyn ActivationLoss>),
+}
+
+/// A loss computed from the student's activations on a training batch. It sees the batch as
+/// the student does (augmented, when the spec augments), so a teacher can be run on it.
+pub trait ActivationLoss: Send + Sync {
+    /// Trainable variables of the loss itself (a projector), optimised with the student's.
+    fn vars(&self) -> Vec<Var> {
+        Vec::new()
+    }
+    /// The loss (a scalar tensor) on the batch `x` with the student's activations `student`.
+    fn loss(&self, x: &Tensor, student: &Activations) -> candle_core::Result<Tensor>;
+}
+
+/// A network's activations on a batch.
+pub struct Activations {
+    /// Each hidden layer's output after its ReLU: B × width (MLP) or B × h × w × c (CNN conv
+    /// layers, NHWC). Empty for a linear model.
+    pub stages: Vec<Tensor>,
+    /// What the output layer reads: the last hidden layer (MLP), the pooled maps (CNN), or the
+    /// input itself (linear model); B × d.
+    pub penultimate: Tensor,
+    /// B × k.
+    pub logits: Tensor,
 }
 
 /// One part of the training loss, `weight · loss(kind, logits, targets)`.
@@ -388,35 +423,38 @@ pub struct Network {
     /// The epoch whose weights were kept (1-based) and the epochs run.
     pub best_epoch: usize,
     pub epochs_run: usize,
+    /// The weights after each epoch, when the spec's `keep_route` is set (else empty).
+    pub route: Vec<Vec<Tensor>>,
 }
 
 impl Network {
-    fn mlp(sizes: &[usize], seed: u64) -> Result<Network> {
+    fn mlp(sizes: &[usize], seed: u64, init: WeightInit) -> Result<Network> {
         let mut rng = seed::rng(seed);
         let mut layers = Vec::new();
-        for pair in sizes.windows(2) {
+        for (i, pair) in sizes.windows(2).enumerate() {
             let (fan_in, fan_out) = (pair[0], pair[1]);
-            let bound = 1.0 / (fan_in as f64).sqrt();
+            let bound = init.bound(fan_in, i + 2 == sizes.len());
+            let bias_bound = 1.0 / (fan_in as f64).sqrt();
             let w: Vec<f32> = (0..fan_in * fan_out).map(|_| rng.gen_range(-bound..bound) as f32).collect();
-            let b: Vec<f32> = (0..fan_out).map(|_| rng.gen_range(-bound..bound) as f32).collect();
+            let b: Vec<f32> = (0..fan_out).map(|_| rng.gen_range(-bias_bound..bias_bound) as f32).collect();
             layers.push((
                 Var::from_tensor(&Tensor::from_vec(w, (fan_in, fan_out), &Device::Cpu)?)?,
                 Var::from_tensor(&Tensor::from_vec(b, fan_out, &Device::Cpu)?)?,
             ));
         }
-        Ok(Network { architecture: Architecture::Mlp(layers), best_epoch: 0, epochs_run: 0 })
+        Ok(Network { architecture: Architecture::Mlp(layers), best_epoch: 0, epochs_run: 0, route: Vec::new() })
     }
 
     /// The untrained network `spec` describes, weights from `seed`.
     pub fn new(spec: &NeuralSpec, n_features: usize, n_classes: usize, seed: u64) -> Result<Network> {
         if spec.kind == StudentKind::Cnn {
-            let cnn = Cnn::new(spec.cnn_shape(n_features, n_classes)?, seed)?;
-            return Ok(Network { architecture: Architecture::Cnn(cnn), best_epoch: 0, epochs_run: 0 });
+            let cnn = Cnn::with_init(spec.cnn_shape(n_features, n_classes)?, seed, spec.init)?;
+            return Ok(Network { architecture: Architecture::Cnn(cnn), best_epoch: 0, epochs_run: 0, route: Vec::new() });
         }
         let mut sizes = vec![n_features];
         sizes.extend(spec.hidden_layers());
         sizes.push(n_classes);
-        Network::mlp(&sizes, seed)
+        Network::mlp(&sizes, seed, spec.init)
     }
 
     pub fn n_classes(&self) -> usize {
@@ -448,6 +486,26 @@ impl Network {
                 Ok(h)
             }
             Architecture::Cnn(cnn) => cnn.logits(x),
+        }
+    }
+
+    /// Every hidden layer's activations and the logits of a training batch.
+    pub fn activations(&self, x: &Tensor) -> candle_core::Result<Activations> {
+        match &self.architecture {
+            Architecture::Mlp(layers) => {
+                let mut h = x.clone();
+                let mut stages = Vec::new();
+                for (i, (w, b)) in layers.iter().enumerate() {
+                    if i + 1 == layers.len() {
+                        let logits = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+                        return Ok(Activations { stages, penultimate: h, logits });
+                    }
+                    h = h.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?.relu()?;
+                    stages.push(h.clone());
+                }
+                Err(candle_core::Error::Msg("a network without layers".into()))
+            }
+            Architecture::Cnn(cnn) => cnn.activations(x),
         }
     }
 
@@ -575,13 +633,23 @@ pub fn train_from(
         net.set_weights(start)?;
     }
     let validate = x_val.nrows() > 0;
-    let mut opt = Opt::new(spec.optimizer, net.vars(), spec.learning_rate, spec.momentum.unwrap_or(0.9), spec.weight_decay)?;
+    // Losses with their own variables (projectors) train them with the student's.
+    let activation_losses: Vec<&std::sync::Arc<dyn ActivationLoss>> = terms.iter().filter_map(|t| if let LossKind::Activation(a) = &t.kind { Some(a) } else { None }).collect();
+    let mut vars = net.vars();
+    vars.extend(activation_losses.iter().flat_map(|a| a.vars()));
+    let mut opt = Opt::new(spec.optimizer, vars, spec.learning_rate, spec.momentum.unwrap_or(0.9), spec.weight_decay)?;
     let steps_per_epoch = x_fit.nrows().div_ceil(spec.batch_size);
     let total_steps = spec.epochs * steps_per_epoch;
     let mut step = 0usize;
 
     let x_all = to_tensor(x_fit)?;
-    let targets: Vec<Tensor> = terms.iter().map(|t| to_tensor(t.targets.view())).collect::<candle_core::Result<_>>()?;
+    let targets: Vec<Option<Tensor>> = terms
+        .iter()
+        .map(|t| match t.kind {
+            LossKind::Activation(_) => Ok(None),
+            _ => to_tensor(t.targets.view()).map(Some),
+        })
+        .collect::<candle_core::Result<_>>()?;
     // Extra per-row inputs of the corrected loss (labels and per-row γ), as tensors.
     let extras: Vec<Option<(Tensor, Tensor)>> = terms
         .iter()
@@ -630,9 +698,18 @@ pub fn train_from(
                     Some(m) => to_tensor(m.mix_rows(from_tensor(&tb).map_err(|e| candle_core::Error::Msg(e.to_string()))?.view()).view()),
                 }
             };
-            let logits = net.logits(&xb)?;
+            let activations = if activation_losses.is_empty() { None } else { Some(net.activations(&xb)?) };
+            let logits = match &activations {
+                Some(a) => a.logits.clone(),
+                None => net.logits(&xb)?,
+            };
             let mut loss = Tensor::zeros((), DType::F32, &Device::Cpu)?;
             for ((term, target), extra) in terms.iter().zip(&targets).zip(&extras) {
+                if let (LossKind::Activation(a), Some(acts)) = (&term.kind, &activations) {
+                    loss = (loss + (a.loss(&xb, acts)? * term.weight)?)?;
+                    continue;
+                }
+                let target = target.as_ref().expect("non-activation terms have targets");
                 let tb = match (&term.kind, augment) {
                     // The teacher labels the batch the student sees.
                     (LossKind::OnlineSoftCe { temperature, teacher }, Some(_)) => {
@@ -653,6 +730,7 @@ pub fn train_from(
                     LossKind::SquaredProbabilities => {
                         (candle_nn::ops::softmax(&logits, D::Minus1)? - &tb)?.sqr()?.sum(D::Minus1)?.mean_all()?
                     }
+                    LossKind::Activation(_) => unreachable!("handled above"),
                 };
                 loss = (loss + (value * term.weight)?)?;
             }
@@ -667,6 +745,9 @@ pub fn train_from(
             opt.backward_step(&loss)?;
         }
         net.epochs_run = epoch;
+        if spec.keep_route {
+            net.route.push(net.snapshot()?);
+        }
         if !validate {
             best = (f64::NAN, Vec::new(), epoch);
             continue;
