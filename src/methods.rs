@@ -351,6 +351,7 @@ impl Unit<'_> {
     /// RCO: the student epochs split over stages, stage i distilled from the teacher's
     /// checkpoint at anchor i (equal epoch intervals; the last stage the final teacher), each
     /// stage starting from the previous stage's weights. Optimiser state restarts per stage.
+    /// The route is the first member's, so with several members only that member is followed.
     fn fit_rco(&self) -> Result<Network, ModelError> {
         let member = self.member()?;
         if member.route.is_empty() {
@@ -369,7 +370,10 @@ impl Unit<'_> {
             } else {
                 anchor_net.set_weights(&member.route[anchor])?;
             }
-            let p = anchor_net.predict_proba(self.fit.x.view())?;
+            // Scored as the cell's teacher is (its reduction's f64 softmax), so a single anchor
+            // gives exactly `kd`'s targets.
+            let anchor = NetworkEnsemble { members: vec![anchor_net], reduction: self.teacher.reduction };
+            let p = anchor.try_predict_proba(self.fit.x.view())?;
             let terms = self.target_terms(Arm::Kd, p.view(), &self.fit.y)?;
             let spec = NeuralSpec { epochs: stage_epochs, ..self.student.clone() };
             let net = self.train(&terms, self.fit.x.view(), &spec, start.as_deref())?;
