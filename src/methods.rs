@@ -219,6 +219,9 @@ impl MethodSpec {
 /// distance matrices stay small).
 const PROBE_ROWS: usize = 256;
 
+/// An activation loss with its weight in the student's loss.
+type WeightedTerm = (f64, Arc<dyn ActivationLoss>);
+
 /// One (cell, seed) of a study with method arms.
 pub struct Unit<'a> {
     pub spec: &'a MethodSpec,
@@ -297,7 +300,7 @@ impl Unit<'_> {
     }
 
     /// The activation term of a feature, relational or Lipschitz arm, with its weight.
-    fn activation_term(&self, arm: Arm) -> Result<Option<(f64, Arc<dyn ActivationLoss>)>, ModelError> {
+    fn activation_term(&self, arm: Arm) -> Result<Option<WeightedTerm>, ModelError> {
         let teacher = self.teacher.clone();
         Ok(match arm {
             Arm::FeatureKd => {
@@ -541,6 +544,14 @@ fn linear_projector(d_s: usize, d_t: usize, seed: u64) -> candle_core::Result<(V
     Ok((Var::from_tensor(&Tensor::from_vec(w, (d_s, d_t), &Device::Cpu)?)?, Var::from_tensor(&Tensor::from_vec(b, d_t, &Device::Cpu)?)?))
 }
 
+/// Batches smaller than this (a last partial batch) contribute no activation term: batch
+/// standardisation needs two rows, an angle three.
+const MIN_RELATIONAL_BATCH: usize = 3;
+
+fn too_small(x: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    Ok((x.dim(0)? < MIN_RELATIONAL_BATCH).then(|| Tensor::zeros((), DType::F32, &Device::Cpu)).transpose()?)
+}
+
 /// The teacher's activations on the batch the student sees, cut from the graph.
 fn teacher_activations(teacher: &NetworkEnsemble, x: &Tensor) -> candle_core::Result<Activations> {
     let member = teacher.members.first().ok_or_else(|| candle_core::Error::Msg("the teacher has no members".into()))?;
@@ -562,6 +573,9 @@ impl ActivationLoss for FeatureTerm {
     }
 
     fn loss(&self, x: &Tensor, student: &Activations) -> candle_core::Result<Tensor> {
+        if let Some(zero) = too_small(x)? {
+            return Ok(zero);
+        }
         let t = teacher_activations(&self.teacher, x)?;
         let result = match &self.projector {
             Some((w, b)) => feature::feature_distillation_loss(&student.penultimate, w.as_tensor(), Some(b.as_tensor()), &t.penultimate, self.norm, self.loss),
@@ -583,6 +597,9 @@ enum RelationalTerm {
 
 impl ActivationLoss for RelationalTerm {
     fn loss(&self, x: &Tensor, student: &Activations) -> candle_core::Result<Tensor> {
+        if let Some(zero) = too_small(x)? {
+            return Ok(zero);
+        }
         let s = &student.penultimate;
         match self {
             RelationalTerm::Rkd { teacher, distance, angle } => {
@@ -593,7 +610,8 @@ impl ActivationLoss for RelationalTerm {
             }
             RelationalTerm::Gkd { teacher, neighbours, power } => {
                 let t = teacher_activations(teacher, x)?.penultimate;
-                relational::gkd_loss(s, &t, neighbours.map(|k| k.min(s.dim(0).unwrap_or(1).saturating_sub(1)).max(1)), *power).map_err(candle_msg)
+                let b = s.dim(0)?;
+                relational::gkd_loss(s, &t, neighbours.map(|k| k.clamp(1, b - 1)), *power).map_err(candle_msg)
             }
         }
     }
@@ -639,7 +657,7 @@ fn flatten(vars: &[Var], value: impl Fn(&Var) -> Option<Tensor>) -> candle_core:
     for v in vars {
         match value(v) {
             Some(t) => out.extend(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?),
-            None => out.extend(std::iter::repeat(0.0).take(v.as_tensor().elem_count())),
+            None => out.extend(std::iter::repeat_n(0.0, v.as_tensor().elem_count())),
         }
     }
     Ok(Array1::from(out))
