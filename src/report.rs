@@ -36,6 +36,21 @@ pub struct VerdictFile {
 /// Metrics shown in the results tables, in order (others stay in the CSV).
 const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "bayes_sq_error", "student_error", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_log10_c", "critical_radius_proxy", "critical_radius_empirical"];
 /// Metrics of the `[diagnostics]` section, shown in their own tables.
+/// The fidelity and method protocols' own metrics, each a report section of per-cell tables
+/// (one table per group, so no table is too wide to read).
+const PROTOCOL_METRICS: &[(&str, &[&[&str]])] = &[
+    (
+        "Fidelity metrics",
+        &[
+            &["train_agreement", "train_kl", "final_train_kl", "agreement_augmented", "kl_augmented"],
+            &["mi_clean", "mi_clean_null_high", "mi_augmented", "mi_augmented_null_high", "ece_unweighted"],
+            &["train_accuracy", "train_accuracy_augmented", "generalisation_gap", "generalisation_gap_clean"],
+            &["teacher_iou_sumcam", "teacher_iou_classcam", "teacher_iou_sumcam_augmented", "sumcam_direction_drift"],
+        ],
+    ),
+    ("Method metrics", &[&["congruence_kl", "geometry_agreement", "sigma_gap", "train_accuracy", "generalisation_gap_clean"]]),
+];
+
 const DIAGNOSTIC_METRICS: &[&str] = &["mi_teacher_student", "mi_null_high", "mi_p_value", "ece", "ece_ci_low", "ece_ci_high", "ece_equal_mass", "ece_classwise", "lipschitz_lower", "lipschitz_upper", "lipschitz_upper_product", "lipschitz_local_fd"];
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -402,6 +417,25 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     for cell in &study.cells {
         let _ = writeln!(w, "### Cell {}: {}\n", cell.index, cell_title(study, cell));
         cell_table(w, study, rows, cell, &present_metrics(TABLE_METRICS, rows, cell.index));
+    }
+    for (title, groups) in PROTOCOL_METRICS {
+        // A protocol's first metric marks its rows (the protocols share some metric names).
+        let all: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+        if !rows.iter().any(|r| r.get(all[0]).is_some()) {
+            continue;
+        }
+        let _ = writeln!(w, "## {title}\n");
+        let _ = writeln!(w, "Mean [95% CI] over seeds, per cell; a metric a row does not have is –.\n");
+        metric_legend(w, &all, rows);
+        for cell in &study.cells {
+            let _ = writeln!(w, "### {title}, cell {}: {}\n", cell.index, cell_title(study, cell));
+            for group in *groups {
+                let present = present_metrics(group, rows, cell.index);
+                if !present.is_empty() {
+                    cell_table(w, study, rows, cell, &present);
+                }
+            }
+        }
     }
 
     if rows.iter().any(|r| DIAGNOSTIC_METRICS[1..].iter().any(|m| r.get(m).is_some()) || !r.reliability.is_empty()) {
