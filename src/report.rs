@@ -409,6 +409,16 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
         }
         let dropped: usize = decisions.iter().map(|d| d.dropped).sum();
         let _ = writeln!(w, "\nSupported: Holm-adjusted p < {} with the predicted sign; contradicted: the same with the opposite sign; inconclusive otherwise. Pairs dropped because a row failed or lacked the metric: {dropped}.\n", theory::ALPHA);
+        let _ = writeln!(w, "In words, at this study's scale:\n");
+        for d in decisions {
+            let said = match d.verdict {
+                Verdict::Supported => "reproduces",
+                Verdict::Contradicted => "does not reproduce: the data go the other way",
+                Verdict::Inconclusive => "does not reproduce: no difference the test can tell from noise",
+            };
+            let _ = writeln!(w, "- `{}` {said}.", d.prediction.id);
+        }
+        let _ = writeln!(w);
     }
 
     let _ = writeln!(w, "## Results\n");
