@@ -389,8 +389,9 @@ impl Unit<'_> {
     /// MetaDistil with the pilot update: per batch, a plain SGD pilot step of the student, the
     /// pilot's cross-entropy on a quiz batch, a teacher SGD step on the finite-difference
     /// hypergradient, then the real student step with the updated teacher. The quiz rows are
-    /// carved from the fit rows and never trained on; the student trains on the rest. Only
-    /// the teacher's first member is updated (a copy; the cell's teacher is unchanged).
+    /// carved from the fit rows and never trained on; the student trains on the rest for
+    /// exactly `epochs` at a constant learning rate (no early stopping). Only the teacher's
+    /// first member is updated (a copy; the cell's teacher is unchanged).
     fn fit_meta(&self) -> Result<Network, ModelError> {
         let k = self.k();
         let (train_idx, quiz_idx) = meta::carve_quiz(self.fit.len(), self.spec.quiz_fraction, Some(&self.fit.y), seed::derive(self.seed, &["quiz"])).map_err(method_error)?;

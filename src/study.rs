@@ -619,6 +619,7 @@ impl<'a> Ctx<'a> {
                 if cell.config.fidelity.is_some() {
                     return Err(self.err(&at, format!("arm `{}` is not part of the fidelity protocol", arm.name())));
                 }
+                self.method_fits(*arm, &at, cell)?;
             }
         }
         Ok(())
@@ -640,6 +641,33 @@ impl<'a> Ctx<'a> {
             return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(Arm::KdIndependent))], "`kd-independent` is the control of the fidelity protocol", Some("add a [fidelity] section, or remove the arm".into())));
         }
         Ok(())
+    }
+
+    /// What a method arm needs of the two networks, where their layer widths are written out
+    /// (a CNN given by `width` and `depth` is checked when it trains).
+    fn method_fits(&self, arm: Arm, at: &[Step], cell: &Cell) -> Result<(), StudyError> {
+        let (StudentSpec::Neural(s), Some(t)) = (&cell.config.student, cell.config.teacher.network()) else { return Ok(()) };
+        let widths = |n: &crate::models::student::NeuralSpec| match n.kind {
+            StudentKind::Cnn => n.widths.clone(),
+            _ => Some(n.hidden_layers()),
+        };
+        let method = cell.config.method.clone().unwrap_or_default();
+        match (arm, widths(s), widths(&t.network)) {
+            (Arm::London | Arm::LondonDetached, Some(ws), Some(wt)) if ws.len() != wt.len() => Err(self.err_hint(
+                at,
+                format!("LONDON matches one σ per stage pair, so student and teacher need as many hidden layers (student {}, teacher {})", ws.len(), wt.len()),
+                Some("give the student as many hidden layers (or conv widths) as the teacher".into()),
+            )),
+            (Arm::FeatureKd, Some(ws), Some(wt)) if method.projector == crate::methods::Projector::Identity && ws.last() != wt.last() => Err(self.err_hint(
+                at,
+                format!("an identity projector needs equal penultimate widths (student {:?}, teacher {:?})", ws.last(), wt.last()),
+                Some("set method.projector = \"linear\"".into()),
+            )),
+            (Arm::MetaDistil, _, _) if s.augment.as_ref().is_some_and(|a| !a.is_identity()) => {
+                Err(self.err_hint(at, "meta-distil trains on the rows as they are (no augmentation)", Some("remove student.augment".into())))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// What the fidelity protocol needs of the other sections: network teacher and student,

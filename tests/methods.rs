@@ -85,7 +85,7 @@ const METHOD_STUDY: &str = r#"
 name = "methods-identities"
 claim = "method arms reduce to plain KD where they must"
 seeds = 2
-arms = ["kd", "london-detached", "london", "rco", "label-smoothing", "meta-distil"]
+arms = ["kd", "london-detached", "london", "rco", "label-smoothing", "meta-distil", "feature-kd"]
 
 [data]
 kind = "multiclass-synthetic"
@@ -134,6 +134,7 @@ fn released_london_and_one_anchor_rco_train_the_kd_student() {
         assert_ne!(get("london", seed, "log_loss"), get("kd", seed, "log_loss"), "the differentiable LONDON must change training");
         assert_ne!(get("label-smoothing", seed, "log_loss"), get("kd", seed, "log_loss"));
         assert_ne!(get("meta-distil", seed, "log_loss"), get("kd", seed, "log_loss"));
+        assert_ne!(get("feature-kd", seed, "log_loss"), get("kd", seed, "log_loss"));
         // Both σ gaps are measured; matching σ with the gradient flowing lowers the gap.
         assert!(get("london", seed, "sigma_gap") < get("kd", seed, "sigma_gap"), "seed {seed}");
     }
@@ -150,6 +151,8 @@ fn method_studies_refuse_what_the_arms_cannot_do() {
     let cases = [
         ("[teacher]\nkind = \"mlp\"\nhidden = [24, 24]\nepochs = 15\nvalidation_fraction = 0.0", "[teacher]\nkind = \"forest\"", "arms[1]", "teacher network"),
         ("rco_anchors = 1", "rco_anchors = 0", "method.rco_anchors", "at least 1"),
+        ("hidden = [8, 8]", "hidden = [8]", "arms[1]", "as many hidden layers"),
+        ("rco_anchors = 1", "rco_anchors = 1\nprojector = \"identity\"", "arms[6]", "penultimate widths"),
         ("london_weight = 0.01", "london_weight = -1.0", "method.london_weight", ">= 0"),
         ("london_weight = 0.01", "london_wieght = 0.01", "method.london_wieght", "london_weight"),
         ("london_weight = 0.01", "normalisation = \"batch-norm\"", "method.normalisation", "batch-standardise"),
