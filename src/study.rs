@@ -600,6 +600,18 @@ impl<'a> Ctx<'a> {
     /// Knowledge arms need a network student; method arms also a network teacher, and run
     /// outside the fidelity protocol.
     fn arms_fit_models(&self, arms: &[Arm], cells: &[Cell]) -> Result<(), StudyError> {
+        // Beside a method arm every arm trains in `methods::Unit`, which has no cross-fitting
+        // or corrections.
+        if arms.iter().any(|a| a.needs_teacher_network()) {
+            let plain = |a: &Arm| matches!(a, Arm::Labels | Arm::Kd | Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged) || a.needs_teacher_network();
+            if let Some(i) = arms.iter().position(|a| !plain(a)) {
+                return Err(self.err_hint(
+                    &[Step::Key("arms"), Step::Index(i)],
+                    format!("arm `{}` cannot run beside method arms (they train every arm from the teacher network, without cross-fitting or corrections)", arms[i].name()),
+                    Some("run it in a study of its own".into()),
+                ));
+            }
+        }
         for (i, arm) in arms.iter().enumerate() {
             let at = [Step::Key("arms"), Step::Index(i)];
             let knowledge = matches!(arm, Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged);

@@ -152,6 +152,7 @@ fn method_studies_refuse_what_the_arms_cannot_do() {
         ("[teacher]\nkind = \"mlp\"\nhidden = [24, 24]\nepochs = 15\nvalidation_fraction = 0.0", "[teacher]\nkind = \"forest\"", "arms[1]", "teacher network"),
         ("rco_anchors = 1", "rco_anchors = 0", "method.rco_anchors", "at least 1"),
         ("hidden = [8, 8]", "hidden = [8]", "arms[1]", "as many hidden layers"),
+        ("\"feature-kd\"]", "\"feature-kd\", \"crossfit\"]", "arms[7]", "beside method arms"),
         ("rco_anchors = 1", "rco_anchors = 1\nprojector = \"identity\"", "arms[6]", "penultimate widths"),
         ("london_weight = 0.01", "london_weight = -1.0", "method.london_weight", ">= 0"),
         ("london_weight = 0.01", "london_wieght = 0.01", "method.london_wieght", "london_weight"),
