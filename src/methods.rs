@@ -23,7 +23,7 @@ use crate::data::Dataset;
 use crate::distill::{self, feature, lipschitz_kd, meta, relational, route, Arm, DistillSpec, Gamma};
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
-use crate::models::student::{self, one_hot, ActivationLoss, Activations, LossKind, LossTerm, NeuralSpec, Network, StudentSpec, StudentTargets};
+use crate::models::student::{self, from_tensor, one_hot, to_tensor, ActivationLoss, Activations, LossKind, LossTerm, NeuralSpec, Network, StudentSpec, StudentTargets};
 use crate::models::ModelError;
 use crate::seed;
 
@@ -304,8 +304,8 @@ impl Unit<'_> {
         let teacher = self.teacher.clone();
         Ok(match arm {
             Arm::FeatureKd => {
-                let d_s = self.student_width()?;
-                let d_t = self.teacher_width()?;
+                let (s, t) = self.probe_activations()?;
+                let (d_s, d_t) = (s.penultimate.dim(1)?, t.penultimate.dim(1)?);
                 let projector = match self.spec.projector {
                     Projector::Identity if d_s != d_t => {
                         return Err(ModelError::Fit { model: "feature-kd", reason: format!("an identity projector needs equal feature widths; the student has {d_s}, the teacher {d_t}") })
@@ -318,7 +318,8 @@ impl Unit<'_> {
             Arm::Rkd => Some((1.0, Arc::new(RelationalTerm::Rkd { teacher, distance: self.spec.rkd_distance_weight, angle: self.spec.rkd_angle_weight }))),
             Arm::Gkd => Some((self.spec.gkd_weight, Arc::new(RelationalTerm::Gkd { teacher, neighbours: self.spec.gkd_neighbours, power: self.spec.gkd_power }))),
             Arm::London | Arm::LondonDetached => {
-                let (s, t) = (self.student_stages()?, self.teacher_stages()?);
+                let (s, t) = self.probe_activations()?;
+                let (s, t) = (s.stages.len(), t.stages.len());
                 if s != t {
                     return Err(ModelError::Fit { model: arm.name(), reason: format!("LONDON matches one σ per stage pair, so student and teacher need as many hidden layers; the student has {s}, the teacher {t}") });
                 }
@@ -333,22 +334,12 @@ impl Unit<'_> {
         Ok(to_tensor(self.test.x.slice(ndarray::s![..rows, ..]))?)
     }
 
-    fn student_width(&self) -> Result<usize, ModelError> {
-        let net = student::initial_network(self.student, self.fit.x.ncols(), self.k(), self.seed)?;
-        Ok(net.activations(&self.probe()?)?.penultimate.dim(1)?)
-    }
-
-    fn teacher_width(&self) -> Result<usize, ModelError> {
-        Ok(self.member()?.activations(&self.probe()?)?.penultimate.dim(1)?)
-    }
-
-    fn student_stages(&self) -> Result<usize, ModelError> {
-        let net = student::initial_network(self.student, self.fit.x.ncols(), self.k(), self.seed)?;
-        Ok(net.activations(&self.probe()?)?.stages.len())
-    }
-
-    fn teacher_stages(&self) -> Result<usize, ModelError> {
-        Ok(self.member()?.activations(&self.probe()?)?.stages.len())
+    /// The untrained student's and the teacher's activations on the probe rows (for the
+    /// widths and depths a method term needs to agree on).
+    fn probe_activations(&self) -> Result<(Activations, Activations), ModelError> {
+        let probe = self.probe()?;
+        let student = student::initial_network(self.student, self.fit.x.ncols(), self.k(), self.seed)?;
+        Ok((student.activations(&probe)?, self.member()?.activations(&probe)?))
     }
 
     /// RCO: the student epochs split over stages, stage i distilled from the teacher's
@@ -430,7 +421,7 @@ impl Unit<'_> {
                 let q: Vec<u32> = quiz_rows.choose_multiple(&mut rng, self.student.batch_size.min(quiz_rows.len())).copied().collect();
                 let qidx = Tensor::from_slice(&q, q.len(), &Device::Cpu)?;
                 let (xq, yq) = (xq_all.index_select(&qidx, 0)?, yq_all.index_select(&qidx, 0)?);
-                let theta_s = snapshot(&svars)?;
+                let theta_s = net.weights()?;
                 // Pilot step θ_S′ = θ_S − η′∇L, then g_q = ∇ CE(quiz) at θ_S′.
                 let grads = loss_of(&xb, &yb, false)?.backward()?;
                 for v in &svars {
@@ -441,7 +432,7 @@ impl Unit<'_> {
                 let quiz_grads = student::distillation_loss(&net.activations(&xq)?.logits, &yq, 1.0)?.backward()?;
                 let g_q = flatten(&svars, |v| quiz_grads.get(v).cloned())?;
                 let norm = g_q.dot(&g_q).sqrt();
-                restore(&svars, &theta_s)?;
+                net.set_weights(&theta_s)?;
                 if norm > 0.0 && norm.is_finite() && self.spec.teacher_learning_rate > 0.0 {
                     let eps = self.spec.finite_difference / norm;
                     let theta = flatten(&svars, |v| Some(v.as_tensor().clone()))?;
@@ -457,7 +448,7 @@ impl Unit<'_> {
                         eps,
                     )
                     .map_err(method_error)?;
-                    restore(&svars, &theta_s)?;
+                    net.set_weights(&theta_s)?;
                     let current = flatten(&tvars, |v| Some(v.as_tensor().clone()))?;
                     unflatten_into(&tvars, (&current - &(hyper * self.spec.teacher_learning_rate)).view())?;
                 }
@@ -545,12 +536,12 @@ fn linear_projector(d_s: usize, d_t: usize, seed: u64) -> candle_core::Result<(V
     Ok((Var::from_tensor(&Tensor::from_vec(w, (d_s, d_t), &Device::Cpu)?)?, Var::from_tensor(&Tensor::from_vec(b, d_t, &Device::Cpu)?)?))
 }
 
-/// Batches smaller than this (a last partial batch) contribute no activation term: batch
-/// standardisation needs two rows, an angle three.
+/// Batches smaller than this (a last partial batch) contribute no activation term: one row
+/// has no pairwise distances, and batch statistics of two rows are all ±1.
 const MIN_RELATIONAL_BATCH: usize = 3;
 
 fn too_small(x: &Tensor) -> candle_core::Result<Option<Tensor>> {
-    Ok((x.dim(0)? < MIN_RELATIONAL_BATCH).then(|| Tensor::zeros((), DType::F32, &Device::Cpu)).transpose()?)
+    (x.dim(0)? < MIN_RELATIONAL_BATCH).then(|| Tensor::zeros((), DType::F32, &Device::Cpu)).transpose()
 }
 
 /// The teacher's activations on the batch the student sees, cut from the graph.
@@ -633,23 +624,6 @@ impl ActivationLoss for LondonTerm {
         let sig_t = lipschitz_kd::stage_singular_values(&stage_vectors(&t)?, self.iterations, false).map_err(candle_msg)?;
         lipschitz_kd::london_loss(&sig_s, &sig_t).map_err(candle_msg)
     }
-}
-
-fn to_tensor(x: ArrayView2<f64>) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(x.iter().map(|&v| v as f32).collect::<Vec<f32>>(), (x.nrows(), x.ncols()), &Device::Cpu)
-}
-
-fn from_tensor(t: &Tensor) -> Result<Array2<f64>, ModelError> {
-    let (r, c) = t.dims2()?;
-    Ok(Array2::from_shape_vec((r, c), t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?).expect("shape from tensor"))
-}
-
-fn snapshot(vars: &[Var]) -> candle_core::Result<Vec<Tensor>> {
-    vars.iter().map(|v| v.as_tensor().copy()).collect()
-}
-
-fn restore(vars: &[Var], saved: &[Tensor]) -> candle_core::Result<()> {
-    vars.iter().zip(saved).try_for_each(|(v, s)| v.set(s))
 }
 
 /// The variables' values (or their gradients, zeros where absent) as one f64 vector.
