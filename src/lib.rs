@@ -27,3 +27,4 @@ pub mod seed;
 pub mod stats;
 pub mod study;
 pub mod theory;
+pub mod verdicts;

@@ -165,6 +165,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Validate every study before running any, so a typo in the last file does not
             // surface after an hour of work.
             let loaded = paths.iter().map(|p| study::load(p, &options)).collect::<Result<Vec<_>, StudyError>>()?;
+            if plan || slurm || slurm_dry_run {
+                loaded.iter().try_for_each(fixed_design)?;
+            }
             if plan {
                 return write_plans(&loaded, &out);
             }
@@ -193,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RunCell { study: arg, cell, index, common, jobs } => {
             let s = study::load(&resolve(&arg), &common.load())?;
+            fixed_design(&s)?;
             let index = match (cell, index) {
                 (Some(id), _) => runner::cell_index(&s, &id)?,
                 (None, Some(i)) => i,
@@ -215,7 +219,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check { studies } => {
             for path in studies.iter().map(|s| resolve(s)) {
                 let s = study::load(&path, &LoadOptions::default())?;
-                println!("{}: ok ({} cells × {} seeds × {} arms, {} predictions)", path.display(), s.cells.len(), s.seeds, s.arms.len(), s.predictions.len());
+                let seeds = if s.plan.is_sequential() { format!("{} to {} seeds in steps of {}", s.plan.min, s.plan.max, s.plan.step) } else { format!("{} seeds", s.seeds) };
+                println!("{}: ok ({} cells × {seeds} × {} arms, {} predictions)", path.display(), s.cells.len(), s.arms.len(), s.predictions.len());
             }
             Ok(())
         }
@@ -241,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let s = study::load(&resolve(&target), &common.load())?;
+            fixed_design(&s)?;
             let jobs = jobs.unwrap_or(1);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
             let summary = runner::merge(&s, &RunOptions { jobs, out: common.out.clone(), progress: false, max_memory: None })?;
@@ -248,6 +254,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Cluster runs compute a fixed set of units; a sequential design decides its next look from
+/// the verdicts of the last, which only a local run does.
+fn fixed_design(s: &study::Study) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !s.plan.is_sequential(),
+        "{}: a sequential design (seeds = {{ min, max, step }}) runs its looks locally; for a cluster run, fix the seeds with --seeds N (e.g. --seeds {})",
+        s.path.display(),
+        s.plan.max
+    );
+    Ok(())
 }
 
 /// `kdlab study --plan`: prints each study's plan and writes it to `<out>/<study>/plan.json`.

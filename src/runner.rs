@@ -33,6 +33,7 @@ use crate::distill::{self, Gamma, GammaRule};
 use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::seed;
 use crate::study::{Cell, Study};
+use crate::verdicts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -98,9 +99,41 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
     }
     ensure_data(study, 0..study.cells.len())?;
     let _lock = fsio::DirLock::acquire(&dir).map_err(io_error(&dir))?;
-    let units: Vec<(usize, usize)> = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s))).collect();
-    let outcome = run_units(study, &units, options)?;
+    let outcome = if study.plan.is_sequential() {
+        run_looks(study, options)?
+    } else {
+        let units: Vec<(usize, usize)> = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s))).collect();
+        run_units(study, &units, options)?
+    };
     finish(study, options, outcome, started)
+}
+
+/// A sequential design: run the units each look needs (the verdicts decide which: every cell
+/// at the first look, then the cells of the predictions still undecided), until the design
+/// is decided or at its maximum. Looks are replayed from the stored shards, so a resumed run
+/// continues where it stopped.
+fn run_looks(study: &Study, options: &RunOptions) -> Result<UnitsOutcome, RunError> {
+    let mut total = UnitsOutcome { shards: BTreeMap::new(), computed: 0, reused: 0, compute_seconds: 0.0, teachers: TeacherCounts::default() };
+    loop {
+        let rows: Vec<Row> = total.shards.values().flat_map(|s| s.rows.iter().cloned()).collect();
+        let Some(next) = verdicts::evaluate(study, &rows).next else { return Ok(total) };
+        let units: Vec<(usize, usize)> = next.cells.iter().flat_map(|&c| (0..next.seeds).map(move |s| (c, s))).filter(|u| !total.shards.contains_key(u)).collect();
+        if units.is_empty() {
+            // Every unit the look needs has run but produced no rows: nothing more can be added.
+            return Ok(total);
+        }
+        if options.progress {
+            eprintln!("{}: look {} ({} seeds): {} units", study.name, next.index, next.seeds, units.len());
+        }
+        let look = run_units(study, &units, options)?;
+        total.shards.extend(look.shards);
+        total.computed += look.computed;
+        total.reused += look.reused;
+        total.compute_seconds += look.compute_seconds;
+        total.teachers.fitted += look.teachers.fitted;
+        total.teachers.loaded += look.teachers.loaded;
+        total.teachers.uses += look.teachers.uses;
+    }
 }
 
 /// What [`run_units`] did.

@@ -21,6 +21,7 @@ use crate::models::TeacherSpec;
 use crate::results;
 use crate::seed;
 use crate::theory::TheorySpec;
+use crate::verdicts::sequential::SeedPlan;
 use crate::diagnostics::suite::DiagnosticsSpec;
 use crate::fidelity::FidelitySpec;
 use crate::methods::MethodSpec;
@@ -120,6 +121,9 @@ pub struct Prediction {
     pub test: TestKind,
     /// Non-inferiority margin δ: `lower` then means lhs < rhs + δ, `higher` lhs > rhs − δ.
     pub margin: Option<f64>,
+    /// The smallest effect the claim cares about (on the reported effect's scale): sizes the
+    /// seeds needed and tells an underpowered inconclusive verdict from a powered one.
+    pub min_effect: Option<f64>,
 }
 
 /// Everything one cell computes with.
@@ -170,7 +174,10 @@ pub struct Study {
     pub name: String,
     pub claim: String,
     pub description: Option<String>,
+    /// The most seeds any cell runs (`plan.max`); seeds are numbered `0..seeds`.
     pub seeds: usize,
+    /// A fixed number of seeds, or looks from `min` to `max` (see [`crate::verdicts::sequential`]).
+    pub plan: SeedPlan,
     pub base_seed: u64,
     pub arms: Vec<Arm>,
     pub axes: Vec<GridAxis>,
@@ -183,7 +190,7 @@ const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "ar
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
-const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate"];
+const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate", "min_effect"];
 /// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 pub const MAX_SEEDS: usize = 10_000;
 pub const MAX_CELLS: usize = 100_000;
@@ -327,7 +334,7 @@ impl<'a> Ctx<'a> {
             Some(Value::String(s)) => Some(s.clone()),
             Some(v) => return Err(self.err(&[Step::Key("description")], format!("must be a string, got {}", v.type_str()))),
         };
-        let mut seeds = self.integer(&table, "seeds", 10, 1, MAX_SEEDS as i64)? as usize;
+        let mut plan = self.seed_plan(&table)?;
         if let Some(s) = options.seeds {
             if s == 0 || s > MAX_SEEDS {
                 return Err(StudyError {
@@ -339,10 +346,11 @@ impl<'a> Ctx<'a> {
                     hint: None,
                 });
             }
-            seeds = s;
+            plan = SeedPlan::fixed(s);
         }
         if options.quick {
-            seeds = seeds.min(QUICK_SEEDS);
+            // The smoke version is a fixed design: it checks the pipeline, not the looks.
+            plan = SeedPlan::fixed(plan.min.min(QUICK_SEEDS));
         }
         let base_seed = self.integer(&table, "seed", 0, 0, i64::MAX)? as u64;
         let arms = self.arms(&table)?;
@@ -376,7 +384,8 @@ impl<'a> Ctx<'a> {
             name,
             claim,
             description,
-            seeds,
+            seeds: plan.max,
+            plan,
             base_seed,
             arms,
             axes: axes.into_iter().map(|a| GridAxis { key: a.key, levels: a.levels }).collect(),
@@ -397,6 +406,36 @@ impl<'a> Ctx<'a> {
             Some(v) => Err(self.err(&[Step::Key(key)], format!("must be a string, got {}", v.type_str()))),
             None => Err(self.err_hint(&[], format!("the study has no `{key}`"), Some(format!("add `{key} = \"...\"` at the top")))),
         }
+    }
+
+    /// `seeds = n` (a fixed design) or `seeds = { min, max, step }` (looks until decided).
+    fn seed_plan(&self, table: &Table) -> Result<SeedPlan, StudyError> {
+        let Some(Value::Table(t)) = table.get("seeds") else {
+            return Ok(SeedPlan::fixed(self.integer(table, "seeds", 10, 1, MAX_SEEDS as i64)? as usize));
+        };
+        for key in t.keys() {
+            if !["min", "max", "step"].contains(&key.as_str()) {
+                return Err(self.unknown_key(&[Step::Key("seeds"), Step::Key(key)], key, &["min", "max", "step"], "key of a sequential design"));
+            }
+        }
+        let at = |k: &'static str| [Step::Key("seeds"), Step::Key(k)];
+        let get = |k: &'static str| -> Result<usize, StudyError> {
+            match t.get(k) {
+                Some(Value::Integer(i)) if (2..=MAX_SEEDS as i64).contains(i) => Ok(*i as usize),
+                Some(v) => Err(self.err(&at(k), format!("must be an integer between 2 and {MAX_SEEDS}, got {v}"))),
+                None => Err(self.err_hint(&[Step::Key("seeds")], format!("a sequential design needs `{k}`"), Some("write seeds = { min = 5, max = 40, step = 5 }, or a plain number for a fixed design".into()))),
+            }
+        };
+        let (min, max) = (get("min")?, get("max")?);
+        let step = match t.get("step") {
+            Some(Value::Integer(i)) if (1..=MAX_SEEDS as i64).contains(i) => *i as usize,
+            Some(v) => return Err(self.err(&at("step"), format!("must be a positive integer, got {v}"))),
+            None => return Err(self.err_hint(&[Step::Key("seeds")], "a sequential design needs `step`", Some("write seeds = { min = 5, max = 40, step = 5 }".into()))),
+        };
+        if min >= max {
+            return Err(self.err_hint(&at("max"), format!("must exceed `min` ({min}), got {max}"), Some(format!("for a fixed design write seeds = {min}"))));
+        }
+        Ok(SeedPlan { min, max, step })
     }
 
     fn integer(&self, table: &Table, key: &str, default: i64, min: i64, max: i64) -> Result<i64, StudyError> {
@@ -817,6 +856,12 @@ impl<'a> Ctx<'a> {
                 Some(Value::Integer(m)) if *m >= 0 => Some(*m as f64),
                 Some(v) => return Err(self.err(&at("margin"), format!("must be a number >= 0, got {v}"))),
             };
+            let min_effect = match p.get("min_effect") {
+                None => None,
+                Some(Value::Float(m)) if m.is_finite() && *m > 0.0 => Some(*m),
+                Some(Value::Integer(m)) if *m > 0 => Some(*m as f64),
+                Some(v) => return Err(self.err(&at("min_effect"), format!("must be a number > 0 (the smallest effect the claim cares about), got {v}"))),
+            };
             if margin.is_some() && test == TestKind::PitmanMorgan {
                 return Err(self.err(&at("margin"), "a margin applies to means, not to a variance test"));
             }
@@ -945,7 +990,10 @@ impl<'a> Ctx<'a> {
                 Some(v) => return Err(self.err(&at("where"), format!("must be a table of axis levels, e.g. where = {{ \"data.n_train\" = 100 }}, got {}", v.type_str()))),
             }
             let statement = string("statement")?.unwrap_or_else(|| default_statement(&metric, &comparison, expect, axes));
-            out.push(Prediction { id, statement, metric, comparison, expect, filter, test, margin });
+            if matches!(comparison, Comparison::Correlation { .. }) && min_effect.is_some_and(|m| m >= 1.0) {
+                return Err(self.err(&at("min_effect"), "a correlation's smallest effect of interest is an r below 1"));
+            }
+            out.push(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect });
         }
         Ok(out)
     }

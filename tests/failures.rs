@@ -59,8 +59,8 @@ fn a_diverging_cell_fails_alone_and_is_reported() {
     assert!(report.contains("Failed rows: 6."), "the verdict line counts failed rows");
     assert!(report.contains("6 rows failed and are excluded from every statistic above."));
     // The prediction pairs only computed rows: 3 seeds of the sane cell, 3 pairs dropped.
-    let decision = &kdlab::theory::evaluate(&study, &rows)[0];
-    assert_eq!((decision.n_pairs, decision.dropped), (3, 3));
+    let decision = &kdlab::verdicts::evaluate(&study, &rows).decisions[0];
+    assert_eq!((decision.seeds(), decision.cells, decision.dropped), (3, 1, 3));
 }
 
 #[test]

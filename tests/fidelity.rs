@@ -337,17 +337,18 @@ fn constant_and_correlation_predictions_decide_on_the_right_pairs() {
         reliability: Vec::new(),
     };
     let rows: Vec<Row> = (0..4).map(|s| row(s, 0.95 + 0.01 * s as f64, 0.5 + 0.1 * s as f64 + 0.001 * (s * s) as f64)).collect();
-    let decisions = kdlab::theory::evaluate(&study, &rows);
-    let constant = decisions[0].comparison.as_ref().unwrap();
-    assert!((constant.mean_diff - 0.065).abs() < 1e-12, "mean − 0.9: {}", constant.mean_diff);
+    let decisions = kdlab::verdicts::evaluate(&study, &rows).decisions;
+    let constant = decisions[0].test.as_ref().unwrap();
+    assert!((constant.effect - 0.065).abs() < 1e-12, "mean − 0.9: {}", constant.effect);
     assert_eq!(decisions[0].verdict, kdlab::stats::Verdict::Supported);
-    let r = decisions[1].comparison.as_ref().unwrap();
-    assert_eq!(r.test, kdlab::stats::PairedTest::Pearson);
-    assert!(r.mean_diff > 0.99 && r.n == 4, "r = {}", r.mean_diff);
+    // One cell: the within-cell correlation over the 3 Helmert contrasts of the 4 seeds.
+    let r = decisions[1].test.as_ref().unwrap();
+    assert_eq!(r.method, kdlab::verdicts::seed_tests::Method::CorrelationContrasts);
+    assert!(r.effect > 0.99 && r.seeds == 4 && r.units == 3, "r = {}", r.effect);
     // Reversed accuracy: the correlation is negative, so the positive prediction is contradicted
     // or inconclusive, never supported.
     let rows: Vec<Row> = (0..4).map(|s| row(s, 0.95 + 0.01 * s as f64, 0.9 - 0.1 * s as f64)).collect();
-    let decisions = kdlab::theory::evaluate(&study, &rows);
-    assert!(decisions[1].comparison.as_ref().unwrap().mean_diff < -0.99);
+    let decisions = kdlab::verdicts::evaluate(&study, &rows).decisions;
+    assert!(decisions[1].test.as_ref().unwrap().effect < -0.99);
     assert_ne!(decisions[1].verdict, kdlab::stats::Verdict::Supported);
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use kdlab::stats::Verdict;
-use kdlab::theory;
+use kdlab::verdicts;
 
 const STUDY: &str = r#"name = "kd-theory"
 claim = "Plain KD passes the teacher's error to the student."
@@ -61,13 +61,13 @@ fn plain_kd_passes_teacher_error_to_the_student() {
     // population error ‖p̂ − p0‖² ≈ 0.34 against ≈ 0.23 at depth 8 (measured). With 10 seeds
     // the paired differences measured 0.214 ± 0.08 (sd) nats for the first prediction and
     // −0.256 ± 0.012 for the second, i.e. standardized effects of ≈ 2.7 and ≈ 20 per pair. With
-    // 20 pairs the t statistic of the weaker one is noncentral with ncp ≈ 12 (mean ≈ 12.5, sd
+    // 20 seeds (one cell each) the t statistic of the weaker one is noncentral with ncp ≈ 12 (mean ≈ 12.5, sd
     // ≈ 2.5 at 19 degrees of freedom); failing needs it below the Holm threshold ≈ 2.4, more
     // than 4 sd away: a chance below 1e-4 for any draw of seeds.
-    let decisions = theory::evaluate(&study, &rows);
+    let decisions = verdicts::evaluate(&study, &rows).decisions;
     for d in &decisions {
-        let c = d.comparison.as_ref().expect("20 pairs are tested");
-        assert_eq!(d.n_pairs, 20, "{}", d.prediction.id);
+        let c = d.test.as_ref().expect("20 seeds are tested");
+        assert_eq!((c.seeds, d.cells), (20, 1), "{}", d.prediction.id);
         assert_eq!(d.verdict, Verdict::Supported, "{}: {c:?}", d.prediction.id);
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use kdlab::stats::{self, Verdict};
-use kdlab::theory;
+use kdlab::verdicts;
 
 const STUDY: &str = r#"name = "semiparametric-theory"
 claim = "Cross-fitting repairs overfitting teachers; gamma correction repairs underfitting ones."
@@ -59,8 +59,8 @@ fn semiparametric_predictions_hold_where_p0_is_known() {
     // −0.049 ± 0.0036 for gamma vs KD at depth 1: standardized effects of about 7 and 13 per
     // pair, t ≈ 22 and ≈ 42 with 10 pairs. A Holm-rejection needs |t| > 2.7 or so: a replicate
     // would have to lose ~90% of a 7-sd-per-pair effect, which has probability far below 1e-6.
-    for d in theory::evaluate(&study, &rows) {
-        let c = d.comparison.as_ref().expect("tested");
+    for d in verdicts::evaluate(&study, &rows).decisions {
+        let c = d.test.as_ref().expect("tested");
         assert_eq!(d.verdict, Verdict::Supported, "{}: {c:?}", d.prediction.id);
     }
 
@@ -119,11 +119,11 @@ fn full_orthogonal_correction_varies_more_across_seeds() {
     // under its expectation: probability about 3e-4.
     let source = small_design("semiparametric-variance", 120, 4099, r#"["gamma-corrected", "full-orthogonal"]"#, "[1, 30]", VARIANCE_PREDICTION);
     let (study, rows) = common::run_study(&source);
-    let decisions = theory::evaluate(&study, &rows);
+    let decisions = verdicts::evaluate(&study, &rows).decisions;
     let d = &decisions[0];
-    let c = d.comparison.as_ref().expect("tested");
-    assert_eq!(c.n, 240);
-    assert!(c.mean_diff > 0.0, "{c:?}");
+    let c = d.test.as_ref().expect("tested");
+    assert_eq!((c.seeds, c.units, d.cells), (120, 119, 2));
+    assert!(c.effect > 0.0, "{c:?}");
     assert_eq!(d.verdict, Verdict::Supported, "{c:?}");
 }
 
@@ -148,9 +148,9 @@ fn enhanced_is_within_margin_of_the_best_in_every_regime() {
     // than 10 standard errors: probability far below 1e-6.
     let source = small_design("semiparametric-enhanced", 10, 3571, r#"["labels", "kd", "enhanced"]"#, "[1, 3, 30]", &robustness_predictions());
     let (study, rows) = common::run_study(&source);
-    for d in theory::evaluate(&study, &rows) {
-        let c = d.comparison.as_ref().expect("tested");
-        assert_eq!(c.n, 10, "{}", d.prediction.id);
+    for d in verdicts::evaluate(&study, &rows).decisions {
+        let c = d.test.as_ref().expect("tested");
+        assert_eq!((c.seeds, d.cells), (10, 1), "{}", d.prediction.id);
         assert_eq!(d.verdict, Verdict::Supported, "{}: {c:?}", d.prediction.id);
     }
 }

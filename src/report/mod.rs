@@ -9,8 +9,6 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::distill::Arm;
 use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
@@ -18,20 +16,13 @@ use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
 use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
 use crate::stats::{self, Summary, Verdict};
-use crate::study::{self, Comparison, Expect, Study, TestKind};
-use crate::theory::{self, Decision};
+use crate::study::{self, Study};
+use crate::theory;
+use crate::verdicts::{self, Decision, Evaluation};
 
-/// The per-study verdict counts kept for the index.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VerdictFile {
-    pub name: String,
-    pub claim: String,
-    pub supported: usize,
-    pub contradicted: usize,
-    pub inconclusive: usize,
-    pub failed_rows: usize,
-    pub verdicts: Vec<(String, String)>,
-}
+mod predictions;
+
+pub use predictions::{PredictionRecord, VerdictFile};
 
 /// Metrics shown in the results tables, in order (others stay in the CSV).
 const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "bayes_sq_error", "student_error", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_log10_c", "critical_radius_proxy", "critical_radius_empirical"];
@@ -153,21 +144,12 @@ fn median(v: &[f64]) -> f64 {
 /// report's path.
 pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Path) -> io::Result<PathBuf> {
     let dir = out.join(&study.name);
-    let decisions = theory::evaluate(study, rows);
-    let figures = write_figures(study, rows, &decisions, &dir)?;
-    let markdown = render(study, rows, &decisions, provenance, &figures);
+    let evaluation = verdicts::evaluate(study, rows);
+    let figures = write_figures(study, rows, &evaluation.decisions, &dir)?;
+    let markdown = render(study, rows, &evaluation, provenance, &figures);
     let report = out.join(format!("{}.md", study.name));
     fsio::write_atomic(&report, markdown.as_bytes())?;
-    let count = |v: Verdict| decisions.iter().filter(|d| d.verdict == v).count();
-    let verdicts = VerdictFile {
-        name: study.name.clone(),
-        claim: study.claim.clone(),
-        supported: count(Verdict::Supported),
-        contradicted: count(Verdict::Contradicted),
-        inconclusive: count(Verdict::Inconclusive),
-        failed_rows: rows.iter().filter(|r| r.failure.is_some()).count(),
-        verdicts: decisions.iter().map(|d| (d.prediction.id.clone(), verdict_word(d.verdict).to_string())).collect(),
-    };
+    let verdicts = VerdictFile::new(study, rows, &evaluation);
     fsio::write_atomic(&dir.join("verdicts.json"), serde_json::to_string_pretty(&verdicts).expect("serialisable").as_bytes())?;
     write_index(out)?;
     Ok(report)
@@ -177,8 +159,9 @@ pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Pa
 pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
     let provenance: Provenance = serde_json::from_slice(&std::fs::read(results_dir.join("provenance.json"))?)?;
     let source = std::fs::read_to_string(results_dir.join("study.toml"))?;
-    let options = study::LoadOptions { seeds: Some(provenance.seeds), quick: provenance.quick };
-    let study = study::parse(Path::new(&provenance.study_file), &source, &options)?;
+    // The file's own design, unless the run overrode its seeds (`--seeds`, `--quick`).
+    let own = study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds: None, quick: provenance.quick })?;
+    let study = if own.seeds == provenance.seeds { own } else { study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds: Some(provenance.seeds), quick: provenance.quick })? };
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
     let rows = results::read(results_dir, &axes)?;
     let out = results_dir.parent().unwrap_or(Path::new("."));
@@ -302,7 +285,8 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
 /// File (in a study's results directory) of its loss slices.
 pub const LOSS_SURFACES: &str = "loss-surfaces.json";
 
-fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance, figures: &[(String, String)]) -> String {
+fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenance, figures: &[(String, String)]) -> String {
+    let decisions = &evaluation.decisions;
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# {}\n", study.name);
@@ -322,7 +306,7 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     );
 
     let _ = writeln!(w, "## Setup\n");
-    let _ = writeln!(w, "- Seeds: {} (base seed {}){}; cells: {}; rows: {}.", study.seeds, study.base_seed, if study.quick { ", quick smoke version" } else { "" }, study.cells.len(), rows.len());
+    let _ = writeln!(w, "- Seeds: {} (base seed {}){}; cells: {}; rows: {}.", predictions::seed_design(study), study.base_seed, if study.quick { ", quick smoke version" } else { "" }, study.cells.len(), rows.len());
     if study.axes.is_empty() {
         let _ = writeln!(w, "- Grid: none (a single cell).");
     }
@@ -362,64 +346,11 @@ fn render(study: &Study, rows: &[Row], decisions: &[Decision], prov: &Provenance
     }
     let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
     let _ = writeln!(w, "- Summaries: mean and two-sided 95% Student-t interval over seeds, with n; failed rows are excluded from every statistic.");
-    let _ = writeln!(w, "- Predictions: the test named in each row on paired differences lhs − rhs (paired by seed, and by cell or by the other grid levels), two-sided; Holm's step-down correction across the study's {} predictions at family-wise α = {}.", decisions.len(), theory::ALPHA);
+    predictions::statistics_paragraph(w, evaluation);
     let _ = writeln!(w, "- Population metrics (`excess_risk`, `bayes_sq_error`, `teacher_error_population`) use a fresh Monte-Carlo sample from the known p0, never the test set.");
     let _ = writeln!(w, "\n<details><summary>Study file</summary>\n\n```toml\n{}\n```\n</details>\n", study.source.trim_end());
 
-    let _ = writeln!(w, "## Predictions\n");
-    if decisions.is_empty() {
-        let _ = writeln!(w, "The study states no predictions.\n");
-    } else {
-        let _ = writeln!(w, "| id | prediction | metric | test | n pairs | mean diff (lhs − rhs; variance diff for Pitman–Morgan; r for Pearson) | 95% CI | p | Holm p | verdict |");
-        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
-        for d in decisions {
-            let p = &d.prediction;
-            let cells = if p.filter.is_empty() {
-                String::new()
-            } else {
-                format!(" (where {})", p.filter.iter().map(|(a, l)| format!("{} = {l}", study.axes[*a].key)).collect::<Vec<_>>().join(", "))
-            };
-            let what = match (&p.test, &p.comparison) {
-                (TestKind::PitmanMorgan, _) => "variance difference",
-                (TestKind::Pearson, _) => "r",
-                (_, Comparison::Constant { .. }) => "mean − constant",
-                _ => "difference",
-            };
-            let expect = match (p.expect, p.margin) {
-                (Expect::Lower, None) => format!("expects {what} < 0"),
-                (Expect::Higher, None) => format!("expects {what} > 0"),
-                (Expect::Lower, Some(m)) => format!("non-inferiority: expects difference < {m}, tested as lhs − (rhs + {m}) < 0"),
-                (Expect::Higher, Some(m)) => format!("non-inferiority: expects difference > −{m}, tested as lhs − (rhs − {m}) > 0"),
-            };
-            let (diff, ci, pv) = match &d.comparison {
-                Some(c) => (fmt_num(c.mean_diff), format!("[{}, {}]", fmt_num(c.ci_low), fmt_num(c.ci_high)), fmt_p(c.p_value)),
-                None => ("–".into(), "–".into(), "–".into()),
-            };
-            let _ = writeln!(
-                w,
-                "| {} | {}{cells}; {expect} | `{}` | {} | {} | {diff} | {ci} | {pv} | {} | **{}** |",
-                p.id,
-                p.statement,
-                p.metric,
-                p.test.describe(),
-                d.n_pairs,
-                d.adjusted_p.map(fmt_p).unwrap_or_else(|| "–".into()),
-                verdict_word(d.verdict)
-            );
-        }
-        let dropped: usize = decisions.iter().map(|d| d.dropped).sum();
-        let _ = writeln!(w, "\nSupported: Holm-adjusted p < {} with the predicted sign; contradicted: the same with the opposite sign; inconclusive otherwise. Pairs dropped because a row failed or lacked the metric: {dropped}.\n", theory::ALPHA);
-        let _ = writeln!(w, "In words, at this study's scale:\n");
-        for d in decisions {
-            let said = match d.verdict {
-                Verdict::Supported => "reproduces",
-                Verdict::Contradicted => "does not reproduce: the data go the other way",
-                Verdict::Inconclusive => "does not reproduce: no difference the test can tell from noise",
-            };
-            let _ = writeln!(w, "- `{}` {said}.", d.prediction.id);
-        }
-        let _ = writeln!(w);
-    }
+    predictions::section(w, study, evaluation);
 
     let _ = writeln!(w, "## Results\n");
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
@@ -539,7 +470,7 @@ pub fn write_index(out: &Path) -> io::Result<()> {
         }
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut md = String::from("# kdlab reports\n\nOne report per study; verdicts are Holm-corrected across each study's predictions.\n\n");
+    let mut md = String::from("# kdlab reports\n\nOne report per study. Holm's correction holds the family-wise error at α = 0.05 within each study (over its predictions and, for a sequential design, its looks); it does not reach across studies, so a sum of verdicts over the table below has no joint error guarantee: with many studies, some verdicts are expected to be wrong by chance.\n\n");
     md.push_str("| study | claim | supported | contradicted | inconclusive | failed rows |\n|---|---|---|---|---|---|\n");
     for e in &entries {
         let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.failed_rows);

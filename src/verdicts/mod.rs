@@ -1,0 +1,278 @@
+//! Deciding a study's predictions with the seed as the unit of analysis.
+//!
+//! For each prediction, [`per_seed`] gathers its paired values by seed (a measurement that is
+//! the same row in several cells counts once), [`seed_tests`] reduces each seed's cells to
+//! independent units and runs the prediction's test over them, Holm's correction runs across
+//! the study's predictions, and [`power`] says what the seeds run could detect. A sequential
+//! design ([`sequential`]) repeats this at each look with the α that look may spend.
+//!
+//! A verdict is *supported* when the Holm-corrected test rejects in the predicted direction,
+//! *contradicted* when it rejects in the other, and *inconclusive* otherwise, with the kind of
+//! inconclusive stated (no test, underpowered, or powered and no effect of interest).
+
+pub mod per_seed;
+pub mod power;
+pub mod seed_tests;
+pub mod sequential;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::results::Row;
+use crate::stats::{self, Verdict};
+use crate::study::{Expect, Prediction, Study, TestKind};
+use seed_tests::{Method, SeedTest};
+use sequential::{Look, SeedPlan};
+
+/// Family-wise error rate of the Holm correction over a study's predictions (and over all the
+/// looks of a sequential design).
+pub const ALPHA: f64 = 0.05;
+/// The power at which detectable effects and seeds needed are stated.
+pub const POWER: f64 = 0.8;
+/// Largest seed count the power search tries.
+const MAX_SEEDS_SEARCHED: usize = 1_000_000;
+/// Fewest seeds at which an exact two-sided signed-rank test can reach p < 0.05 (2/2⁶).
+const WILCOXON_MIN_SEEDS: usize = 6;
+
+/// Why a prediction is inconclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Inconclusive {
+    /// No test could run (too few seeds, no spread); the decision's `no_test` says why.
+    NoTest,
+    /// The seeds run had under 80% power for the smallest effect of interest.
+    Underpowered,
+    /// 80% power for the smallest effect of interest, and no effect found.
+    NoEffectOfInterest,
+    /// No `min_effect` stated: only the detectable effect can be given.
+    NoEffectOfInterestStated,
+}
+
+impl Inconclusive {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Inconclusive::NoTest => "no test could run",
+            Inconclusive::Underpowered => "underpowered for the smallest effect of interest",
+            Inconclusive::NoEffectOfInterest => "powered for the smallest effect of interest, and no effect of that size",
+            Inconclusive::NoEffectOfInterestStated => "no difference told from noise (no smallest effect of interest stated)",
+        }
+    }
+}
+
+/// What the seeds run could detect, on the reported effect's scale, at the look's α before
+/// Holm (two-sided) and 80% power.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowerFigures {
+    /// The level the figures use.
+    pub alpha: f64,
+    /// Sd of the tested unit values (per-seed means, contrasts or Fisher z).
+    pub unit_sd: f64,
+    /// Smallest |effect| detected with 80% power at the seeds run (NaN when none can be).
+    pub detectable_effect: f64,
+    /// Seeds needed to detect the observed effect with 80% power (`None`: more than a million,
+    /// or no effect).
+    pub seeds_for_observed: Option<usize>,
+    /// Seeds needed for the prediction's `min_effect`, when it states one.
+    pub seeds_for_min_effect: Option<usize>,
+}
+
+/// One prediction's outcome.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub prediction: Prediction,
+    /// The test over the seeds; `None` when none could run (`no_test` says why).
+    pub test: Option<SeedTest>,
+    pub no_test: Option<String>,
+    /// Distinct cells that gave values.
+    pub cells: usize,
+    /// Pairs dropped because a row failed or lacked the metric.
+    pub dropped: usize,
+    /// Repeated measurements (the same rows in several cells) counted once.
+    pub duplicates: usize,
+    pub adjusted_p: Option<f64>,
+    pub verdict: Verdict,
+    pub inconclusive: Option<Inconclusive>,
+    /// The 1-based look that decided it, and the seeds that look used.
+    pub look: usize,
+    pub seeds_run: usize,
+    pub power: Option<PowerFigures>,
+}
+
+impl Decision {
+    /// Seeds whose values entered the test (0 when none ran).
+    pub fn seeds(&self) -> usize {
+        self.test.as_ref().map_or(0, |t| t.seeds)
+    }
+}
+
+/// The seeds and cells a sequential design's next look needs before it can decide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextLook {
+    pub index: usize,
+    pub seeds: usize,
+    pub cells: BTreeSet<usize>,
+}
+
+/// Every prediction's decision, the looks taken, and what the next look needs when the rows
+/// end before the design is finished.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub decisions: Vec<Decision>,
+    pub plan: SeedPlan,
+    pub looks: Vec<Look>,
+    pub next: Option<NextLook>,
+}
+
+/// Decides every prediction of `study` on `rows`: at each look of the study's seed plan (one
+/// look for a fixed design), Holm at that look's α over the predictions still undecided.
+pub fn evaluate(study: &Study, rows: &[Row]) -> Evaluation {
+    let plan = study.plan;
+    let (looks, levels) = (plan.looks(), plan.alpha_per_look(ALPHA));
+    let present: BTreeSet<(usize, usize)> = rows.iter().map(|r| (r.cell_index, r.seed)).collect();
+    let mut latest: Vec<Option<Decision>> = vec![None; study.predictions.len()];
+    let mut open: Vec<usize> = (0..study.predictions.len()).collect();
+    let mut taken = Vec::new();
+    let mut next = None;
+    for (k, (&seeds, &level)) in looks.iter().zip(&levels).enumerate() {
+        if open.is_empty() {
+            break;
+        }
+        let last = k + 1 == looks.len();
+        if plan.is_sequential() {
+            let cells: BTreeSet<usize> = if k == 0 { (0..study.cells.len()).collect() } else { open.iter().flat_map(|&i| per_seed::cells_used(study, &study.predictions[i])).collect() };
+            if cells.iter().any(|&c| (0..seeds).any(|s| !present.contains(&(c, s)))) {
+                next = Some(NextLook { index: k + 1, seeds, cells });
+                break;
+            }
+        }
+        let mut at_look: Vec<Decision> = open.iter().map(|&i| decide_one(study, rows, &study.predictions[i], seeds, level, k + 1)).collect();
+        correct(&mut at_look, level);
+        let mut decided = Vec::new();
+        let mut still_open = Vec::new();
+        for (i, d) in open.iter().copied().zip(at_look) {
+            let stop = d.verdict != Verdict::Inconclusive || d.inconclusive == Some(Inconclusive::NoEffectOfInterest) || last;
+            if stop {
+                decided.push(d.prediction.id.clone());
+            } else {
+                still_open.push(i);
+            }
+            latest[i] = Some(d);
+        }
+        taken.push(Look { index: k + 1, seeds, alpha: level, decided });
+        open = still_open;
+    }
+    let decisions = latest.into_iter().zip(&study.predictions).map(|(d, p)| d.unwrap_or_else(|| not_reached(p))).collect();
+    Evaluation { decisions, plan, looks: taken, next }
+}
+
+/// A prediction no look has reached yet (the rows stop before its first look).
+fn not_reached(prediction: &Prediction) -> Decision {
+    Decision {
+        prediction: prediction.clone(),
+        test: None,
+        no_test: Some("the study's first look has not run".into()),
+        cells: 0,
+        dropped: 0,
+        duplicates: 0,
+        adjusted_p: None,
+        verdict: Verdict::Inconclusive,
+        inconclusive: Some(Inconclusive::NoTest),
+        look: 0,
+        seeds_run: 0,
+        power: None,
+    }
+}
+
+/// The non-inferiority shift subtracted from lhs − rhs: testing lhs − (rhs ± δ).
+fn margin_shift(prediction: &Prediction) -> f64 {
+    match (prediction.margin, prediction.expect) {
+        (Some(m), Expect::Lower) => m,
+        (Some(m), Expect::Higher) => -m,
+        (None, _) => 0.0,
+    }
+}
+
+/// One prediction at one look, before the multiple-testing correction.
+fn decide_one(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize, level: f64, look: usize) -> Decision {
+    let sample = per_seed::collect(study, rows, prediction, seeds);
+    let outcome = seed_tests::run(prediction.test, &sample, margin_shift(prediction));
+    let power = outcome.as_ref().ok().map(|t| power_figures(t, prediction, level));
+    let (test, no_test) = match outcome {
+        Ok(t) => (Some(t), None),
+        Err(why) => (None, Some(why)),
+    };
+    Decision { prediction: prediction.clone(), test, no_test, cells: sample.cells, dropped: sample.dropped, duplicates: sample.duplicates, adjusted_p: None, verdict: Verdict::Inconclusive, inconclusive: None, look, seeds_run: seeds, power }
+}
+
+/// Holm at `level` across the decisions that have a test, then each verdict and, for the
+/// inconclusive ones, which kind.
+fn correct(decisions: &mut [Decision], level: f64) {
+    let tested: Vec<usize> = (0..decisions.len()).filter(|&i| decisions[i].test.is_some()).collect();
+    let p: Vec<f64> = tested.iter().map(|&i| decisions[i].test.as_ref().map_or(f64::NAN, |t| t.p_value)).collect();
+    for (&i, h) in tested.iter().zip(stats::holm(&p, level)) {
+        let d = &mut decisions[i];
+        let t = d.test.as_ref().expect("tested");
+        let sign = match d.prediction.expect {
+            Expect::Lower => -1.0,
+            Expect::Higher => 1.0,
+        };
+        d.adjusted_p = Some(h.adjusted_p);
+        d.verdict = stats::verdict(t.direction, sign, h.reject);
+    }
+    for d in decisions.iter_mut().filter(|d| d.verdict == Verdict::Inconclusive) {
+        d.inconclusive = Some(why_inconclusive(d));
+    }
+}
+
+fn why_inconclusive(d: &Decision) -> Inconclusive {
+    let (Some(test), Some(power)) = (&d.test, &d.power) else { return Inconclusive::NoTest };
+    let Some(min) = d.prediction.min_effect else { return Inconclusive::NoEffectOfInterestStated };
+    // The CI excludes the effect of interest on both sides, or the design could detect it.
+    let excluded = test.ci_low > -min && test.ci_high < min;
+    if excluded || power.detectable_effect <= min {
+        Inconclusive::NoEffectOfInterest
+    } else {
+        Inconclusive::Underpowered
+    }
+}
+
+/// Power figures of a test: on the unit scale for the t test's noncentral t, mapped back to
+/// the reported effect. Wilcoxon's are the t test's scaled by its asymptotic relative
+/// efficiency 3/π under normal data, and none below the 6 seeds its exact test needs.
+fn power_figures(test: &SeedTest, prediction: &Prediction, alpha: f64) -> PowerFigures {
+    let contrasts = matches!(test.method, Method::VarianceContrasts | Method::CorrelationContrasts);
+    let to_seeds = |units: usize| units + contrasts as usize;
+    let wilcoxon = test.method == Method::SeedMeanWilcoxon;
+    let efficiency = if wilcoxon { 3.0 / std::f64::consts::PI } else { 1.0 };
+    let sd = test.unit_sd;
+    let needed = |unit_effect: f64| -> Option<usize> {
+        let t_units = power::seeds_needed(unit_effect, sd, alpha, POWER, MAX_SEEDS_SEARCHED)?;
+        let units = (t_units as f64 / efficiency).ceil() as usize;
+        Some(to_seeds(if wilcoxon { units.max(WILCOXON_MIN_SEEDS) } else { units }))
+    };
+    let detectable_unit = if wilcoxon && test.units < WILCOXON_MIN_SEEDS {
+        f64::NAN
+    } else {
+        power::minimum_detectable_effect(sd, test.units, alpha, POWER) / efficiency.sqrt()
+    };
+    PowerFigures {
+        alpha,
+        unit_sd: sd,
+        detectable_effect: test.scale.to_effect(detectable_unit).abs(),
+        seeds_for_observed: needed(test.unit_mean),
+        seeds_for_min_effect: prediction.min_effect.and_then(|m| needed(test.scale.to_unit(m))),
+    }
+}
+
+/// The test a prediction's kind and data lead to, for the report (the method depends on the
+/// number of cells for correlations).
+pub fn method_of(decision: &Decision) -> Option<Method> {
+    decision.test.as_ref().map(|t| t.method)
+}
+
+/// Whether a prediction of this kind compares means (and so takes a margin and min_effect on
+/// the metric's own scale).
+pub fn compares_means(kind: TestKind) -> bool {
+    matches!(kind, TestKind::PairedT | TestKind::Wilcoxon)
+}
