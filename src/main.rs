@@ -103,6 +103,20 @@ enum Command {
     },
     /// List the studies in `studies/` with their claims, and the distillation arms.
     List,
+    /// Check the verdict engine by simulation (false-positive rates under identical arms,
+    /// family-wise rates under Holm and sequential looks, power under a known effect) and
+    /// write the measured rates to a Markdown file.
+    Calibrate {
+        /// Simulated studies per design.
+        #[arg(long, default_value_t = 4000)]
+        reps: usize,
+        /// Where to write the table.
+        #[arg(long, default_value = "CALIBRATION.md")]
+        out: PathBuf,
+        /// Base seed of the simulations.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Re-render a report from stored results (a results directory, `reports/<study>/`), or,
     /// given a study, merge the shards of its array tasks into the results and the report.
     Report {
@@ -222,6 +236,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let seeds = if s.plan.is_sequential() { format!("{} to {} seeds in steps of {}", s.plan.min, s.plan.max, s.plan.step) } else { format!("{} seeds", s.seeds) };
                 println!("{}: ok ({} cells × {seeds} × {} arms, {} predictions)", path.display(), s.cells.len(), s.arms.len(), s.predictions.len());
             }
+            Ok(())
+        }
+        Command::Calibrate { reps, out, seed } => {
+            anyhow::ensure!(reps >= 100, "--reps must be at least 100, got {reps}");
+            let table = kdlab::verdicts::calibration::render(reps, seed);
+            kdlab::fsio::write_atomic(&out, table.as_bytes()).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+            println!("{}", out.display());
             Ok(())
         }
         Command::List => {

@@ -11,6 +11,7 @@
 //! inconclusive stated (no test, underpowered, or powered and no effect of interest).
 
 pub mod per_seed;
+pub mod calibration;
 pub mod power;
 pub mod seed_tests;
 pub mod sequential;
