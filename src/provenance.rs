@@ -155,7 +155,7 @@ impl Provenance {
 /// The commit of the working directory's git checkout and whether tracked files outside `reports/`
 /// have uncommitted changes;
 /// "unknown" outside a checkout or without git.
-fn git_state() -> (String, Option<bool>) {
+pub fn git_state() -> (String, Option<bool>) {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)

@@ -441,6 +441,16 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
     let _ = writeln!(w, "| study SHA-256 | `{}` |", prov.study_sha256);
     let _ = writeln!(w, "| kdlab version | {} |", prov.kdlab_version);
     let _ = writeln!(w, "| git commit | `{}` (uncommitted changes: {dirty}) |", prov.git_commit);
+    // A report re-rendered from stored results decides its verdicts with the code of now.
+    let (commit, now_dirty) = crate::provenance::git_state();
+    if commit != prov.git_commit || now_dirty != prov.git_dirty {
+        let now_dirty = match now_dirty {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        };
+        let _ = writeln!(w, "| verdicts and report rendered by | kdlab {} at `{commit}` (uncommitted changes: {now_dirty}), from the stored results above |", env!("CARGO_PKG_VERSION"));
+    }
     let _ = writeln!(w, "| seeds | {} (base seed {}; every draw derives from it) |", prov.seeds, prov.base_seed);
     let _ = writeln!(w, "| threads | {} |", prov.threads);
     let _ = writeln!(w, "| units computed / reused | {} / {} |", prov.units_computed, prov.units_reused);
