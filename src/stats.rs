@@ -1113,6 +1113,19 @@ mod tests {
     }
 
     #[test]
+    fn hodges_lehmann_known_answer() {
+        // Walsh averages of these 7 values (28 of them, computed by hand in Python): median 1.55.
+        // n = 7: P(W⁺ <= 2) = 3/128 <= 0.025 < P(W⁺ <= 3) = 5/128, so k = 3 and the interval is
+        // the 3rd smallest and 3rd largest average, 0.2 and 3.0.
+        let hl = hodges_lehmann(&[1.0, 2.0, -0.5, 3.0, 4.0, 0.2, 1.5]);
+        assert!((hl.estimate - 1.55).abs() < 1e-12, "{hl:?}");
+        assert!((hl.ci_low - 0.2).abs() < 1e-12 && (hl.ci_high - 3.0).abs() < 1e-12, "{hl:?}");
+        // Below 6 values no interval reaches 95%.
+        assert!(hodges_lehmann(&[1.0, 2.0, 3.0, 4.0, 5.0]).ci_low.is_nan());
+        assert!(hodges_lehmann(&[]).estimate.is_nan());
+    }
+
+    #[test]
     fn verdicts() {
         assert_eq!(verdict(-0.3, -1.0, true), Verdict::Supported);
         assert_eq!(verdict(0.3, 1.0, true), Verdict::Supported);

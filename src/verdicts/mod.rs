@@ -277,3 +277,86 @@ pub fn method_of(decision: &Decision) -> Option<Method> {
 pub fn compares_means(kind: TestKind) -> bool {
     matches!(kind, TestKind::PairedT | TestKind::Wilcoxon)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::calibration::{Design, Kind};
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A results table of `design`'s study with `value(cell, seed, arm)` as every row's
+    /// `log_loss` (and a Brier score that tells rows apart unless `value` repeats it).
+    fn table(study: &Study, seeds: usize, value: impl Fn(usize, usize, &str) -> f64) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for cell in &study.cells {
+            for s in 0..seeds {
+                for arm in ["kd", "labels", "teacher"] {
+                    let v = value(cell.index, s, arm);
+                    let metrics = BTreeMap::from([("log_loss".to_string(), v), ("brier".to_string(), v / 3.0)]);
+                    rows.push(Row { cell_index: cell.index, cell_id: cell.id.clone(), levels: cell.levels.clone(), seed: s, arm: arm.into(), failure: None, metrics, reliability: Vec::new() });
+                }
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn wilcoxon_reads_its_direction_from_the_signed_ranks() {
+        // 19 differences of +1 and one of −100: the mean is −4.05, but W⁺ = 190 of 210 says
+        // "higher" (exact p = 0.0004); the prediction expects "lower", so it is contradicted.
+        let study = Design::null(Kind::Wilcoxon, 1, 20, 0.0).study();
+        let rows = table(&study, 20, |_, s, arm| match (arm, s) {
+            ("kd", 0) => -100.0,
+            ("kd", _) => 1.0 + s as f64 * 1e-3,
+            _ => s as f64 * 1e-3,
+        });
+        let d = &evaluate(&study, &rows).decisions[0];
+        let t = d.test.as_ref().unwrap();
+        assert_eq!(t.statistic, 190.0);
+        assert!(t.direction > 0.0 && t.effect > 0.0, "{t:?}");
+        assert_eq!(d.verdict, Verdict::Contradicted);
+    }
+
+    #[test]
+    fn cells_of_a_seed_become_one_value() {
+        // 4 cells × 5 seeds: the test runs over 5 per-seed means, not 20 pairs. Differences
+        // d(c, s) = s + c/10, so the per-seed means are s + 0.15 and their mean is 2.15.
+        let study = Design::null(Kind::PairedT, 4, 5, 0.0).study();
+        let rows = table(&study, 5, |c, s, arm| if arm == "kd" { (s as f64 + c as f64 / 10.0) + 7.0 * c as f64 } else { 7.0 * c as f64 });
+        let d = &evaluate(&study, &rows).decisions[0];
+        let t = d.test.as_ref().unwrap();
+        assert_eq!((t.seeds, t.units, d.cells), (5, 5, 4));
+        assert!((t.effect - 2.15).abs() < 1e-12, "{}", t.effect);
+        assert!((t.unit_sd - (2.5f64).sqrt()).abs() < 1e-12, "{}", t.unit_sd);
+        // Power figures: the t test's, at the seeds run.
+        let p = d.power.as_ref().unwrap();
+        assert!((p.detectable_effect - power::minimum_detectable_effect(t.unit_sd, 5, ALPHA, POWER)).abs() < 1e-12);
+        assert_eq!(p.seeds_for_observed, power::seeds_needed(2.15, t.unit_sd, ALPHA, POWER, MAX_SEEDS_SEARCHED));
+    }
+
+    #[test]
+    fn a_repeated_teacher_row_counts_once() {
+        // The teacher compared across the teacher axis, repeated over 3 student-side cells:
+        // one pair per seed, the other two counted once.
+        let study = Design::null(Kind::DuplicatedTeacher, 3, 4, 0.0).study();
+        let depth_of = |c: usize| &study.cells[c].levels[0];
+        let rows = table(&study, 4, |c, s, arm| if arm == "teacher" { s as f64 + if depth_of(c) == "8" { 0.5 } else { 0.0 } } else { c as f64 + s as f64 });
+        let d = &evaluate(&study, &rows).decisions[0];
+        assert_eq!((d.seeds(), d.cells, d.duplicates), (4, 1, 8));
+    }
+
+    #[test]
+    fn a_sequential_design_asks_for_its_next_look() {
+        let design = Design { sequential: Some((3, 3)), ..Design::null(Kind::PairedT, 2, 9, 0.5) };
+        let study = design.study();
+        let mut rng = crate::seed::rng(7);
+        let rows: Vec<Row> = design.rows(&study, &mut rng).into_iter().filter(|r| r.seed < 3).collect();
+        let e = evaluate(&study, &rows);
+        assert_eq!(e.looks.len(), 1);
+        let next = e.next.expect("a null effect at 3 seeds is undecided");
+        assert_eq!((next.index, next.seeds, next.cells.len()), (2, 6, 2));
+        // No rows at all: the first look needs every cell.
+        let first = evaluate(&study, &[]).next.unwrap();
+        assert_eq!((first.index, first.seeds), (1, 3));
+    }
+}

@@ -84,12 +84,18 @@ fn level_partner(study: &Study, cell: usize, axis: usize, level: &str) -> Option
         .map(|o| o.index)
 }
 
-/// What identifies a measurement within a seed: its arm and the exact bits of the value
-/// compared. Two cells give the same value when the row does not depend on the setting that
-/// tells them apart (a teacher row across a student-side axis). Averaging within a seed keeps
-/// the test valid either way; counting a repeat once keeps n and the weights honest.
-fn fingerprint(row: &Row, value: f64) -> (String, u64) {
-    (row.arm.clone(), value.to_bits())
+/// Metrics of a model's own test predictions, continuous enough that two different models
+/// never share them bit for bit.
+const IDENTITY_METRICS: [&str; 2] = ["log_loss", "brier"];
+
+/// What identifies a measurement within a seed: its arm, the exact bits of the value compared,
+/// and of the row's own test log loss and Brier score. Two cells give the same measurement when
+/// the row does not depend on the setting that tells them apart (a teacher row across a
+/// student-side axis); two different students that happen to share a discrete value (the same
+/// agreement) still differ in log loss. Averaging within a seed keeps the test valid either
+/// way; counting a repeat once keeps n and the weights honest.
+fn fingerprint(row: &Row, value: f64) -> (String, u64, Vec<u64>) {
+    (row.arm.clone(), value.to_bits(), IDENTITY_METRICS.iter().filter_map(|m| row.get(m)).map(f64::to_bits).collect())
 }
 
 /// The pairs of `prediction` over seeds `0..seeds`, grouped by seed.
