@@ -455,3 +455,43 @@ fn concurrent_tasks_that_share_teachers_fit_each_one_once() {
     let read = |out: &str| std::fs::read(dir.path().join(out).join("tiny/results.csv")).unwrap();
     assert!(read("c") == read("local"), "concurrent tasks must give the local run's results");
 }
+
+/// The tiny study as a sequential design (looks at 2, 4 and 6 seeds), with a null prediction
+/// that keeps it running: the label-trained student against itself at a one-point larger test
+/// set (only the draw changes).
+fn sequential_study() -> String {
+    STUDY.replace("seeds = 3", "seeds = { min = 2, max = 6, step = 2 }").replace("n_test = 300", "n_test = [300, 301]")
+        + "\n[[predictions]]\nid = \"null-control\"\nmetric = \"accuracy\"\naxis = \"data.n_test\"\narm = \"labels\"\ncompare = [301, 300]\nexpect = \"higher\"\n"
+}
+
+#[test]
+fn a_sequential_study_runs_its_looks_resumes_and_refuses_a_cluster_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seq.toml"), sequential_study()).unwrap();
+    run_ok(dir.path(), &["study", "seq.toml", "--jobs", "1", "--out", "one"]);
+    run_ok(dir.path(), &["study", "seq.toml", "--jobs", "2", "--out", "two"]);
+    let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap();
+    assert!(read("one/tiny/results.csv") == read("two/tiny/results.csv"), "--jobs 1 and --jobs 2 differ");
+    let md = String::from_utf8(read("one/tiny.md")).unwrap();
+    assert!(md.contains("Looks of the sequential design:") && md.contains("| 1 | 2 |"), "{md}");
+    // The null control cannot be decided at these sizes, so the design runs to 6 seeds in the
+    // cells it uses; verdicts.json carries its numbers.
+    let verdicts: serde_json::Value = serde_json::from_slice(&read("one/tiny/verdicts.json")).unwrap();
+    let null = verdicts["predictions"].as_array().unwrap().iter().find(|p| p["id"] == "null-control").unwrap().clone();
+    assert_eq!((null["verdict"].as_str(), null["look"].as_u64(), null["n_seeds"].as_u64()), (Some("inconclusive"), Some(3), Some(6)), "{null}");
+    assert!(null["unit_sd"].as_f64().unwrap() > 0.0 && null["detectable_effect"].as_f64().unwrap() > 0.0, "{null}");
+    // Resume: the last look's shards are gone; the rerun recomputes them alone, to the same bytes.
+    let cells = dir.path().join("one/tiny/cells");
+    let late: Vec<_> = std::fs::read_dir(&cells).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with("seed5.json")).collect();
+    assert!(!late.is_empty());
+    for p in &late {
+        std::fs::remove_file(p).unwrap();
+    }
+    let stdout = run_ok(dir.path(), &["study", "seq.toml", "--out", "one"]);
+    assert!(stdout.contains(&format!("{} units computed", late.len())), "{stdout}");
+    assert!(read("one/tiny/results.csv") == read("two/tiny/results.csv"), "the resumed run differs");
+    // A cluster plan needs a fixed number of seeds.
+    let refused = kdlab(&["study", "seq.toml", "--plan", "--out", "p"], dir.path());
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--seeds"), "{refused:?}");
+    run_ok(dir.path(), &["study", "seq.toml", "--plan", "--seeds", "4", "--out", "p"]);
+}

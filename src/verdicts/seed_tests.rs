@@ -135,16 +135,27 @@ fn seed_means(kind: TestKind, sample: &Sample, shift: f64) -> Result<SeedTest, S
     if per_seed.len() < 2 {
         return Err(format!("{} seed(s) with values; a test needs at least 2", per_seed.len()));
     }
-    let (unit_mean, unit_sd) = (mean(&per_seed), sd(&per_seed));
-    let base = SeedTest { method: Method::SeedMeanT, seeds: per_seed.len(), units: per_seed.len(), effect: 0.0, ci_low: 0.0, ci_high: 0.0, statistic: 0.0, p_value: 1.0, direction: 0.0, unit_mean, unit_sd, scale: Scale::Identity };
     if kind == TestKind::Wilcoxon {
         let w = stats::wilcoxon_signed_rank(&per_seed, &vec![0.0; per_seed.len()]).map_err(|e| e.to_string())?;
         let m = per_seed.iter().filter(|&&x| x != 0.0).count() as f64;
         let hl = stats::hodges_lehmann(&per_seed);
-        return Ok(SeedTest { method: Method::SeedMeanWilcoxon, effect: hl.estimate, ci_low: hl.ci_low, ci_high: hl.ci_high, statistic: w.statistic, p_value: w.p_value, direction: w.statistic - m * (m + 1.0) / 4.0, ..base });
+        return Ok(SeedTest {
+            method: Method::SeedMeanWilcoxon,
+            seeds: per_seed.len(),
+            units: per_seed.len(),
+            effect: hl.estimate,
+            ci_low: hl.ci_low,
+            ci_high: hl.ci_high,
+            statistic: w.statistic,
+            p_value: w.p_value,
+            // W⁺ above its null mean m(m + 1)/4 says "higher", whatever the mean says.
+            direction: w.statistic - m * (m + 1.0) / 4.0,
+            unit_mean: mean(&per_seed),
+            unit_sd: sd(&per_seed),
+            scale: Scale::Identity,
+        });
     }
-    let t = t_over(&per_seed)?;
-    Ok(SeedTest { effect: t.mean_diff, ci_low: t.ci_low, ci_high: t.ci_high, statistic: t.statistic, p_value: t.p_value, direction: t.mean_diff, ..base })
+    t_over_units(Method::SeedMeanT, per_seed.len(), &per_seed, Scale::Identity)
 }
 
 /// The seeds that have every cell of the sample (contrasts need a complete seeds × cells
@@ -178,23 +189,28 @@ fn contrast_units(sample: &Sample, f: fn(f64, f64) -> f64) -> Result<(Vec<f64>, 
     Ok((units, ha, hb, a.len()))
 }
 
-fn variance_contrasts(sample: &Sample) -> Result<SeedTest, String> {
-    let (units, _, _, seeds) = contrast_units(sample, |a, b| a * a - b * b)?;
-    let t = t_over(&units)?;
+/// The one-sample t test over `units`, its effect and interval mapped through `scale`.
+fn t_over_units(method: Method, seeds: usize, units: &[f64], scale: Scale) -> Result<SeedTest, String> {
+    let t = t_over(units)?;
     Ok(SeedTest {
-        method: Method::VarianceContrasts,
+        method,
         seeds,
         units: units.len(),
-        effect: t.mean_diff,
-        ci_low: t.ci_low,
-        ci_high: t.ci_high,
+        effect: scale.to_effect(t.mean_diff),
+        ci_low: scale.to_effect(t.ci_low),
+        ci_high: scale.to_effect(t.ci_high),
         statistic: t.statistic,
         p_value: t.p_value,
         direction: t.mean_diff,
-        unit_mean: mean(&units),
-        unit_sd: sd(&units),
-        scale: Scale::Identity,
+        unit_mean: mean(units),
+        unit_sd: sd(units),
+        scale,
     })
+}
+
+fn variance_contrasts(sample: &Sample) -> Result<SeedTest, String> {
+    let (units, _, _, seeds) = contrast_units(sample, |a, b| a * a - b * b)?;
+    t_over_units(Method::VarianceContrasts, seeds, &units, Scale::Identity)
 }
 
 fn correlation_contrasts(sample: &Sample) -> Result<SeedTest, String> {
@@ -204,22 +220,7 @@ fn correlation_contrasts(sample: &Sample) -> Result<SeedTest, String> {
     if scale == 0.0 {
         return Err("a metric does not vary between seeds".into());
     }
-    let t = t_over(&units)?;
-    let s = Scale::Divide(scale);
-    Ok(SeedTest {
-        method: Method::CorrelationContrasts,
-        seeds,
-        units: units.len(),
-        effect: s.to_effect(t.mean_diff),
-        ci_low: s.to_effect(t.ci_low),
-        ci_high: s.to_effect(t.ci_high),
-        statistic: t.statistic,
-        p_value: t.p_value,
-        direction: t.mean_diff,
-        unit_mean: mean(&units),
-        unit_sd: sd(&units),
-        scale: s,
-    })
+    t_over_units(Method::CorrelationContrasts, seeds, &units, Scale::Divide(scale))
 }
 
 fn correlation_per_seed(sample: &Sample) -> Result<SeedTest, String> {
@@ -233,19 +234,5 @@ fn correlation_per_seed(sample: &Sample) -> Result<SeedTest, String> {
     if z.len() < 2 {
         return Err(format!("{} seed(s) with a correlation across 3 or more cells; a test needs at least 2", z.len()));
     }
-    let t = t_over(&z)?;
-    Ok(SeedTest {
-        method: Method::CorrelationPerSeed,
-        seeds: z.len(),
-        units: z.len(),
-        effect: t.mean_diff.tanh(),
-        ci_low: t.ci_low.tanh(),
-        ci_high: t.ci_high.tanh(),
-        statistic: t.statistic,
-        p_value: t.p_value,
-        direction: t.mean_diff,
-        unit_mean: mean(&z),
-        unit_sd: sd(&z),
-        scale: Scale::Tanh,
-    })
+    t_over_units(Method::CorrelationPerSeed, z.len(), &z, Scale::Tanh)
 }
