@@ -36,7 +36,7 @@ impl Method {
     /// One line for the report: what the unit is and which test runs over it.
     pub fn describe(self) -> &'static str {
         match self {
-            Method::SeedMeanT => "one-sample t test (two-sided) of the per-seed mean of lhs − rhs over the prediction's cells; df = seeds − 1",
+            Method::SeedMeanT => "one-sample t test (two-sided) of the per-seed mean of lhs − rhs over the prediction's cells (a seed missing a cell averages the cells it has); df = seeds − 1",
             Method::SeedMeanWilcoxon => "Wilcoxon signed-rank test (two-sided, exact below 26 seeds) of the per-seed mean of lhs − rhs; effect: Hodges–Lehmann estimate with its exact interval",
             Method::VarianceContrasts => "Pitman–Morgan by seed contrasts: t test (two-sided) of Var(lhs) − Var(rhs) over the seeds − 1 Helmert contrasts of seeds (each the mean over cells); df = seeds − 2",
             Method::CorrelationContrasts => "within-cell correlation by seed contrasts: t test (two-sided) of the covariance over the seeds − 1 Helmert contrasts of seeds; r is the pooled within-cell correlation; df = seeds − 2",
