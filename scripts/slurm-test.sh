@@ -3,7 +3,8 @@
 # missing, starts munged (unless one is already running), slurmctld and slurmd on 127.0.0.1
 # with a throw-away configuration, runs a small study through `kdlab study --slurm`, waits for
 # the merge job, and checks that the merged results are byte-identical to a local run of the
-# same study and that the provenance names Slurm's jobs. Stops every daemon it started, also
+# same study and that the provenance names Slurm's jobs; then a sequential design whose merge jobs
+# submit its later looks. Stops every daemon it started, also
 # on failure. Must run as root (packages, daemons). Fails loudly, never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -213,4 +214,22 @@ grep -q "2 tasks: 2 done" <<<"$("$KDLAB" status tiny.toml --out out)" || fail "t
 [ "$(grep -c '"[0-9]*"' <(sed -n '/array_job_ids/,/]/p' out/tiny/provenance.json))" = 2 ] ||
     fail "provenance.json should list both job arrays after the resubmission"
 
-say "passed: results.csv, results.parquet and verdicts.json of the Slurm run (array $ARRAY, merge $MERGE) equal the local run's, also after resubmitting a failed task alone; $(( $(date +%s) - START )) s"
+# --- a sequential design: each merge job submits the next look until the verdicts decide ------
+sed -e 's/^seeds = 3$/seeds = { min = 2, max = 6, step = 2 }/' -e 's/^n_test = 300$/n_test = [300, 301]/' tiny.toml >seq.toml
+printf '\n[[predictions]]\nid = "null-control"\nmetric = "accuracy"\naxis = "data.n_test"\narm = "labels"\ncompare = [301, 300]\nexpect = "higher"\n' >>seq.toml
+"$KDLAB" study seq.toml --out seqlocal --jobs 2 >/dev/null 2>seqlocal.err || fail "the local sequential run failed: $(tail -n 5 seqlocal.err)"
+"$KDLAB" study seq.toml --out seqout --slurm --cpus-per-task 1 --time 10:00 >/dev/null || fail "kdlab study --slurm failed for the sequential design"
+SEQ_NAME=$(grep -m1 '^#SBATCH --job-name=' seqout/tiny/slurm/array.sbatch | cut -d= -f2)
+deadline=$(( $(date +%s) + WAIT_SECONDS ))
+while squeue -h --name="$SEQ_NAME,$SEQ_NAME-merge" 2>/dev/null | grep -q .; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the sequential design's jobs did not finish within $WAIT_SECONDS s"
+    sleep 2
+done
+[ -f seqout/tiny.md ] || fail "the sequential design's last merge wrote no report (logs: $(tail -n 3 seqout/tiny/slurm/logs/merge-*.out 2>/dev/null))"
+for f in results.csv verdicts.json; do
+    cmp "seqlocal/tiny/$f" "seqout/tiny/$f" || fail "$f of the sequential Slurm run differs from the local run's"
+done
+looks=$(grep -c "more units: submitted array job" seqout/tiny/slurm/logs/merge-*.out | awk -F: '{s += $2} END {print s}')
+[ "$looks" -ge 1 ] || fail "no merge job submitted a later look"
+
+say "passed: results.csv, results.parquet and verdicts.json of the Slurm run (array $ARRAY, merge $MERGE) equal the local run's, also after resubmitting a failed task alone; a sequential design's merge jobs submitted $looks later looks and gave the local results; $(( $(date +%s) - START )) s"

@@ -34,6 +34,10 @@ pub struct Plan {
     pub study: String,
     pub study_sha256: String,
     pub seeds: usize,
+    /// A sequential design: the units listed are its first look's; the merge job submits each
+    /// later look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::verdicts::sequential::SeedPlan>,
     pub base_seed: u64,
     /// One array task per cell; `tasks[i].index == i`.
     pub tasks: Vec<PlanTask>,
@@ -91,13 +95,14 @@ pub fn plan(study: &Study) -> Plan {
                 n_train,
                 teacher_fits_per_unit: 1 + if crossfit { cfg.distill.crossfit_folds } else { 0 },
                 student_fits_per_unit: student_fits,
-                units: (0..study.seeds)
+                units: (0..study.plan.looks()[0])
                     .map(|s| PlanUnit { seed: s, id: format!("{}-seed{s}", cell.id), teacher_key: runner::teacher_key(study, cell, s) })
                     .collect(),
             }
         })
         .collect();
-    Plan { study: study.name.clone(), study_sha256: study.sha256.clone(), seeds: study.seeds, base_seed: study.base_seed, tasks }
+    let sequential = study.plan.is_sequential().then_some(study.plan);
+    Plan { study: study.name.clone(), study_sha256: study.sha256.clone(), seeds: study.seeds, sequential, base_seed: study.base_seed, tasks }
 }
 
 impl Plan {
@@ -105,7 +110,14 @@ impl Plan {
     pub fn render(&self) -> String {
         let mut w = String::new();
         let units: usize = self.tasks.iter().map(|t| t.units.len()).sum();
-        let _ = writeln!(w, "{}: {} array tasks (one per cell, each computing its {} seeds), {units} units", self.study, self.tasks.len(), self.seeds);
+        match self.sequential {
+            Some(p) => {
+                let _ = writeln!(w, "{}: {} array tasks (one per cell); a sequential design of {} to {} seeds in steps of {}: the first look's {units} units below, then the merge job submits each look the undecided predictions need", self.study, self.tasks.len(), p.min, p.max, p.step);
+            }
+            None => {
+                let _ = writeln!(w, "{}: {} array tasks (one per cell, each computing its {} seeds), {units} units", self.study, self.tasks.len(), self.seeds);
+            }
+        }
         let _ = writeln!(w, "task\tcell id\tlevels\tdata\tn_train\tteacher\tteacher fits/unit\tstudent fits/unit");
         for t in &self.tasks {
             let kind = |v: &serde_json::Value| v.get("kind").and_then(|k| k.as_str()).unwrap_or("?").to_string();
@@ -234,7 +246,11 @@ pub fn compress_ranges(indices: &[usize]) -> String {
 pub fn array_script(study: &Study, ctx: &JobContext, options: &SlurmOptions, files: &SlurmFiles) -> String {
     let mut w = String::new();
     let _ = writeln!(w, "#!/bin/bash");
-    let _ = writeln!(w, "# kdlab study `{}`: array task N computes every seed of cell N ({} cells x {} seeds).", study.name, study.cells.len(), study.seeds);
+    if study.plan.is_sequential() {
+        let _ = writeln!(w, "# kdlab study `{}`: array task N computes the seeds of cell N that the next look of the sequential design needs ({} cells, {} to {} seeds).", study.name, study.cells.len(), study.plan.min, study.plan.max);
+    } else {
+        let _ = writeln!(w, "# kdlab study `{}`: array task N computes every seed of cell N ({} cells x {} seeds).", study.name, study.cells.len(), study.seeds);
+    }
     let _ = writeln!(w, "# Written by `kdlab study --slurm`; a finished task does nothing when run again.");
     let _ = writeln!(w, "#SBATCH --job-name={}", job_name(&study.name, &ctx.out));
     let tasks: Vec<usize> = (0..study.cells.len()).collect();
@@ -263,7 +279,9 @@ pub fn merge_script(study: &Study, ctx: &JobContext, options: &SlurmOptions, fil
     let _ = writeln!(w, "#SBATCH --chdir={}", ctx.workdir.display());
     let _ = writeln!(w, "#SBATCH --output={}", files.logs.join("merge-%j.out").display());
     let _ = writeln!(w, "set -euo pipefail");
-    let _ = writeln!(w, "exec {} report {} --jobs 1", shell_quote(&ctx.kdlab.display().to_string()), study_args(ctx));
+    // A sequential design's merge submits these scripts again while a look is still to run.
+    let next_look = if study.plan.is_sequential() && ctx.seeds.is_none() && !ctx.quick { " --submit-next-look" } else { "" };
+    let _ = writeln!(w, "exec {} report {} --jobs 1{next_look}", shell_quote(&ctx.kdlab.display().to_string()), study_args(ctx));
     w
 }
 
@@ -452,7 +470,15 @@ pub fn status(study: &Study, out: &Path) -> Status {
     let submission: Option<Submission> = std::fs::read(files.dir.join("jobs.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let name = submission.as_ref().map(|s| s.job_name.clone()).unwrap_or_else(|| job_name(&study.name, &absolute));
     let stored: Vec<usize> = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| runner::shard_path(out, study, c, s).exists()).count()).collect();
-    let done: Vec<bool> = stored.iter().map(|&n| n == study.seeds).collect();
+    // A task is done when its cell has every unit the run needs now (for a sequential design,
+    // what its next look needs).
+    let (pending, next) = runner::pending_units(study, out);
+    let done: Vec<bool> = (0..study.cells.len()).map(|c| !pending.iter().any(|u| u.0 == c)).collect();
+    let wanted = |c: usize, stored: usize| match &next {
+        Some(look) if look.cells.contains(&c) => look.seeds.max(stored),
+        _ if study.plan.is_sequential() => stored,
+        _ => study.seeds,
+    };
     let queue = submission.as_ref().and_then(|_| squeue(&name));
     let accounting = submission.as_ref().and_then(|_| sacct(&name));
     let states = classify(&done, queue.as_ref(), accounting.as_ref(), submission.is_some());
@@ -464,7 +490,7 @@ pub fn status(study: &Study, out: &Path) -> Status {
     let merged = runner::results_dir(out, study).join("results.csv").exists() && done.iter().all(|&d| d);
     Status {
         study: study.name.clone(),
-        tasks: states.into_iter().zip(stored).map(|(s, n)| (s, n, study.seeds)).collect(),
+        tasks: states.into_iter().zip(stored).enumerate().map(|(c, (s, n))| (s, n, wanted(c, n))).collect(),
         submission,
         merge_queued,
         merged,

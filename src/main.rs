@@ -127,6 +127,10 @@ enum Command {
         /// Threads (the merge itself is light).
         #[arg(long)]
         jobs: Option<usize>,
+        /// For the merge job of a sequential design: when its verdicts need another look,
+        /// submit the study's Slurm scripts again instead of failing.
+        #[arg(long)]
+        submit_next_look: bool,
     },
 }
 
@@ -179,9 +183,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Validate every study before running any, so a typo in the last file does not
             // surface after an hour of work.
             let loaded = paths.iter().map(|p| study::load(p, &options)).collect::<Result<Vec<_>, StudyError>>()?;
-            if plan || slurm || slurm_dry_run {
-                loaded.iter().try_for_each(fixed_design)?;
-            }
             if plan {
                 return write_plans(&loaded, &out);
             }
@@ -210,7 +211,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RunCell { study: arg, cell, index, common, jobs } => {
             let s = study::load(&resolve(&arg), &common.load())?;
-            fixed_design(&s)?;
             let index = match (cell, index) {
                 (Some(id), _) => runner::cell_index(&s, &id)?,
                 (None, Some(i)) => i,
@@ -259,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Report { target, common, jobs } => {
+        Command::Report { target, common, jobs, submit_next_look } => {
             let dir = PathBuf::from(&target);
             if dir.is_dir() {
                 let report = kdlab::report::rerender(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
@@ -267,25 +267,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let s = study::load(&resolve(&target), &common.load())?;
-            fixed_design(&s)?;
             let jobs = jobs.unwrap_or(1);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            let summary = runner::merge(&s, &RunOptions { jobs, out: common.out.clone(), progress: false, max_memory: None })?;
+            let summary = match runner::merge(&s, &RunOptions { jobs, out: common.out.clone(), progress: false, max_memory: None }) {
+                Err(runner::RunError::LookPending { look, count, .. }) if submit_next_look => return submit_look(&s, &common.out, look, count),
+                other => other?,
+            };
             println!("{}: {} ({} units merged, {} failed rows)", s.name, summary.report.display(), summary.units_computed, summary.failed_rows);
             Ok(())
         }
     }
 }
 
-/// Cluster runs compute a fixed set of units; a sequential design decides its next look from
-/// the verdicts of the last, which only a local run does.
-fn fixed_design(s: &study::Study) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !s.plan.is_sequential(),
-        "{}: a sequential design (seeds = {{ min, max, step }}) runs its looks locally; for a cluster run, fix the seeds with --seeds N (e.g. --seeds {})",
-        s.path.display(),
-        s.plan.max
-    );
+/// The merge job of a sequential design whose verdicts need another look: submits the
+/// study's array and merge scripts again (array tasks compute what the look needs).
+fn submit_look(s: &study::Study, out: &Path, look: usize, count: usize) -> anyhow::Result<()> {
+    let out = std::fs::canonicalize(out)?;
+    let files = cluster::SlurmFiles::new(&out, &s.name);
+    let submission = cluster::submit(&files, &cluster::job_name(&s.name, &out)).map_err(|e| anyhow::anyhow!("{}: {e}", s.name))?;
+    println!("{}: look {look} needs {count} more units: submitted array job {} and merge job {}", s.name, submission.array_job_id, submission.merge_job_id);
     Ok(())
 }
 

@@ -51,6 +51,8 @@ pub enum RunError {
     NoSuchTask { study: String, task: String, tasks: usize },
     #[error("{study}: {count} units have no stored result yet (first: {first}); run their tasks (`kdlab status` lists them) before merging")]
     Missing { study: String, count: usize, first: String },
+    #[error("{study}: the sequential design is not decided yet: look {look} needs {count} more units (seeds 0..{seeds} of cells {cells:?}); `kdlab study --slurm` submits them")]
+    LookPending { study: String, look: usize, seeds: usize, cells: Vec<usize>, count: usize },
 }
 
 /// How to run a study.
@@ -282,8 +284,29 @@ pub struct CellSummary {
     pub units_reused: usize,
 }
 
+/// The stored shards of `study` (every cell, seeds `0..seeds`), by unit.
+fn stored_shards(study: &Study, out: &Path) -> BTreeMap<(usize, usize), Shard> {
+    (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s))).filter_map(|(c, s)| read_unit(study, out, c, s).map(|sh| ((c, s), sh))).collect()
+}
+
+/// The units a cluster run still has to compute, judged from the stored shards: every unit of
+/// a fixed design without a shard; for a sequential design, the missing units of the look its
+/// verdicts ask for next (none once it is decided), and that look.
+pub fn pending_units(study: &Study, out: &Path) -> (Vec<(usize, usize)>, Option<verdicts::NextLook>) {
+    let stored = stored_shards(study, out);
+    if !study.plan.is_sequential() {
+        let all = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s)));
+        return (all.filter(|u| !stored.contains_key(u)).collect(), None);
+    }
+    let rows: Vec<Row> = stored.values().flat_map(|s| s.rows.iter().cloned()).collect();
+    let Some(next) = verdicts::evaluate(study, &rows).next else { return (Vec::new(), None) };
+    let units = next.cells.iter().flat_map(|&c| (0..next.seeds).map(move |s| (c, s))).filter(|u| !stored.contains_key(u)).collect();
+    (units, Some(next))
+}
+
 /// Computes one array task of a cluster run: every seed of cell `cell_index` that has no
-/// shard yet (a finished task does nothing). The seeds run in parallel on `options.jobs`
+/// shard yet (a finished task does nothing); for a sequential design, the seeds of this cell
+/// that the next look needs (the look is replayed from the stored shards). The seeds run in parallel on `options.jobs`
 /// threads, and the cell's oracle is fit once for all of them, as in a local run.
 ///
 /// Many tasks of one study run at once, so a task takes only a *shared* lock on the output
@@ -296,7 +319,11 @@ pub fn run_cell(study: &Study, cell_index: usize, options: &RunOptions) -> Resul
     let dir = results_dir(&options.out, study);
     ensure_data(study, [cell_index])?;
     let _lock = fsio::DirLock::acquire_shared(&dir).map_err(io_error(&dir))?;
-    let units: Vec<(usize, usize)> = (0..study.seeds).map(|s| (cell_index, s)).collect();
+    let units: Vec<(usize, usize)> = if study.plan.is_sequential() {
+        pending_units(study, &options.out).0.into_iter().filter(|u| u.0 == cell_index).collect()
+    } else {
+        (0..study.seeds).map(|s| (cell_index, s)).collect()
+    };
     let outcome = run_units(study, &units, options)?;
     Ok(CellSummary { cell_index, cell_id: cell.id.clone(), units_computed: outcome.computed, units_reused: outcome.reused })
 }
@@ -314,6 +341,9 @@ pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError
     let started = Instant::now();
     let dir = results_dir(&options.out, study);
     let _lock = fsio::DirLock::acquire(&dir).map_err(io_error(&dir))?;
+    if study.plan.is_sequential() {
+        return merge_looks(study, options, started);
+    }
     let mut shards = BTreeMap::new();
     let mut missing = Vec::new();
     for c in 0..study.cells.len() {
@@ -330,6 +360,22 @@ pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError
         return Err(RunError::Missing { study: study.name.clone(), count: missing.len(), first: missing.into_iter().take(5).collect::<Vec<_>>().join(", ") });
     }
     // Every unit was computed by this run's array tasks; their shards say how.
+    let teachers = TeacherCounts::of(shards.values());
+    let computed = shards.len();
+    finish(study, options, UnitsOutcome { shards, computed, reused: 0, compute_seconds: 0.0, teachers }, started)
+}
+
+/// A sequential design's merge: the report once its verdicts are decided, otherwise the look
+/// still to run.
+fn merge_looks(study: &Study, options: &RunOptions, started: Instant) -> Result<RunSummary, RunError> {
+    match pending_units(study, &options.out) {
+        // A look whose units all ran but left no rows cannot grow: report what there is.
+        (units, Some(next)) if !units.is_empty() => {
+            return Err(RunError::LookPending { study: study.name.clone(), look: next.index, seeds: next.seeds, cells: next.cells.into_iter().collect(), count: units.len() });
+        }
+        _ => {}
+    }
+    let shards = stored_shards(study, &options.out);
     let teachers = TeacherCounts::of(shards.values());
     let computed = shards.len();
     finish(study, options, UnitsOutcome { shards, computed, reused: 0, compute_seconds: 0.0, teachers }, started)

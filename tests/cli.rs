@@ -465,7 +465,7 @@ fn sequential_study() -> String {
 }
 
 #[test]
-fn a_sequential_study_runs_its_looks_resumes_and_refuses_a_cluster_plan() {
+fn a_sequential_study_runs_its_looks_resumes_and_runs_on_a_cluster() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("seq.toml"), sequential_study()).unwrap();
     run_ok(dir.path(), &["study", "seq.toml", "--jobs", "1", "--out", "one"]);
@@ -490,8 +490,24 @@ fn a_sequential_study_runs_its_looks_resumes_and_refuses_a_cluster_plan() {
     let stdout = run_ok(dir.path(), &["study", "seq.toml", "--out", "one"]);
     assert!(stdout.contains(&format!("{} units computed", late.len())), "{stdout}");
     assert!(read("one/tiny/results.csv") == read("two/tiny/results.csv"), "the resumed run differs");
-    // A cluster plan needs a fixed number of seeds.
-    let refused = kdlab(&["study", "seq.toml", "--plan", "--out", "p"], dir.path());
-    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--seeds"), "{refused:?}");
-    run_ok(dir.path(), &["study", "seq.toml", "--plan", "--seeds", "4", "--out", "p"]);
+    // As a cluster run: array tasks (every cell), then the merge, until the merge stops asking
+    // for another look; the results are the local run's bytes.
+    let plan = run_ok(dir.path(), &["study", "seq.toml", "--plan", "--out", "c"]);
+    assert!(plan.contains("sequential design of 2 to 6 seeds"), "{plan}");
+    let mut looks = 0;
+    loop {
+        for task in 0..4 {
+            run_ok(dir.path(), &["run-cell", "seq.toml", "--index", &task.to_string(), "--jobs", "2", "--out", "c"]);
+        }
+        let merge = kdlab(&["report", "seq.toml", "--out", "c"], dir.path());
+        looks += 1;
+        if merge.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&merge.stderr);
+        assert!(stderr.contains("is not decided yet") && stderr.contains("--slurm"), "{stderr}");
+        assert!(looks < 3, "more merges than looks");
+    }
+    assert_eq!(looks, 3, "one merge per look");
+    assert!(read("c/tiny/results.csv") == read("two/tiny/results.csv"), "the cluster run differs from the local run");
 }
