@@ -293,11 +293,11 @@ fn stored_shards(study: &Study, out: &Path) -> BTreeMap<(usize, usize), Shard> {
 /// a fixed design without a shard; for a sequential design, the missing units of the look its
 /// verdicts ask for next (none once it is decided), and that look.
 pub fn pending_units(study: &Study, out: &Path) -> (Vec<(usize, usize)>, Option<verdicts::NextLook>) {
-    let stored = stored_shards(study, out);
     if !study.plan.is_sequential() {
         let all = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s)));
-        return (all.filter(|u| !stored.contains_key(u)).collect(), None);
+        return (all.filter(|&(c, s)| !shard_path(out, study, c, s).exists()).collect(), None);
     }
+    let stored = stored_shards(study, out);
     let rows: Vec<Row> = stored.values().flat_map(|s| s.rows.iter().cloned()).collect();
     let Some(next) = verdicts::evaluate(study, &rows).next else { return (Vec::new(), None) };
     let units = next.cells.iter().flat_map(|&c| (0..next.seeds).map(move |s| (c, s))).filter(|u| !stored.contains_key(u)).collect();
@@ -306,8 +306,9 @@ pub fn pending_units(study: &Study, out: &Path) -> (Vec<(usize, usize)>, Option<
 
 /// Computes one array task of a cluster run: every seed of cell `cell_index` that has no
 /// shard yet (a finished task does nothing); for a sequential design, the seeds of this cell
-/// that the next look needs (the look is replayed from the stored shards). The seeds run in parallel on `options.jobs`
-/// threads, and the cell's oracle is fit once for all of them, as in a local run.
+/// that the next look needs (the look is replayed from the stored shards). The seeds run in
+/// parallel on `options.jobs` threads, and the cell's oracle is fit once for all of them, as
+/// in a local run.
 ///
 /// Many tasks of one study run at once, so a task takes only a *shared* lock on the output
 /// directory: tasks do not wait for each other, while a local `kdlab study` or a merge (which

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::results::Row;
 use crate::stats::{self, Verdict};
-use crate::study::{Expect, Prediction, Study, TestKind};
+use crate::study::{Expect, Prediction, Study};
 use seed_tests::{Method, SeedTest};
 use sequential::{Look, SeedPlan};
 
@@ -264,18 +264,6 @@ fn power_figures(test: &SeedTest, prediction: &Prediction, alpha: f64) -> PowerF
         seeds_for_observed: needed(test.unit_mean),
         seeds_for_min_effect: prediction.min_effect.and_then(|m| needed(test.scale.to_unit(m))),
     }
-}
-
-/// The test a prediction's kind and data lead to, for the report (the method depends on the
-/// number of cells for correlations).
-pub fn method_of(decision: &Decision) -> Option<Method> {
-    decision.test.as_ref().map(|t| t.method)
-}
-
-/// Whether a prediction of this kind compares means (and so takes a margin and min_effect on
-/// the metric's own scale).
-pub fn compares_means(kind: TestKind) -> bool {
-    matches!(kind, TestKind::PairedT | TestKind::Wilcoxon)
 }
 
 #[cfg(test)]

@@ -178,15 +178,25 @@ fn helmert(x: &[Vec<f64>]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Per contrast, the mean over cells of `f(h_a, h_b)`.
-fn contrast_units(sample: &Sample, f: fn(f64, f64) -> f64) -> Result<(Vec<f64>, Vec<Vec<f64>>, Vec<Vec<f64>>, usize), String> {
+/// The Helmert contrasts of a sample's complete seeds × cells table, and one unit per
+/// contrast.
+struct Contrasts {
+    /// Per contrast, the mean over cells of `f(h_lhs, h_rhs)`.
+    units: Vec<f64>,
+    lhs: Vec<Vec<f64>>,
+    rhs: Vec<Vec<f64>>,
+    /// Seeds in the table.
+    seeds: usize,
+}
+
+fn contrast_units(sample: &Sample, f: fn(f64, f64) -> f64) -> Result<Contrasts, String> {
     let (a, b) = complete_table(sample);
     if a.len() < 3 {
         return Err(format!("{} seed(s) with every cell; a test over seed contrasts needs at least 3", a.len()));
     }
-    let (ha, hb) = (helmert(&a), helmert(&b));
-    let units = ha.iter().zip(&hb).map(|(x, y)| mean(&x.iter().zip(y).map(|(p, q)| f(*p, *q)).collect::<Vec<_>>())).collect();
-    Ok((units, ha, hb, a.len()))
+    let (lhs, rhs) = (helmert(&a), helmert(&b));
+    let units = lhs.iter().zip(&rhs).map(|(x, y)| mean(&x.iter().zip(y).map(|(p, q)| f(*p, *q)).collect::<Vec<_>>())).collect();
+    Ok(Contrasts { units, lhs, rhs, seeds: a.len() })
 }
 
 /// The one-sample t test over `units`, its effect and interval mapped through `scale`.
@@ -209,18 +219,18 @@ fn t_over_units(method: Method, seeds: usize, units: &[f64], scale: Scale) -> Re
 }
 
 fn variance_contrasts(sample: &Sample) -> Result<SeedTest, String> {
-    let (units, _, _, seeds) = contrast_units(sample, |a, b| a * a - b * b)?;
-    t_over_units(Method::VarianceContrasts, seeds, &units, Scale::Identity)
+    let c = contrast_units(sample, |a, b| a * a - b * b)?;
+    t_over_units(Method::VarianceContrasts, c.seeds, &c.units, Scale::Identity)
 }
 
 fn correlation_contrasts(sample: &Sample) -> Result<SeedTest, String> {
-    let (units, ha, hb, seeds) = contrast_units(sample, |a, b| a * b)?;
+    let c = contrast_units(sample, |a, b| a * b)?;
     let mean_square = |h: &[Vec<f64>]| mean(&h.iter().flatten().map(|x| x * x).collect::<Vec<_>>());
-    let scale = (mean_square(&ha) * mean_square(&hb)).sqrt();
+    let scale = (mean_square(&c.lhs) * mean_square(&c.rhs)).sqrt();
     if scale == 0.0 {
         return Err("a metric does not vary between seeds".into());
     }
-    t_over_units(Method::CorrelationContrasts, seeds, &units, Scale::Divide(scale))
+    t_over_units(Method::CorrelationContrasts, c.seeds, &c.units, Scale::Divide(scale))
 }
 
 fn correlation_per_seed(sample: &Sample) -> Result<SeedTest, String> {
