@@ -99,7 +99,7 @@ fn small_design(name: &str, seeds: usize, seed: u64, arms: &str, depths: &str, p
     format!("{body}\n{predictions}")
 }
 
-/// Prediction 4 on its own study: 120 seeds × 2 teacher depths of the two corrected arms only.
+/// Prediction 4 on its own study: 260 seeds × 2 teacher depths of the two corrected arms only.
 const VARIANCE_PREDICTION: &str = r#"[[predictions]]
 id = "full-orthogonal-is-noisier"
 metric = "bayes_sq_error"
@@ -110,19 +110,21 @@ test = "pitman-morgan"
 
 #[test]
 fn full_orthogonal_correction_varies_more_across_seeds() {
-    // Prediction 4. The Pitman–Morgan test (variances of paired samples, each cell centred on
-    // its own means) is a test of the correlation r between the sum and the difference of the
-    // pairs, so its z grows as r·√n. Two pilot runs of this design with other base seeds gave
-    // z = 3.1 (80 pairs) and z = 7.0 (200 pairs): r between 0.35 and 0.50 (seed-to-seed sd
-    // 0.0060 vs 0.0038 at depth 1, 0.0097 vs 0.0070 at depth 30). With 240 pairs and the
-    // smaller r, E[z] = 5.4; the test fails only if z falls below 1.96, 3.4 standard errors
-    // under its expectation: probability about 3e-4.
-    let source = small_design("semiparametric-variance", 120, 4099, r#"["gamma-corrected", "full-orthogonal"]"#, "[1, 30]", VARIANCE_PREDICTION);
+    // Prediction 4. The Pitman–Morgan test with the seed as the unit: the seeds become S − 1
+    // Helmert contrasts, and each contrast's unit is the mean over the 2 cells of
+    // h_a² − h_b² = (h_a + h_b)(h_a − h_b), whose mean is Var(a) − Var(b). In one cell its
+    // standardized mean is r/√(1 + r²), r = corr(a + b, a − b); two pilot runs of this design
+    // with other base seeds gave r between 0.35 and 0.50 (seed-to-seed sd 0.0060 vs 0.0038 at
+    // depth 1, 0.0097 vs 0.0070 at depth 30), so at least 0.33 per contrast even if the two
+    // cells were perfectly correlated (this base seed measured 0.55: t = 5.97 with 120 seeds).
+    // With 260 seeds (259 contrasts) the pessimistic E[t] is 5.3; the test fails only if t
+    // falls below the critical 1.97, 3.2 sd (sd ≈ 1.05) under it: probability below 1e-3.
+    let source = small_design("semiparametric-variance", 260, 4099, r#"["gamma-corrected", "full-orthogonal"]"#, "[1, 30]", VARIANCE_PREDICTION);
     let (study, rows) = common::run_study(&source);
     let decisions = verdicts::evaluate(&study, &rows).decisions;
     let d = &decisions[0];
     let c = d.test.as_ref().expect("tested");
-    assert_eq!((c.seeds, c.units, d.cells), (120, 119, 2));
+    assert_eq!((c.seeds, c.units, d.cells), (260, 259, 2));
     assert!(c.effect > 0.0, "{c:?}");
     assert_eq!(d.verdict, Verdict::Supported, "{c:?}");
 }
