@@ -22,10 +22,15 @@ pub struct VerdictFile {
     pub contradicted: usize,
     pub inconclusive: usize,
     pub failed_rows: usize,
-    /// The family-wise α Holm holds within this study.
-    pub alpha: f64,
-    pub seed_plan: SeedPlan,
+    /// The family-wise α Holm holds within this study. (The fields from here on default when
+    /// absent, so the index still reads files written before they existed.)
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    #[serde(default)]
+    pub seed_plan: Option<SeedPlan>,
+    #[serde(default)]
     pub looks: Vec<Look>,
+    #[serde(default)]
     pub predictions: Vec<PredictionRecord>,
 }
 
@@ -113,8 +118,8 @@ impl VerdictFile {
             contradicted: count(Verdict::Contradicted),
             inconclusive: count(Verdict::Inconclusive),
             failed_rows: rows.iter().filter(|r| r.failure.is_some()).count(),
-            alpha: ALPHA,
-            seed_plan: evaluation.plan,
+            alpha: Some(ALPHA),
+            seed_plan: Some(evaluation.plan),
             looks: evaluation.looks.clone(),
             predictions: evaluation.decisions.iter().map(PredictionRecord::new).collect(),
         }
