@@ -16,6 +16,10 @@ pub struct Provenance {
     pub git_dirty: Option<bool>,
     pub base_seed: u64,
     pub seeds: usize,
+    /// The seed plan the run followed (a sequential design's looks), so a re-render reads the
+    /// study the same way; absent in provenance written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_plan: Option<crate::verdicts::sequential::SeedPlan>,
     pub quick: bool,
     pub threads: usize,
     pub units_computed: usize,
@@ -135,6 +139,7 @@ impl Provenance {
             git_dirty,
             base_seed: study.base_seed,
             seeds: study.seeds,
+            seed_plan: study.plan.is_sequential().then_some(study.plan),
             quick: study.quick,
             threads,
             units_computed,

@@ -86,7 +86,7 @@ impl TestKind {
             TestKind::PairedT => "paired t-test (two-sided)",
             TestKind::Wilcoxon => "Wilcoxon signed-rank test (two-sided)",
             TestKind::PitmanMorgan => "Pitman–Morgan test of paired variances (two-sided)",
-            TestKind::Pearson => "Pearson r over rows, t test of ρ = 0 (two-sided), Fisher-z interval",
+            TestKind::Pearson => "Pearson correlation, t test of ρ = 0 (two-sided)",
         }
     }
 }

@@ -474,6 +474,10 @@ fn a_sequential_study_runs_its_looks_resumes_and_runs_on_a_cluster() {
     assert!(read("one/tiny/results.csv") == read("two/tiny/results.csv"), "--jobs 1 and --jobs 2 differ");
     let md = String::from_utf8(read("one/tiny.md")).unwrap();
     assert!(md.contains("Looks of the sequential design:") && md.contains("| 1 | 2 |"), "{md}");
+    // Re-rendered from the stored results, it is read as the same sequential design.
+    let table = |md: &str| md[md.find("## Predictions").unwrap()..md.find("## Results").unwrap()].to_string();
+    run_ok(dir.path(), &["report", "one/tiny"]);
+    assert_eq!(table(&md), table(&String::from_utf8(read("one/tiny.md")).unwrap()));
     // The null control cannot be decided at these sizes, so the design runs to 6 seeds in the
     // cells it uses; verdicts.json carries its numbers.
     let verdicts: serde_json::Value = serde_json::from_slice(&read("one/tiny/verdicts.json")).unwrap();

@@ -159,9 +159,9 @@ pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Pa
 pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
     let provenance: Provenance = serde_json::from_slice(&std::fs::read(results_dir.join("provenance.json"))?)?;
     let source = std::fs::read_to_string(results_dir.join("study.toml"))?;
-    // The file's own design, unless the run overrode its seeds (`--seeds`, `--quick`).
-    let own = study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds: None, quick: provenance.quick })?;
-    let study = if own.seeds == provenance.seeds { own } else { study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds: Some(provenance.seeds), quick: provenance.quick })? };
+    // A sequential run is read with the file's own plan; any other with the seeds it ran.
+    let seeds = if provenance.seed_plan.is_some() { None } else { Some(provenance.seeds) };
+    let study = study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds, quick: provenance.quick })?;
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
     let rows = results::read(results_dir, &axes)?;
     let out = results_dir.parent().unwrap_or(Path::new("."));

@@ -141,7 +141,6 @@ pub fn seed_design(study: &Study) -> String {
 pub fn statistics_paragraph(w: &mut String, evaluation: &Evaluation) {
     let _ = writeln!(w, "- Unit of analysis: the seed. The cells of one seed share its data split, usually its teacher and often the student's initial weights, so their differences are correlated; only seeds are independent. Each prediction's values are therefore reduced to one value per seed (or to contrasts between seeds) before testing, and a measurement that is the same row in several cells (a teacher compared across a student-side axis) counts once.");
     let mut methods: Vec<_> = evaluation.decisions.iter().filter_map(|d| d.test.as_ref().map(|t| t.method)).collect();
-    methods.dedup();
     methods.sort_by_key(|m| m.describe());
     methods.dedup();
     for m in methods {
@@ -227,7 +226,7 @@ fn power_table(w: &mut String, decisions: &[Decision]) {
             let _ = writeln!(w, "| {} | {} | – | – | – | {} | – |", d.prediction.id, d.no_test.as_deref().unwrap_or("no test"), d.prediction.min_effect.map(fmt_num).unwrap_or_else(|| "–".into()));
             continue;
         };
-        let method = d.test.as_ref().map(|t| format!("{} over {} {}s", d.prediction.test.describe().split(" (").next().unwrap_or(""), t.units, t.method.unit())).unwrap_or_default();
+        let method = d.test.as_ref().map(|t| format!("{} over {} {}s", t.method.short(), t.units, t.method.unit())).unwrap_or_default();
         let _ = writeln!(
             w,
             "| {} | {method} | {} | {} | {} | {} | {} |",

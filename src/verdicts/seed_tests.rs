@@ -44,6 +44,17 @@ impl Method {
         }
     }
 
+    /// A few words for the power table.
+    pub fn short(self) -> &'static str {
+        match self {
+            Method::SeedMeanT => "t test of per-seed means",
+            Method::SeedMeanWilcoxon => "signed-rank test of per-seed means",
+            Method::VarianceContrasts => "t test of variance differences",
+            Method::CorrelationContrasts => "t test of within-cell covariances",
+            Method::CorrelationPerSeed => "t test of per-seed Fisher z",
+        }
+    }
+
     /// The independent units the test runs over, for the statistics paragraph.
     pub fn unit(self) -> &'static str {
         match self {
