@@ -23,6 +23,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 
 use crate::distill::GammaRule;
+use crate::fingerprint;
 use crate::fsio;
 use crate::runner;
 use crate::seed;
@@ -96,7 +97,7 @@ pub fn plan(study: &Study) -> Plan {
                 teacher_fits_per_unit: 1 + if crossfit { cfg.distill.crossfit_folds } else { 0 },
                 student_fits_per_unit: student_fits,
                 units: (0..study.plan.looks()[0])
-                    .map(|s| PlanUnit { seed: s, id: format!("{}-seed{s}", cell.id), teacher_key: runner::teacher_key(study, cell, s) })
+                    .map(|s| PlanUnit { seed: s, id: format!("{}-seed{s}", cell.id), teacher_key: runner::teacher_key(study, cell, s, fingerprint::CODE) })
                     .collect(),
             }
         })
@@ -469,10 +470,11 @@ pub fn status(study: &Study, out: &Path) -> Status {
     let files = SlurmFiles::new(&absolute, &study.name);
     let submission: Option<Submission> = std::fs::read(files.dir.join("jobs.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let name = submission.as_ref().map(|s| s.job_name.clone()).unwrap_or_else(|| job_name(&study.name, &absolute));
-    let stored: Vec<usize> = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| runner::shard_path(out, study, c, s).exists()).count()).collect();
+    let fresh = |c: usize, s: usize| runner::read_unit(study, out, fingerprint::CODE, c, s).fresh().is_some();
+    let stored: Vec<usize> = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| fresh(c, s)).count()).collect();
     // A task is done when its cell has every unit the run needs now (for a sequential design,
     // what its next look needs).
-    let (pending, next) = runner::pending_units(study, out);
+    let (pending, next) = runner::pending_units(study, out, fingerprint::CODE);
     let done: Vec<bool> = (0..study.cells.len()).map(|c| !pending.iter().any(|u| u.0 == c)).collect();
     let wanted = |c: usize, stored: usize| match &next {
         Some(look) if look.cells.contains(&c) => look.seeds.max(stored),

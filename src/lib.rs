@@ -12,6 +12,7 @@ pub mod datasets;
 pub mod diagnostics;
 pub mod distill;
 pub mod fidelity;
+pub mod fingerprint;
 pub mod fsio;
 pub mod malloc;
 pub mod methods;

@@ -197,7 +197,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(g) => Some(g * (1u64 << 30) as f64),
                     None => kdlab::resources::available_bytes(),
                 };
-                let summary = runner::run(s, &RunOptions { jobs, out: out.clone(), progress: true, max_memory })?;
+                let summary = runner::run(s, &RunOptions { jobs, progress: true, max_memory, ..RunOptions::new(out.clone()) })?;
                 println!(
                     "{}: {} ({} units computed, {} reused, {} failed rows)",
                     s.name,
@@ -218,7 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let jobs = jobs.unwrap_or_else(default_jobs);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            let summary = runner::run_cell(&s, index, &RunOptions { jobs, out: common.out.clone(), progress: true, max_memory: None })?;
+            let summary = runner::run_cell(&s, index, &RunOptions { jobs, progress: true, ..RunOptions::new(common.out.clone()) })?;
             println!(
                 "{}: task {} (cell {}): {} units computed, {} already stored",
                 s.name, summary.cell_index, summary.cell_id, summary.units_computed, summary.units_reused
@@ -269,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = study::load(&resolve(&target), &common.load())?;
             let jobs = jobs.unwrap_or(1);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            let summary = match runner::merge(&s, &RunOptions { jobs, out: common.out.clone(), progress: false, max_memory: None }) {
+            let summary = match runner::merge(&s, &RunOptions { jobs, ..RunOptions::new(common.out.clone()) }) {
                 Err(runner::RunError::LookPending { look, count, .. }) if submit_next_look => return submit_look(&s, &common.out, look, count),
                 other => other?,
             };

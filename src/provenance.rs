@@ -12,6 +12,9 @@ pub struct Provenance {
     pub study_file: String,
     pub study_sha256: String,
     pub kdlab_version: String,
+    /// The fingerprint of the code that computed every stored unit ([`crate::fingerprint`]).
+    #[serde(default)]
+    pub code_fingerprint: String,
     pub git_commit: String,
     pub git_dirty: Option<bool>,
     pub base_seed: u64,
@@ -135,6 +138,7 @@ impl Provenance {
             study_file: study.path.display().to_string(),
             study_sha256: study.sha256.clone(),
             kdlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            code_fingerprint: String::new(),
             git_commit,
             git_dirty,
             base_seed: study.base_seed,

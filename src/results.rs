@@ -143,6 +143,10 @@ pub struct StageTimes {
 pub struct Shard {
     pub cell_id: String,
     pub seed: usize,
+    /// The [`crate::fingerprint`] of the code that computed it (empty in shards stored before
+    /// fingerprints existed, which therefore never match).
+    #[serde(default)]
+    pub code: String,
     pub rows: Vec<Row>,
     pub times: StageTimes,
     /// Where the unit ran (host; Slurm job ids under Slurm).

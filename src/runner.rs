@@ -22,6 +22,7 @@ use crate::diagnostics::calibration::ReliabilityBin;
 use crate::diagnostics::complexity;
 use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fidelity;
+use crate::fingerprint;
 use crate::fsio;
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
@@ -51,6 +52,8 @@ pub enum RunError {
     NoSuchTask { study: String, task: String, tasks: usize },
     #[error("{study}: {count} units have no stored result yet (first: {first}); run their tasks (`kdlab status` lists them) before merging")]
     Missing { study: String, count: usize, first: String },
+    #[error("{study}: {count} stored units were computed by other code (first: {first}); this build is {code}: run their tasks again with this build before merging")]
+    Stale { study: String, count: usize, first: String, code: String },
     #[error("{study}: the sequential design is not decided yet: look {look} needs {count} more units (seeds 0..{seeds} of cells {cells:?}); `kdlab study --slurm` submits them")]
     LookPending { study: String, look: usize, seeds: usize, cells: Vec<usize>, count: usize },
 }
@@ -67,6 +70,17 @@ pub struct RunOptions {
     /// Refuse the study up front when its estimated peak memory ([`resources::estimate`])
     /// exceeds this many bytes.
     pub max_memory: Option<f64>,
+    /// The fingerprint of the code computing now ([`fingerprint::CODE`]): stored shards and
+    /// cached teachers with another fingerprint are recomputed, never reused.
+    pub code: String,
+}
+
+impl RunOptions {
+    /// Every core, no progress display, no memory limit, this build's fingerprint.
+    pub fn new(out: impl Into<PathBuf>) -> RunOptions {
+        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        RunOptions { jobs, out: out.into(), progress: false, max_memory: None, code: fingerprint::CODE.to_string() }
+    }
 }
 
 /// What a finished run wrote.
@@ -186,10 +200,18 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     std::fs::create_dir_all(&shard_dir).map_err(io_error(&shard_dir))?;
 
     let mut shards: BTreeMap<(usize, usize), Shard> = BTreeMap::new();
+    let mut stale = 0;
     for &(c, s) in units {
-        if let Some(shard) = read_unit(study, &options.out, c, s) {
-            shards.insert((c, s), shard);
+        match read_unit(study, &options.out, &options.code, c, s) {
+            Stored::Fresh(shard) => {
+                shards.insert((c, s), shard);
+            }
+            Stored::Stale(_) => stale += 1,
+            Stored::Absent => {}
         }
+    }
+    if stale > 0 && options.progress {
+        eprintln!("{}: {stale} stored units were computed by other code: computing them again", study.name);
     }
     let reused = shards.len();
     let pending: Vec<(usize, usize)> = units.iter().copied().filter(|u| !shards.contains_key(u)).collect();
@@ -209,7 +231,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     std::fs::create_dir_all(&teacher_cache).map_err(io_error(&teacher_cache))?;
     let mut teacher_jobs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for &(c, s) in &pending {
-        teacher_jobs.entry(teacher_key(study, &study.cells[c], s)).or_insert((c, s));
+        teacher_jobs.entry(teacher_key(study, &study.cells[c], s, &options.code)).or_insert((c, s));
     }
     let oracle_cells: Vec<usize> = (0..study.cells.len())
         .filter(|&c| pending.iter().any(|u| u.0 == c) && study.cells[c].config.theory.oracle_n > 0 && study.cells[c].config.data.problem().is_some())
@@ -245,11 +267,12 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
     pool.install(|| {
         pending.par_iter().for_each(|&(c, s)| {
-            let key = teacher_key(study, &study.cells[c], s);
+            let key = teacher_key(study, &study.cells[c], s, &options.code);
             let owner = teacher_jobs[&key] == (c, s);
             let (outputs, loaded) = &teachers[&key];
             let mut shard = run_unit(study, &study.cells[c], s, outputs, owner, oracles.get(&c).cloned().flatten());
             shard.execution = execution.clone();
+            shard.code = options.code.clone();
             shard.teacher_fitted = owner && !loaded;
             shard.teacher_loaded = owner && *loaded;
             let path = shard_path(&options.out, study, c, s);
@@ -284,20 +307,22 @@ pub struct CellSummary {
     pub units_reused: usize,
 }
 
-/// The stored shards of `study` (every cell, seeds `0..seeds`), by unit.
-fn stored_shards(study: &Study, out: &Path) -> BTreeMap<(usize, usize), Shard> {
-    (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s))).filter_map(|(c, s)| read_unit(study, out, c, s).map(|sh| ((c, s), sh))).collect()
+/// The stored shards of `study` (every cell, seeds `0..seeds`) that code `code` computed, by
+/// unit.
+fn stored_shards(study: &Study, out: &Path, code: &str) -> BTreeMap<(usize, usize), Shard> {
+    let units = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s)));
+    units.filter_map(|(c, s)| read_unit(study, out, code, c, s).fresh().map(|sh| ((c, s), sh))).collect()
 }
 
 /// The units a cluster run still has to compute, judged from the stored shards: every unit of
 /// a fixed design without a shard; for a sequential design, the missing units of the look its
 /// verdicts ask for next (none once it is decided), and that look.
-pub fn pending_units(study: &Study, out: &Path) -> (Vec<(usize, usize)>, Option<verdicts::NextLook>) {
+pub fn pending_units(study: &Study, out: &Path, code: &str) -> (Vec<(usize, usize)>, Option<verdicts::NextLook>) {
+    let stored = stored_shards(study, out, code);
     if !study.plan.is_sequential() {
         let all = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s)));
-        return (all.filter(|&(c, s)| !shard_path(out, study, c, s).exists()).collect(), None);
+        return (all.filter(|u| !stored.contains_key(u)).collect(), None);
     }
-    let stored = stored_shards(study, out);
     let rows: Vec<Row> = stored.values().flat_map(|s| s.rows.iter().cloned()).collect();
     let Some(next) = verdicts::evaluate(study, &rows).next else { return (Vec::new(), None) };
     let units = next.cells.iter().flat_map(|&c| (0..next.seeds).map(move |s| (c, s))).filter(|u| !stored.contains_key(u)).collect();
@@ -321,7 +346,7 @@ pub fn run_cell(study: &Study, cell_index: usize, options: &RunOptions) -> Resul
     ensure_data(study, [cell_index])?;
     let _lock = fsio::DirLock::acquire_shared(&dir).map_err(io_error(&dir))?;
     let units: Vec<(usize, usize)> = if study.plan.is_sequential() {
-        pending_units(study, &options.out).0.into_iter().filter(|u| u.0 == cell_index).collect()
+        pending_units(study, &options.out, &options.code).0.into_iter().filter(|u| u.0 == cell_index).collect()
     } else {
         (0..study.seeds).map(|s| (cell_index, s)).collect()
     };
@@ -347,15 +372,21 @@ pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError
     }
     let mut shards = BTreeMap::new();
     let mut missing = Vec::new();
+    let mut stale = Vec::new();
     for c in 0..study.cells.len() {
         for s in 0..study.seeds {
-            match read_unit(study, &options.out, c, s) {
-                Some(shard) => {
+            let unit = format!("cell {c} ({}) seed {s}", study.cells[c].id);
+            match read_unit(study, &options.out, &options.code, c, s) {
+                Stored::Fresh(shard) => {
                     shards.insert((c, s), shard);
                 }
-                None => missing.push(format!("cell {c} ({}) seed {s}", study.cells[c].id)),
+                Stored::Stale(code) => stale.push(format!("{unit}, by code {code}")),
+                Stored::Absent => missing.push(unit),
             }
         }
+    }
+    if !stale.is_empty() {
+        return Err(RunError::Stale { study: study.name.clone(), count: stale.len(), first: stale.into_iter().take(3).collect::<Vec<_>>().join("; "), code: options.code.clone() });
     }
     if !missing.is_empty() {
         return Err(RunError::Missing { study: study.name.clone(), count: missing.len(), first: missing.into_iter().take(5).collect::<Vec<_>>().join(", ") });
@@ -369,14 +400,14 @@ pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError
 /// A sequential design's merge: the report once its verdicts are decided, otherwise the look
 /// still to run.
 fn merge_looks(study: &Study, options: &RunOptions, started: Instant) -> Result<RunSummary, RunError> {
-    match pending_units(study, &options.out) {
+    match pending_units(study, &options.out, &options.code) {
         // A look whose units all ran but left no rows cannot grow: report what there is.
         (units, Some(next)) if !units.is_empty() => {
             return Err(RunError::LookPending { study: study.name.clone(), look: next.index, seeds: next.seeds, cells: next.cells.into_iter().collect(), count: units.len() });
         }
         _ => {}
     }
-    let shards = stored_shards(study, &options.out);
+    let shards = stored_shards(study, &options.out, &options.code);
     let teachers = TeacherCounts::of(shards.values());
     let computed = shards.len();
     finish(study, options, UnitsOutcome { shards, computed, reused: 0, compute_seconds: 0.0, teachers }, started)
@@ -412,6 +443,7 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
     }
 
     let mut provenance = Provenance::collect(study, options.jobs, reused, computed, stage_totals, compute_seconds, started.elapsed().as_secs_f64());
+    provenance.code_fingerprint = options.code.clone();
     provenance.teachers_fitted = teachers.fitted;
     provenance.teachers_loaded = teachers.loaded;
     provenance.teacher_uses = teachers.uses;
@@ -450,9 +482,33 @@ pub fn shard_path(out: &Path, study: &Study, cell: usize, seed: usize) -> PathBu
     results_dir(out, study).join(SHARDS).join(format!("{}-seed{}.json", study.cells[cell].id, seed))
 }
 
-/// The stored shard of a unit, if there is a valid one.
-pub fn read_unit(study: &Study, out: &Path, cell: usize, seed: usize) -> Option<Shard> {
-    read_shard(&shard_path(out, study, cell, seed)).filter(|sh| sh.cell_id == study.cells[cell].id && sh.seed == seed)
+/// What is stored for one unit.
+pub enum Stored {
+    /// A valid shard computed by the code asked for.
+    Fresh(Shard),
+    /// A valid shard computed by other code (its fingerprint): never reused.
+    Stale(String),
+    /// No shard, or one that cannot be read.
+    Absent,
+}
+
+impl Stored {
+    pub fn fresh(self) -> Option<Shard> {
+        match self {
+            Stored::Fresh(shard) => Some(shard),
+            _ => None,
+        }
+    }
+}
+
+/// The stored shard of a unit, judged against the fingerprint `code` of the code running now.
+pub fn read_unit(study: &Study, out: &Path, code: &str, cell: usize, seed: usize) -> Stored {
+    match read_shard(&shard_path(out, study, cell, seed)) {
+        Some(sh) if sh.cell_id != study.cells[cell].id || sh.seed != seed => Stored::Absent,
+        Some(sh) if sh.code != code => Stored::Stale(sh.code),
+        Some(sh) => Stored::Fresh(sh),
+        None => Stored::Absent,
+    }
 }
 
 fn read_shard(path: &Path) -> Option<Shard> {
@@ -509,13 +565,13 @@ fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wa
 /// Directory (under the output directory) of the teacher cache.
 pub const TEACHER_CACHE: &str = ".teacher-cache";
 
-/// Identifies a teacher's outputs: everything they depend on (kdlab version, base seed, data,
-/// teacher, the cross-fit settings when an arm cross-fits, the diagnostics asked for, the
-/// replicate).
-pub fn teacher_key(study: &Study, cell: &Cell, rep: usize) -> String {
+/// Identifies a teacher's outputs: everything they depend on (the fingerprint `code` of the
+/// code that fits it, base seed, data, teacher, the cross-fit settings when an arm cross-fits,
+/// the diagnostics asked for, the replicate).
+pub fn teacher_key(study: &Study, cell: &Cell, rep: usize, code: &str) -> String {
     let cfg = &cell.config;
     let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
-    let what = (env!("CARGO_PKG_VERSION"), study.base_seed, &cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep);
+    let what = (code, study.base_seed, &cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep);
     seed::short_hash(&serde_json::to_string(&what).expect("serialisable"))
 }
 

@@ -192,6 +192,10 @@ const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate", "min_effect"];
 /// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
+/// Salts cell ids. Kept at the first release's value so ids stay stable; which code computed a
+/// stored result is the code fingerprint's job ([`crate::fingerprint`]).
+const CELL_ID_SALT: &str = "0.1.0";
+
 pub const MAX_SEEDS: usize = 10_000;
 pub const MAX_CELLS: usize = 100_000;
 /// Seeds a `--quick` run keeps.
@@ -563,8 +567,7 @@ impl<'a> Ctx<'a> {
             let canonical = serde_json::to_string(&config).expect("config serialises");
             cells.push(Cell {
                 index,
-                // The version is part of the id: results of another kdlab version are recomputed.
-                id: seed::short_hash(&format!("{}:{base_seed}:{canonical}", env!("CARGO_PKG_VERSION"))),
+                id: seed::short_hash(&format!("{CELL_ID_SALT}:{base_seed}:{canonical}")),
                 levels: axes.iter().zip(&digits).map(|(a, &d)| a.levels[d].clone()).collect(),
                 config,
             });

@@ -78,7 +78,7 @@ fn diagnostics_reach_rows_and_respect_their_invariants() {
 fn the_report_shows_diagnostics_and_reliability_diagrams() {
     let study = kdlab::study::parse(std::path::Path::new("d.toml"), STUDY, &Default::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    kdlab::runner::run(&study, &kdlab::runner::RunOptions { jobs: 2, out: out.path().to_path_buf(), progress: false, max_memory: None }).unwrap();
+    kdlab::runner::run(&study, &kdlab::runner::RunOptions { jobs: 2, ..kdlab::runner::RunOptions::new(out.path()) }).unwrap();
     let report = std::fs::read_to_string(out.path().join("diagnostics-wiring.md")).unwrap();
     for needle in ["## Diagnostics", "`lipschitz_lower`: certified LOWER bound", "HEURISTIC", "Lipschitz gap", "fig-reliability-cell0.svg", "critical_radius_empirical"] {
         assert!(report.contains(needle), "report lacks {needle}");

@@ -41,7 +41,7 @@ expect = "lower"
 fn a_diverging_cell_fails_alone_and_is_reported() {
     let study = parse(std::path::Path::new("diverging.toml"), STUDY, &LoadOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let summary = kdlab::runner::run(&study, &kdlab::runner::RunOptions { jobs: 2, out: out.path().to_path_buf(), progress: false, max_memory: None }).unwrap();
+    let summary = kdlab::runner::run(&study, &kdlab::runner::RunOptions { jobs: 2, ..kdlab::runner::RunOptions::new(out.path()) }).unwrap();
     let rows = kdlab::results::read(&out.path().join("diverging"), &["student.learning_rate".to_string()]).unwrap();
     // The sane cell: every student row computed. The absurd one: every student row failed,
     // each with a reason; its teacher rows (which do not depend on the student) computed.
@@ -67,7 +67,7 @@ fn a_diverging_cell_fails_alone_and_is_reported() {
 fn a_study_over_the_memory_limit_refuses_up_front_with_an_estimate() {
     let study = parse(std::path::Path::new("diverging.toml"), STUDY, &LoadOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = kdlab::runner::RunOptions { jobs: 2, out: out.path().to_path_buf(), progress: false, max_memory: Some(1e6) };
+    let options = kdlab::runner::RunOptions { jobs: 2, max_memory: Some(1e6), ..kdlab::runner::RunOptions::new(out.path()) };
     let err = kdlab::runner::run(&study, &options).err().expect("1 MB cannot hold a study");
     let message = err.to_string();
     assert!(message.contains("estimated peak memory") && message.contains("GiB") && message.contains("--max-memory"), "{message}");

@@ -440,6 +440,9 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
     let _ = writeln!(w, "| study file | `{}` |", prov.study_file);
     let _ = writeln!(w, "| study SHA-256 | `{}` |", prov.study_sha256);
     let _ = writeln!(w, "| kdlab version | {} |", prov.kdlab_version);
+    if !prov.code_fingerprint.is_empty() {
+        let _ = writeln!(w, "| code fingerprint | `{}` (every unit computed by this code) |", prov.code_fingerprint);
+    }
     let _ = writeln!(w, "| git commit | `{}` (uncommitted changes: {dirty}) |", prov.git_commit);
     // A report re-rendered from stored results decides its verdicts with the code of now.
     let (commit, now_dirty) = crate::provenance::git_state();

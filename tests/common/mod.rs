@@ -11,7 +11,7 @@ use kdlab::study::{parse, LoadOptions, Study};
 pub fn run_study(source: &str) -> (Study, Vec<Row>) {
     let study = parse(Path::new("test-study.toml"), source, &LoadOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    runner::run(&study, &RunOptions { jobs: 2, out: out.path().to_path_buf(), progress: false, max_memory: None }).unwrap();
+    runner::run(&study, &RunOptions { jobs: 2, ..kdlab::runner::RunOptions::new(out.path()) }).unwrap();
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
     let rows = kdlab::results::read(&out.path().join(&study.name), &axes).unwrap();
     assert!(rows.iter().all(|r| r.failure.is_none()), "no row may fail");
