@@ -17,10 +17,37 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::datasets;
 use crate::seed;
+
+/// A real data set as read: the training pool and the official test set, if any.
+type Loaded = Arc<(Dataset, Option<Dataset>)>;
+
+/// Where real data sets are read from (the data cache `scripts/fetch-data.sh` fills), and the
+/// ones read so far: each is loaded once per store and shared by the units that draw from it.
+pub struct DataStore {
+    dir: PathBuf,
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+impl DataStore {
+    pub fn new(dir: impl Into<PathBuf>) -> DataStore {
+        DataStore { dir: dir.into(), loaded: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl std::fmt::Debug for DataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataStore").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
 
 /// Rows of features with class labels; `p0` holds the exact Bayes probabilities when known.
 #[derive(Debug, Clone)]
@@ -487,9 +514,9 @@ impl DataSpec {
         }
     }
 
-    /// Loads the real data this spec names, once per process: (train pool, official test set if
-    /// any), before splitting and subsampling. `None` for synthetic kinds.
-    fn real(&self) -> Option<Result<Arc<(Dataset, Option<Dataset>)>, String>> {
+    /// Loads the real data this spec names from `store`, once per store: (train pool, official
+    /// test set if any), before splitting and subsampling. `None` for synthetic kinds.
+    fn real(&self, store: &DataStore) -> Option<Result<Loaded, String>> {
         let key = match self {
             DataSpec::Adult(_) => "adult".to_string(),
             DataSpec::Magic(_) => "magic".to_string(),
@@ -500,12 +527,10 @@ impl DataSpec {
             DataSpec::FashionMnist(_) => "fashion-mnist".to_string(),
             _ => return None,
         };
-        static CACHE: OnceLock<Mutex<HashMap<String, Arc<(Dataset, Option<Dataset>)>>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some(hit) = cache.lock().expect("no panics while locked").get(&key) {
+        if let Some(hit) = store.loaded.lock().expect("no panics while locked").get(&key) {
             return Some(Ok(hit.clone()));
         }
-        let dir = datasets::cache_dir();
+        let dir = &store.dir;
         let as_set = |t: datasets::Table| {
             let k = t.class_names.len();
             Dataset { x: t.x, y: t.y, n_classes: k, p0: None, image_shape: None }
@@ -531,7 +556,7 @@ impl DataSpec {
         Some(match loaded {
             Ok(pair) => {
                 let pair = Arc::new(pair);
-                cache.lock().expect("no panics while locked").insert(key, pair.clone());
+                store.loaded.lock().expect("no panics while locked").insert(key, pair.clone());
                 Ok(pair)
             }
             Err(e) => Err(e.to_string()),
@@ -539,8 +564,8 @@ impl DataSpec {
     }
 
     /// Checks that the data can be read (real data sets are loaded and cached).
-    pub fn ensure_available(&self) -> Result<(), String> {
-        match self.real() {
+    pub fn ensure_available(&self, store: &DataStore) -> Result<(), String> {
+        match self.real(store) {
             Some(Err(e)) => Err(e),
             _ => Ok(()),
         }
@@ -549,7 +574,7 @@ impl DataSpec {
     /// Draws one replicate's data from `seed`. Real data: a seeded stratified test split where
     /// there is no official one, seeded subsampling to `n_train`/`n_test`, and features
     /// standardised with the training split's statistics only.
-    pub fn draw(&self, seed: u64) -> Result<Draw, String> {
+    pub fn draw(&self, seed: u64, store: &DataStore) -> Result<Draw, String> {
         if let Some(problem) = self.problem() {
             let (n_train, n_test, n_population) = match self {
                 DataSpec::GaussianMixture(s) => (s.n_train, s.n_test, s.n_population),
@@ -564,13 +589,13 @@ impl DataSpec {
             });
         }
         if let DataSpec::Mnist1d(s) = self {
-            return Ok(draw_mnist1d(s, seed));
+            return Ok(draw_mnist1d(s, seed, store));
         }
         if let DataSpec::Digits(DigitsSpec { n_train, n_test, scaling, .. })
         | DataSpec::Mnist(MnistSpec { n_train, n_test, scaling })
         | DataSpec::FashionMnist(MnistSpec { n_train, n_test, scaling }) = self
         {
-            let pair = self.real().expect("image kinds load data")?;
+            let pair = self.real(store).expect("image kinds load data")?;
             let test = pair.1.as_ref().expect("image data sets have an official test split");
             let mut train = subsample_set(&pair.0, *n_train, seed::derive(seed, &["train-subsample"]));
             let mut test = subsample_set(test, *n_test, seed::derive(seed, &["test-subsample"]));
@@ -582,7 +607,7 @@ impl DataSpec {
             }
             return Ok(Draw { train, test, population: None });
         }
-        let pair = self.real().expect("real kinds load data")?;
+        let pair = self.real(store).expect("real kinds load data")?;
         let (pool, official_test) = (&pair.0, &pair.1);
         let (mut train, mut test) = match official_test {
             Some(test) => (pool.clone(), test.clone()),
@@ -637,13 +662,14 @@ fn scalar_mean_sd(x: ArrayView2<f64>) -> (f64, f64) {
 }
 
 /// One replicate of the `mnist1d` kind (see [`Mnist1dSpec`]).
-fn draw_mnist1d(s: &Mnist1dSpec, seed: u64) -> Draw {
+fn draw_mnist1d(s: &Mnist1dSpec, seed: u64, store: &DataStore) -> Draw {
     if s.official {
-        static OFFICIAL: OnceLock<(Dataset, Dataset)> = OnceLock::new();
-        let (train, test) = OFFICIAL.get_or_init(|| {
+        // Generated, not read, but costly: made once per store like a loaded data set.
+        let official = store.loaded.lock().expect("no panics while locked").entry("mnist1d-official".into()).or_insert_with(|| {
             let (train, test) = datasets::mnist1d_official();
-            (images_as_set(train), images_as_set(test))
-        });
+            Arc::new((images_as_set(train), Some(images_as_set(test))))
+        }).clone();
+        let (train, test) = (&official.0, official.1.as_ref().expect("the official set has a test split"));
         return Draw {
             train: subsample_set(train, Some(s.n_train), seed::derive(seed, &["train-subsample"])),
             test: subsample_set(test, Some(s.n_test), seed::derive(seed, &["test-subsample"])),
@@ -927,6 +953,11 @@ mod tests {
         assert_ne!(m.sample(100, 12).y, b.y);
     }
 
+    /// The fetched data cache of the crate (tests run in the crate root).
+    fn store() -> DataStore {
+        DataStore::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(datasets::DEFAULT_CACHE))
+    }
+
     fn spec(text: &str) -> DataSpec {
         let mut table: toml::Table = toml::from_str(text).unwrap();
         let kind = table.remove("kind").unwrap();
@@ -939,8 +970,8 @@ mod tests {
     fn digits_small_draws_subsampled_unit_images_without_a_fetch() {
         let s = spec("kind = \"digits\"\nsmall = true\nn_train = 100");
         assert_eq!((s.n_classes(), s.allows_flips()), (Some(10), Some(false)));
-        s.ensure_available().unwrap();
-        let d = s.draw(3).unwrap();
+        s.ensure_available(&store()).unwrap();
+        let d = s.draw(3, &store()).unwrap();
         assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols()), (100, 200, 64));
         assert_eq!((d.train.image_shape, d.test.image_shape), (Some((8, 8)), Some((8, 8))));
         assert_eq!(s.image_shape(), d.train.image_shape);
@@ -948,10 +979,10 @@ mod tests {
         assert!(d.train.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
         // The test split is the whole official (small) test set, untouched.
         assert_eq!(d.test.x, datasets::optdigits_small(datasets::Split::Test).x);
-        assert_eq!(d.train.x, s.draw(3).unwrap().train.x);
-        assert_ne!(d.train.y, s.draw(4).unwrap().train.y);
+        assert_eq!(d.train.x, s.draw(3, &store()).unwrap().train.x);
+        assert_ne!(d.train.y, s.draw(4, &store()).unwrap().train.y);
         assert_eq!(d.train.select(&[0, 1]).image_shape, Some((8, 8)));
-        let st = spec("kind = \"digits\"\nsmall = true\nscaling = \"standardize\"").draw(1).unwrap();
+        let st = spec("kind = \"digits\"\nsmall = true\nscaling = \"standardize\"").draw(1, &store()).unwrap();
         assert_eq!(st.train.len(), 500);
         let (m, sd) = scalar_mean_sd(st.train.x.view());
         assert!(m.abs() < 1e-12 && (sd - 1.0).abs() < 1e-12, "{m} {sd}");
@@ -981,21 +1012,21 @@ mod tests {
     #[test]
     fn mnist1d_draws_are_fresh_reproducible_and_standardised_by_train() {
         let s = spec("kind = \"mnist1d\"\nn_train = 205\nn_test = 50\nn_population = 300");
-        let d = s.draw(7).unwrap();
+        let d = s.draw(7, &store()).unwrap();
         assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols()), (205, 50, 40));
         assert_eq!((d.train.image_shape, s.image_shape()), (Some((1, 40)), Some((1, 40))));
         let pop = d.population.as_ref().expect("a population sample was asked for");
         assert_eq!((pop.len(), pop.p0.is_none(), pop.image_shape), (300, true, Some((1, 40))));
         let (m, sd) = scalar_mean_sd(d.train.x.view());
         assert!(m.abs() < 1e-12 && (sd - 1.0).abs() < 1e-12);
-        let again = s.draw(7).unwrap();
+        let again = s.draw(7, &store()).unwrap();
         assert_eq!((&again.train.x, &again.train.y, &again.test.x), (&d.train.x, &d.train.y, &d.test.x));
-        let other = s.draw(8).unwrap();
+        let other = s.draw(8, &store()).unwrap();
         assert_ne!(other.train.x, d.train.x);
         // Train, test and population are different draws.
         assert_ne!(d.train.x.row(0), d.test.x.row(0));
         assert!(d.train.y.iter().all(|&c| c < 10));
-        let official = spec("kind = \"mnist1d\"\nofficial = true").draw(1).unwrap();
+        let official = spec("kind = \"mnist1d\"\nofficial = true").draw(1, &store()).unwrap();
         assert_eq!((official.train.len(), official.test.len()), (4000, 1000));
         assert_eq!(official.test.y[..3], [2, 6, 3]);
     }
@@ -1004,7 +1035,7 @@ mod tests {
     fn synthetic_images_carry_exact_p0_and_their_shape() {
         let s = spec("kind = \"synthetic-images\"\nn_train = 50\nn_test = 20\nn_population = 30\nside = 10\nn_classes = 4");
         assert_eq!((s.n_classes(), s.allows_flips()), (Some(4), Some(false)));
-        let d = s.draw(2).unwrap();
+        let d = s.draw(2, &store()).unwrap();
         for set in [&d.train, &d.test, d.population.as_ref().unwrap()] {
             assert_eq!((set.x.ncols(), set.image_shape, set.n_classes), (100, Some((10, 10)), 4));
             let p0 = set.p0.as_ref().unwrap();
@@ -1017,7 +1048,7 @@ mod tests {
         assert_eq!((problem.image_shape(), s.image_shape()), (Some((10, 10)), Some((10, 10))));
         // Tabular kinds keep no image shape.
         let g = spec("kind = \"gaussian-mixture\"\nn_train = 20");
-        assert_eq!(g.draw(1).unwrap().train.image_shape, None);
+        assert_eq!(g.draw(1, &store()).unwrap().train.image_shape, None);
         assert_eq!((g.allows_flips(), g.image_shape()), (None, None));
     }
 
@@ -1027,16 +1058,16 @@ mod tests {
         // `fetched_cache` panics with the fix when the cache is missing; tests run in the crate
         // root, where the default cache directory is.
         crate::datasets::test_support::fetched_cache();
-        let d = spec("kind = \"digits\"").draw(1).unwrap();
+        let d = spec("kind = \"digits\"").draw(1, &store()).unwrap();
         assert_eq!((d.train.len(), d.test.len(), d.train.image_shape), (3823, 1797, Some((8, 8))));
-        let d = spec("kind = \"digits\"\nn_train = 1000").draw(1).unwrap();
+        let d = spec("kind = \"digits\"\nn_train = 1000").draw(1, &store()).unwrap();
         assert_eq!((d.train.len(), d.test.len()), (1000, 1797));
         for kind in ["mnist", "fashion-mnist"] {
-            let d = spec(&format!("kind = \"{kind}\"\nn_train = 2000\nn_test = 500")).draw(1).unwrap();
+            let d = spec(&format!("kind = \"{kind}\"\nn_train = 2000\nn_test = 500")).draw(1, &store()).unwrap();
             assert_eq!((d.train.len(), d.test.len(), d.train.x.ncols(), d.train.image_shape), (2000, 500, 784, Some((28, 28))), "{kind}");
             assert_eq!(spec(&format!("kind = \"{kind}\"")).image_shape(), Some((28, 28)));
             assert!(d.train.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
-            let full = spec(&format!("kind = \"{kind}\"")).draw(1).unwrap();
+            let full = spec(&format!("kind = \"{kind}\"")).draw(1, &store()).unwrap();
             assert_eq!((full.train.len(), full.test.len()), (60_000, 10_000), "{kind}");
         }
         assert_eq!(spec("kind = \"fashion-mnist\"").allows_flips(), Some(true));

@@ -29,8 +29,10 @@ use crate::diagnostics::{attention, mi, NullParams};
 use crate::distill::{self, Arm, DistillSpec};
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
-use crate::models::student::{self, one_hot, Architecture, LossKind, LossTerm, NeuralSpec, Network};
+use crate::models::loss::{distillation_loss, target_tensor, Batch, BatchLoss, LossTerm};
+use crate::models::student::{self, from_tensor, one_hot, to_tensor, Architecture, FittedStudent, NeuralSpec, Network};
 use crate::models::{ModelError, Teacher};
+use crate::protocol::{ArmError, ArmFit, Protocol};
 use crate::seed;
 
 /// Rows appended to the distillation stream beyond the student's training rows.
@@ -163,6 +165,11 @@ pub struct Unit<'a> {
     pub population: &'a Dataset,
     pub teachers: &'a TeacherPair,
     pub seed: u64,
+    /// The teachers' spec (for their attention maps) and the seed they were fitted with.
+    pub teacher_spec: Option<&'a crate::models::ensemble::NetworkTeacherSpec>,
+    pub teacher_seed: u64,
+    /// The replicate is the first: draw the loss slice when the study asks for it.
+    pub first_seed: bool,
 }
 
 /// A fitted fidelity student with its extra metrics (and the loss slice, when asked for).
@@ -214,7 +221,7 @@ impl Unit<'_> {
 
     /// Fits one arm's student on the stream and measures its train-side and augmented-test
     /// fidelity; `first_seed` adds the loss slice when the study asks for it.
-    pub fn fit_arm(&self, arm: Arm, first_seed: bool) -> Result<Fitted, ModelError> {
+    pub fn train_arm(&self, arm: Arm, first_seed: bool) -> Result<Fitted, ModelError> {
         let k = self.fit.n_classes;
         let stream = self.stream().map_err(|reason| ModelError::Fit { model: "fidelity stream", reason })?;
         let teacher = self.teacher_of(arm).clone();
@@ -225,8 +232,7 @@ impl Unit<'_> {
             terms.push(LossTerm::soft_ce(1.0, 1.0, one_hot(&self.fit.y, k)));
         } else {
             let targets = distill::tempered(teacher.predict_proba(stream.view()).view(), t);
-            let online: Arc<dyn Teacher> = teacher.clone();
-            terms.push(LossTerm { weight: alpha, kind: LossKind::OnlineSoftCe { temperature: t, teacher: online }, targets });
+            terms.push(LossTerm::new(alpha, OnlineSoftCrossEntropy::new(t, targets.view(), teacher.clone())));
             if alpha < 1.0 {
                 // Only the training rows carry labels (the study refuses extra rows with α < 1).
                 terms.push(LossTerm::soft_ce(1.0 - alpha, 1.0, one_hot(&self.fit.y, k)));
@@ -452,6 +458,52 @@ pub fn teacher_attention(spec: &FidelitySpec, teacher: &NetworkEnsemble, teacher
         m.insert("sumcam_direction_drift".into(), drift.iter().sum::<f64>() / drift.len() as f64);
     }
     m
+}
+
+impl Protocol for Unit<'_> {
+    fn teacher_metrics(&self) -> BTreeMap<String, f64> {
+        match self.teacher_spec {
+            Some(teacher_spec) if self.spec.attention => teacher_attention(self.spec, &self.teachers.main, teacher_spec, self.test, self.student, self.seed, self.teacher_seed),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    fn fit_arm(&self, arm: Arm) -> Result<ArmFit, ArmError> {
+        let fitted = self.train_arm(arm, self.first_seed)?;
+        Ok(ArmFit { metrics: fitted.metrics, surface: fitted.surface, ..ArmFit::new(FittedStudent::Network(fitted.network)) })
+    }
+}
+
+/// Soft cross-entropy against a teacher that labels each training batch as the student sees
+/// it: on an augmented (or mixed) batch the teacher's tempered probabilities of the augmented
+/// rows replace the stored targets (Stanton et al.'s distillation stream).
+pub struct OnlineSoftCrossEntropy {
+    temperature: f64,
+    /// The teacher's tempered probabilities of the clean stream rows.
+    targets: Tensor,
+    teacher: Arc<dyn Teacher>,
+}
+
+impl OnlineSoftCrossEntropy {
+    pub fn new(temperature: f64, targets: ArrayView2<f64>, teacher: Arc<dyn Teacher>) -> OnlineSoftCrossEntropy {
+        OnlineSoftCrossEntropy { temperature, targets: target_tensor(targets), teacher }
+    }
+}
+
+impl BatchLoss for OnlineSoftCrossEntropy {
+    fn describe(&self) -> String {
+        format!("soft cross-entropy against the teacher on the batch as seen, T = {}", self.temperature)
+    }
+
+    fn loss(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let targets = if batch.augmented {
+            let p = self.teacher.predict_proba(from_tensor(batch.x).map_err(|e| candle_core::Error::Msg(e.to_string()))?.view());
+            to_tensor(distill::tempered(p.view(), self.temperature).view())?
+        } else {
+            batch.rows_of(&self.targets)?
+        };
+        distillation_loss(batch.logits, &targets, self.temperature)
+    }
 }
 
 #[cfg(test)]

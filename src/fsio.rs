@@ -47,7 +47,6 @@ pub fn hostname() -> &'static str {
             .ok()
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
             .or_else(|| {
                 std::process::Command::new("hostname").output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             })

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use kdlab::cluster::{self, JobContext, SlurmOptions};
+use kdlab::data::DataStore;
+use kdlab::execution::Execution;
 use kdlab::runner::{self, RunOptions};
+use std::sync::Arc;
 use kdlab::study::{self, LoadOptions, StudyError};
 
 #[derive(Parser)]
@@ -197,7 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(g) => Some(g * (1u64 << 30) as f64),
                     None => kdlab::resources::available_bytes(),
                 };
-                let summary = runner::run(s, &RunOptions { jobs, progress: true, max_memory, ..RunOptions::new(out.clone()) })?;
+                let summary = runner::run(s, &RunOptions { progress: true, max_memory, ..run_options(&out, jobs) })?;
                 println!(
                     "{}: {} ({} units computed, {} reused, {} failed rows)",
                     s.name,
@@ -218,7 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let jobs = jobs.unwrap_or_else(default_jobs);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            let summary = runner::run_cell(&s, index, &RunOptions { jobs, progress: true, ..RunOptions::new(common.out.clone()) })?;
+            let summary = runner::run_cell(&s, index, &RunOptions { progress: true, ..run_options(&common.out, jobs) })?;
             println!(
                 "{}: task {} (cell {}): {} units computed, {} already stored",
                 s.name, summary.cell_index, summary.cell_id, summary.units_computed, summary.units_reused
@@ -269,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = study::load(&resolve(&target), &common.load())?;
             let jobs = jobs.unwrap_or(1);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
-            let summary = match runner::merge(&s, &RunOptions { jobs, ..RunOptions::new(common.out.clone()) }) {
+            let summary = match runner::merge(&s, &run_options(&common.out, jobs)) {
                 Err(runner::RunError::LookPending { look, count, .. }) if submit_next_look => return submit_look(&s, &common.out, look, count),
                 other => other?,
             };
@@ -331,6 +334,23 @@ fn to_slurm(studies: &[study::Study], paths: &[PathBuf], out: &Path, load: &Load
     Ok(())
 }
 
+/// Environment variable naming the data cache directory (default `data-cache`).
+const DATA_CACHE_ENV: &str = "KDLAB_DATA_CACHE";
+
+/// How this process runs studies: the data cache `$KDLAB_DATA_CACHE` names, and Slurm's job ids
+/// when Slurm started the process (it sets them in the job's environment).
+fn run_options(out: &Path, jobs: usize) -> RunOptions {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let data_cache = var(DATA_CACHE_ENV).unwrap_or_else(|| kdlab::datasets::DEFAULT_CACHE.to_string());
+    let execution = Execution {
+        slurm_job_id: var("SLURM_JOB_ID"),
+        slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
+        slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
+        ..Execution::on_this_host()
+    };
+    RunOptions { jobs, data: Arc::new(DataStore::new(data_cache)), execution, ..RunOptions::new(out) }
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
@@ -342,8 +362,8 @@ impl StudyArgs {
 }
 
 fn main() -> ExitCode {
-    // candle reads RAYON_NUM_THREADS for its matmul threads: keep each model on the thread
-    // that runs its unit. Set before any thread exists; kdlab's own pool is sized by --jobs.
+    // rayon's global pool reads RAYON_NUM_THREADS once, when it starts: one thread, since
+    // kdlab's own pool (sized by --jobs) runs the units (see `kdlab::threads`).
     std::env::set_var("RAYON_NUM_THREADS", "1");
     kdlab::malloc::keep_freed_memory();
     let cli = Cli::parse();

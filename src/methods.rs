@@ -23,7 +23,9 @@ use crate::data::Dataset;
 use crate::distill::{self, feature, lipschitz_kd, meta, relational, route, Arm, DistillSpec, Gamma};
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
-use crate::models::student::{self, from_tensor, one_hot, to_tensor, ActivationLoss, Activations, LossKind, LossTerm, NeuralSpec, Network, StudentSpec, StudentTargets};
+use crate::models::loss::{distillation_loss, ActivationLoss, ActivationTerm, Activations, LossTerm};
+use crate::models::student::{self, from_tensor, one_hot, to_tensor, FittedStudent, NeuralSpec, Network, StudentSpec, StudentTargets};
+use crate::protocol::{ArmError, ArmFit, Protocol};
 use crate::models::ModelError;
 use crate::seed;
 
@@ -228,7 +230,7 @@ pub struct Unit<'a> {
     pub distill: &'a DistillSpec,
     pub student: &'a NeuralSpec,
     /// The teacher's member network spec (for RCO's anchor networks).
-    pub teacher_network: &'a NeuralSpec,
+    pub teacher_network: NeuralSpec,
     pub fit: &'a Dataset,
     pub val: &'a Dataset,
     pub test: &'a Dataset,
@@ -240,6 +242,13 @@ pub struct Unit<'a> {
 pub struct MethodFit {
     pub network: Network,
     pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+impl Protocol for Unit<'_> {
+    fn fit_arm(&self, arm: Arm) -> Result<ArmFit, ArmError> {
+        let fitted = self.train_arm(arm)?;
+        Ok(ArmFit { metrics: fitted.metrics, ..ArmFit::new(FittedStudent::Network(fitted.network)) })
+    }
 }
 
 fn method_error(e: distill::error::MethodError) -> ModelError {
@@ -282,7 +291,7 @@ impl Unit<'_> {
     }
 
     /// Trains the student of `arm`.
-    pub fn fit_arm(&self, arm: Arm) -> Result<MethodFit, ModelError> {
+    pub fn train_arm(&self, arm: Arm) -> Result<MethodFit, ModelError> {
         let p_t = self.teacher.try_predict_proba(self.fit.x.view())?;
         let network = match arm {
             Arm::Rco => self.fit_rco()?,
@@ -290,7 +299,7 @@ impl Unit<'_> {
             _ => {
                 let mut terms = self.target_terms(arm, p_t.view(), &self.fit.y)?;
                 if let Some((weight, term)) = self.activation_term(arm)? {
-                    terms.push(LossTerm { weight, kind: LossKind::Activation(term), targets: Array2::zeros((0, 0)) });
+                    terms.push(LossTerm::new(weight, ActivationTerm(term)));
                 }
                 self.train(&terms, self.fit.x.view(), self.student, None)?
             }
@@ -356,7 +365,7 @@ impl Unit<'_> {
         let mut start: Option<Vec<Tensor>> = None;
         let mut network = None;
         for (i, (&anchor, &stage_epochs)) in anchors.iter().zip(&epochs).enumerate() {
-            let anchor_net = student::initial_network(self.teacher_network, self.fit.x.ncols(), self.k(), self.seed)?;
+            let anchor_net = student::initial_network(&self.teacher_network, self.fit.x.ncols(), self.k(), self.seed)?;
             // The last stage uses the final teacher (which differs from the last checkpoint when
             // the teacher was early-stopped).
             if i + 1 == anchors.len() {
@@ -388,7 +397,7 @@ impl Unit<'_> {
         let (train_idx, quiz_idx) = meta::carve_quiz(self.fit.len(), self.spec.quiz_fraction, Some(&self.fit.y), seed::derive(self.seed, &["quiz"])).map_err(method_error)?;
         let train = self.fit.select(&train_idx);
         let quiz = self.fit.select(&quiz_idx);
-        let teacher = student::initial_network(self.teacher_network, self.fit.x.ncols(), k, self.seed)?;
+        let teacher = student::initial_network(&self.teacher_network, self.fit.x.ncols(), k, self.seed)?;
         teacher.set_weights(&self.member()?.weights()?)?;
         let net = student::initial_network(self.student, self.fit.x.ncols(), k, self.seed)?;
         let svars = net.vars();
@@ -406,8 +415,8 @@ impl Unit<'_> {
             let z_t = teacher.activations(x)?.logits;
             let z_t = if teacher_grad { z_t } else { z_t.detach() };
             let p_t = candle_nn::ops::softmax(&(z_t / t)?, candle_core::D::Minus1)?;
-            let hard = student::distillation_loss(&z_s, y, 1.0)?;
-            let soft = student::distillation_loss(&z_s, &p_t, t)?;
+            let hard = distillation_loss(&z_s, y, 1.0)?;
+            let soft = distillation_loss(&z_s, &p_t, t)?;
             (hard * (1.0 - alpha))? + (soft * alpha)?
         };
         let mut rng = seed::rng(seed::derive(self.seed, &["meta-batches"]));
@@ -429,7 +438,7 @@ impl Unit<'_> {
                         v.set(&(v.as_tensor() - (g * self.spec.pilot_learning_rate)?)?)?;
                     }
                 }
-                let quiz_grads = student::distillation_loss(&net.activations(&xq)?.logits, &yq, 1.0)?.backward()?;
+                let quiz_grads = distillation_loss(&net.activations(&xq)?.logits, &yq, 1.0)?.backward()?;
                 let g_q = flatten(&svars, |v| quiz_grads.get(v).cloned())?;
                 let norm = g_q.dot(&g_q).sqrt();
                 net.set_weights(&theta_s)?;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::StageTimes;
+use crate::execution::{Execution, StageTimes};
 use crate::study::Study;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,33 +48,6 @@ pub struct Provenance {
     /// The scheduler that ran the units, when one did (a Slurm job array and its merge job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<SchedulerRecord>,
-}
-
-/// Where one unit (or the merge) ran: the host, and Slurm's ids when Slurm started the process.
-/// Stored in every shard.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Execution {
-    pub host: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slurm_job_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slurm_array_job_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slurm_array_task_id: Option<String>,
-}
-
-impl Execution {
-    /// This process: its host name and the `SLURM_JOB_ID`, `SLURM_ARRAY_JOB_ID` and
-    /// `SLURM_ARRAY_TASK_ID` that Slurm sets in a job's environment.
-    pub fn current() -> Execution {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Execution {
-            host: crate::fsio::hostname().to_string(),
-            slurm_job_id: var("SLURM_JOB_ID"),
-            slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
-            slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
-        }
-    }
 }
 
 /// The scheduler's part of the provenance: which jobs computed the units and merged them.

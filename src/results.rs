@@ -14,94 +14,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::fsio;
-use crate::provenance::Execution;
+use crate::metric::METRICS;
+use crate::execution::{Execution, StageTimes};
 
-/// Whether a metric is better when lower or when higher.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Better {
-    Lower,
-    Higher,
-    /// A setting rather than a score (e.g. a chosen hyperparameter).
-    Neither,
+
+/// What a row of the results table describes: the teacher, the cross-fit teachers, the oracle
+/// student, or a student trained by one of the study's arms. The first three are stored under
+/// a pseudo-arm name in the `arm` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// The teacher's own metrics.
+    Teacher,
+    /// The cross-fit teachers' own metrics (averaged over the fold teachers).
+    CrossfitTeacher,
+    /// The oracle student f0 (the student class fit to p0).
+    Oracle,
+    /// A student of one of the study's arms (the `arm` column names it).
+    Arm,
 }
 
-/// A metric a row may carry and a prediction may name.
-pub struct MetricInfo {
-    pub name: &'static str,
-    pub better: Better,
-    pub description: &'static str,
+impl RowKind {
+    /// The pseudo-arms, which no study arm may be named.
+    pub const PSEUDO_ARMS: [RowKind; 3] = [RowKind::Teacher, RowKind::CrossfitTeacher, RowKind::Oracle];
+
+    /// The `arm` column's value of a pseudo-arm (`None` for [`RowKind::Arm`]).
+    pub fn pseudo_arm(self) -> Option<&'static str> {
+        match self {
+            RowKind::Teacher => Some("teacher"),
+            RowKind::CrossfitTeacher => Some("crossfit-teacher"),
+            RowKind::Oracle => Some("oracle"),
+            RowKind::Arm => None,
+        }
+    }
+
+    /// The kind of a row whose `arm` column reads `arm`.
+    pub fn of(arm: &str) -> RowKind {
+        RowKind::PSEUDO_ARMS.into_iter().find(|k| k.pseudo_arm() == Some(arm)).unwrap_or(RowKind::Arm)
+    }
+
+    /// The `arm` column's value of a pseudo-arm; panics for [`RowKind::Arm`], whose name is the
+    /// study's.
+    pub fn arm(self) -> &'static str {
+        self.pseudo_arm().expect("only pseudo-arms have a fixed name")
+    }
 }
-
-/// Every metric column, in table order.
-pub const METRICS: &[MetricInfo] = &[
-    MetricInfo { name: "accuracy", better: Better::Higher, description: "test accuracy (argmax, ties to the lowest class)" },
-    MetricInfo { name: "log_loss", better: Better::Lower, description: "test log loss, nats, probabilities clipped at 1e-15" },
-    MetricInfo { name: "brier", better: Better::Lower, description: "test multi-class Brier score Σ_j (p_j − y_j)², range [0, 2]" },
-    MetricInfo { name: "ece", better: Better::Lower, description: "test top-label ECE, 10 equal-width bins, weighted by bin size" },
-    MetricInfo { name: "auc", better: Better::Higher, description: "test ROC AUC of the class-1 probability (two classes only)" },
-    MetricInfo { name: "agreement", better: Better::Higher, description: "test top-1 agreement of student and teacher" },
-    MetricInfo { name: "kl_teacher_student", better: Better::Lower, description: "test mean KL(teacher ‖ student) at T = 1, nats" },
-    MetricInfo { name: "excess_risk", better: Better::Lower, description: "population excess log-loss risk E_x KL(p0(x) ‖ f(x)), nats, on a fresh Monte-Carlo sample" },
-    MetricInfo { name: "bayes_sq_error", better: Better::Lower, description: "population E_x ‖f(x) − p0(x)‖², on a fresh Monte-Carlo sample" },
-    MetricInfo { name: "student_error", better: Better::Lower, description: "population E_x ‖f̂(x) − f0(x)‖², f0 the oracle student (the student class fit to p0 on a large fresh sample)" },
-    MetricInfo { name: "teacher_error_in_sample", better: Better::Lower, description: "teacher ‖p̂ − p0‖² averaged over its own training points (teacher rows)" },
-    MetricInfo { name: "teacher_error_population", better: Better::Lower, description: "teacher ‖p̂ − p0‖² on a fresh Monte-Carlo sample (teacher rows)" },
-    MetricInfo { name: "teacher_error4_in_sample", better: Better::Lower, description: "teacher E Σ_j (p̂_j − p0_j)⁴ over its own training points, the fourth-power norm of the orthogonal bound (teacher rows)" },
-    MetricInfo { name: "teacher_error4_population", better: Better::Lower, description: "teacher E Σ_j (p̂_j − p0_j)⁴ on a fresh Monte-Carlo sample (teacher rows)" },
-    MetricInfo { name: "teacher_error_out_of_fold", better: Better::Lower, description: "‖p̂ − p0‖² of the cross-fit (out-of-fold) targets over the training points (crossfit-teacher rows)" },
-    MetricInfo { name: "teacher_in_sample_excess", better: Better::Neither, description: "teacher_error_in_sample − teacher_error_population: > 0 when the teacher's probabilities on its own training points are further from p0 than on fresh points (the sample-reuse bias cross-fitting removes), < 0 when closer (teacher rows)" },
-    MetricInfo { name: "chosen_log10_c", better: Better::Neither, description: "log10 of the c of the variance-aware γ chosen by cross-validation on labels (gamma-corrected and enhanced rows)" },
-    MetricInfo { name: "critical_radius_proxy", better: Better::Neither, description: "√(d log n / n), the critical radius of a d-dimensional student class up to constants (a proxy): d the student's parameter count (networks) or mean leaves per tree (forests), n its training points (student rows)" },
-    MetricInfo { name: "critical_radius_empirical", better: Better::Neither, description: "empirical critical radius δ̂_n = E_σ‖Pσ‖/√n (b = 1): the local Rademacher complexity of the network student's tangent class at its fitted weights (the span of the parameter Jacobian of the logits on its n training points, one sign per point and logit; Monte-Carlo over `theory.rademacher_draws` sign vectors); ≈ √(rank/n); absent for forests and when the Jacobian exceeds 5M entries (student rows)" },
-    MetricInfo { name: "mi_teacher_student", better: Better::Neither, description: "mutual information of the teacher's and the student's predicted test labels, bits, plug-in with the Miller–Madow correction (student rows; [diagnostics])" },
-    MetricInfo { name: "mi_null_high", better: Better::Neither, description: "97.5% point of the permutation null of mi_teacher_student (bits): MI below it is indistinguishable from independence ([diagnostics])" },
-    MetricInfo { name: "mi_p_value", better: Better::Neither, description: "permutation p-value of mi_teacher_student, (1 + #{null ≥ observed}) / (1 + B) ([diagnostics])" },
-    MetricInfo { name: "ece_equal_mass", better: Better::Lower, description: "test top-label ECE with equal-mass bins (as many as `diagnostics.bins`), L1, weighted by bin size ([diagnostics])" },
-    MetricInfo { name: "ece_classwise", better: Better::Lower, description: "test classwise ECE: mean over classes of the equal-width binned |p_j − 1{y = j}| gap ([diagnostics])" },
-    MetricInfo { name: "ece_ci_low", better: Better::Neither, description: "lower end of the 95% percentile bootstrap interval of this row's `ece` (test points resampled) ([diagnostics])" },
-    MetricInfo { name: "ece_ci_high", better: Better::Neither, description: "upper end of that bootstrap interval ([diagnostics])" },
-    MetricInfo { name: "lipschitz_lower", better: Better::Neither, description: "certified LOWER bound on the global ℓ2 Lipschitz constant of the logit map: largest Jacobian spectral norm over test points and a seeded search from them (network models; [diagnostics])" },
-    MetricInfo { name: "lipschitz_upper", better: Better::Neither, description: "certified UPPER bound on that constant, SeqLip-style per-layer maximisation (network models; [diagnostics])" },
-    MetricInfo { name: "lipschitz_upper_product", better: Better::Neither, description: "UPPER bound: product of the layers' spectral norms (power iteration), the loosest bound (network models; [diagnostics])" },
-    MetricInfo { name: "lipschitz_local_fd", better: Better::Neither, description: "HEURISTIC, local: largest finite-difference quotient ‖p(x+δ) − p(x)‖/‖δ‖ of the probability map, ‖δ‖ = `diagnostics.lipschitz_radius`, 10 directions around each of `diagnostics.lipschitz_points` test points; defined for every model, not a bound ([diagnostics])" },
-    MetricInfo { name: "train_agreement", better: Better::Higher, description: "TRAIN fidelity: top-1 agreement of the student with the teacher it was distilled from, on one seeded pass of the student's augmentation over the distillation stream (training rows plus extra rows), final weights ([fidelity])" },
-    MetricInfo { name: "train_kl", better: Better::Lower, description: "TRAIN fidelity: mean KL(teacher ‖ student) at τ = 1, nats, on that pass ([fidelity])" },
-    MetricInfo { name: "final_train_kl", better: Better::Lower, description: "the distillation objective reached: mean KL(teacher ‖ student) at the training temperature, nats, on the clean distillation stream ([fidelity])" },
-    MetricInfo { name: "train_accuracy", better: Better::Higher, description: "accuracy on the student's clean labelled training rows ([fidelity])" },
-    MetricInfo { name: "train_accuracy_augmented", better: Better::Higher, description: "accuracy on those rows under the student's augmentation, against their original labels ([fidelity])" },
-    MetricInfo { name: "generalisation_gap", better: Better::Lower, description: "train_accuracy_augmented − test accuracy: Guo et al.'s \"overfitting\", which stronger augmentation lowers mechanically ([fidelity])" },
-    MetricInfo { name: "generalisation_gap_clean", better: Better::Lower, description: "train_accuracy − test accuracy, both on clean images: the confound-free gap ([fidelity])" },
-    MetricInfo { name: "agreement_augmented", better: Better::Higher, description: "top-1 agreement with this cell's teacher on the test images under the student's augmentation (Guo et al.'s val_aug), the teacher labelling the same augmented images ([fidelity])" },
-    MetricInfo { name: "kl_augmented", better: Better::Lower, description: "mean KL(teacher ‖ student) at τ = 1, nats, on those augmented test images ([fidelity])" },
-    MetricInfo { name: "mi_augmented", better: Better::Neither, description: "MI of the teacher's and the student's predicted labels on the augmented test images, bits, Miller–Madow ([fidelity])" },
-    MetricInfo { name: "mi_clean", better: Better::Neither, description: "MI of the teacher's and the student's predicted labels on the clean test images, bits, Miller–Madow ([fidelity])" },
-    MetricInfo { name: "mi_augmented_null_high", better: Better::Neither, description: "97.5% point of the permutation null of mi_augmented (bits, 200 permutations): MI below it is indistinguishable from independence ([fidelity])" },
-    MetricInfo { name: "mi_clean_null_high", better: Better::Neither, description: "97.5% point of the permutation null of mi_clean (bits, 200 permutations) ([fidelity])" },
-    MetricInfo { name: "congruence_kl", better: Better::Lower, description: "RCO's congruence loss: mean KL(teacher ‖ student) at τ = 1 on the student's fit rows, nats, final teacher ([method] studies)" },
-    MetricInfo { name: "geometry_agreement", better: Better::Higher, description: "Pearson correlation of the pairwise distances of student and teacher penultimate features over the first 256 test rows ([method] studies)" },
-    MetricInfo { name: "sigma_gap", better: Better::Lower, description: "LONDON's mismatch: mean over stage pairs of |σ_max(TM_s) − σ_max(TM_t)|, transmitting matrices of the first 256 test rows, `method.power_iterations` power steps; a spectral norm of feature products, not a Lipschitz constant ([method] studies, equal depths)" },
-    MetricInfo { name: "ece_unweighted", better: Better::Lower, description: "Guo et al.'s released ECE: the unweighted mean over 10 equal-width bins of |accuracy − confidence|, empty bins 0 ([fidelity])" },
-    MetricInfo { name: "teacher_iou_sumcam", better: Better::Neither, description: "attention IoU of the teacher's members on the clean test images: sum-over-classes CAM, bilinear to input size, min–max, > cam_threshold, batch-pooled over 128 images (teacher rows; [fidelity] attention)" },
-    MetricInfo { name: "teacher_iou_classcam", better: Better::Neither, description: "the same IoU with each member's predicted-class CAM, the robustness variant (teacher rows)" },
-    MetricInfo { name: "teacher_iou_sumcam_augmented", better: Better::Neither, description: "the sum-CAM IoU on the test images under the student's augmentation (teacher rows)" },
-    MetricInfo { name: "sumcam_direction_drift", better: Better::Neither, description: "‖Σ_c w_c − Σ_c w_c(init)‖ / ‖Σ_c w_c(init)‖ of the members' heads, averaged: 0 means the sum-CAM projects on its random initial direction (teacher rows)" },
-    MetricInfo { name: "best_epoch", better: Better::Lower, description: "epoch whose weights the early-stopping rule kept (student rows)" },
-];
-
-pub fn metric(name: &str) -> Option<&'static MetricInfo> {
-    METRICS.iter().find(|m| m.name == name)
-}
-
-pub fn metric_names() -> Vec<&'static str> {
-    METRICS.iter().map(|m| m.name).collect()
-}
-
-/// The pseudo-arm under which the teacher's own metrics are stored.
-pub const TEACHER_ARM: &str = "teacher";
-/// The pseudo-arm of the cross-fit teachers' own metrics (averaged over the fold teachers).
-pub const CROSSFIT_TEACHER_ARM: &str = "crossfit-teacher";
-/// The pseudo-arm of the oracle student f0 (the student class fit to p0).
-pub const ORACLE_ARM: &str = "oracle";
 
 /// One row of the results table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -123,18 +79,13 @@ pub struct Row {
 }
 
 impl Row {
+    pub fn kind(&self) -> RowKind {
+        RowKind::of(&self.arm)
+    }
+
     pub fn get(&self, metric: &str) -> Option<f64> {
         self.metrics.get(metric).copied()
     }
-}
-
-/// Wall-clock seconds per stage of one (cell, seed) unit.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct StageTimes {
-    pub data: f64,
-    pub teacher: f64,
-    pub students: f64,
-    pub metrics: f64,
 }
 
 /// What one (cell, seed) unit produced: stored as a shard so an interrupted study resumes, and

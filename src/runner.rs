@@ -17,7 +17,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{validation_split, Dataset};
+use crate::data::{validation_split, DataStore, Dataset};
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::diagnostics::complexity;
 use crate::diagnostics::suite::{self, ModelAccess};
@@ -26,13 +26,17 @@ use crate::fingerprint;
 use crate::fsio;
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
-use crate::models::student::{self, FittedStudent, LossTerm, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
-use crate::provenance::{Execution, Provenance, SchedulerRecord};
+use crate::models::loss::LossTerm;
+use crate::models::student::{self, FittedStudent, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
+use crate::protocol::{Protocol, Semiparametric};
+use crate::provenance::{Provenance, SchedulerRecord};
 use crate::report;
 use crate::resources;
-use crate::distill::{self, Gamma, GammaRule};
-use crate::results::{self, Row, Shard, StageTimes, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
+use crate::distill;
+use crate::execution::{Execution, StageTimes};
+use crate::results::{self, Row, RowKind, Shard};
 use crate::seed;
+use crate::threads;
 use crate::study::{Cell, Study};
 use crate::verdicts;
 
@@ -73,13 +77,25 @@ pub struct RunOptions {
     /// The fingerprint of the code computing now ([`fingerprint::CODE`]): stored shards and
     /// cached teachers with another fingerprint are recomputed, never reused.
     pub code: String,
+    /// Where real data sets are read from, and those read so far.
+    pub data: Arc<DataStore>,
+    /// Where this process runs (host; Slurm's job ids under Slurm), stored in every shard.
+    pub execution: Execution,
 }
 
 impl RunOptions {
-    /// Every core, no progress display, no memory limit, this build's fingerprint.
+    /// Every core, no progress display, no memory limit, this build's fingerprint, the data
+    /// cache in the working directory, and this host outside any scheduler.
     pub fn new(out: impl Into<PathBuf>) -> RunOptions {
-        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        RunOptions { jobs, out: out.into(), progress: false, max_memory: None, code: fingerprint::CODE.to_string() }
+        RunOptions {
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            out: out.into(),
+            progress: false,
+            max_memory: None,
+            code: fingerprint::CODE.to_string(),
+            data: Arc::new(DataStore::new(crate::datasets::DEFAULT_CACHE)),
+            execution: Execution::on_this_host(),
+        }
     }
 }
 
@@ -96,12 +112,6 @@ pub fn results_dir(out: &Path, study: &Study) -> PathBuf {
     out.join(&study.name)
 }
 
-extern "C" {
-    // OpenBLAS's own setter (no crate exposes it); the library reads its thread count from the
-    // environment when it loads, before `main` could set a variable.
-    fn openblas_set_num_threads(n: std::os::raw::c_int);
-}
-
 /// Runs every pending unit of `study`, then writes results and the report. Holds the output
 /// directory's exclusive lock throughout.
 pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> {
@@ -113,7 +123,7 @@ pub fn run(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError> 
             return Err(RunError::Memory { study: study.name.clone(), estimate: estimate.breakdown, limit: resources::gib(limit) });
         }
     }
-    ensure_data(study, 0..study.cells.len())?;
+    ensure_data(study, 0..study.cells.len(), &options.data)?;
     let _lock = fsio::DirLock::acquire(&dir).map_err(io_error(&dir))?;
     let outcome = if study.plan.is_sequential() {
         run_looks(study, options)?
@@ -191,10 +201,7 @@ impl TeacherCounts {
 /// The one code path of a local run and of one array task of a cluster run, so both give the
 /// same bytes. Takes no lock: callers decide (see [`run`] and [`run_cell`]).
 pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) -> Result<UnitsOutcome, RunError> {
-    // Units are the parallel grain: LAPACK threads inside a unit would only oversubscribe the
-    // cores (and spin while they wait).
-    // SAFETY: a plain setter of OpenBLAS's global thread count, safe to call at any time.
-    unsafe { openblas_set_num_threads(1) };
+    threads::one_per_unit();
     let dir = results_dir(&options.out, study);
     let shard_dir = dir.join(SHARDS);
     std::fs::create_dir_all(&shard_dir).map_err(io_error(&shard_dir))?;
@@ -242,7 +249,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     let (teachers, oracles) = pool.install(|| {
         let obtained: Vec<(String, Option<(TeacherOutputs, bool)>)> = teacher_jobs
             .par_iter()
-            .map(|(key, &(c, s))| (key.clone(), obtain_teacher(study, &teacher_cache, key, c, s, false)))
+            .map(|(key, &(c, s))| (key.clone(), obtain_teacher(study, &options.data, &teacher_cache, key, c, s, false)))
             .collect();
         // Teachers that another process (an array task needing the same teacher) was fitting:
         // wait for it, holding no claim, then load its result.
@@ -250,7 +257,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
             .into_par_iter()
             .map(|(key, got)| {
                 let (c, s) = teacher_jobs[&key];
-                let (outputs, loaded) = got.or_else(|| obtain_teacher(study, &teacher_cache, &key, c, s, true)).expect("a teacher is always obtained when waiting");
+                let (outputs, loaded) = got.or_else(|| obtain_teacher(study, &options.data, &teacher_cache, &key, c, s, true)).expect("a teacher is always obtained when waiting");
                 progress.step_done(&format!("teacher of cell {} [{}], seed {s}{}", c, study.cells[c].levels.join(", "), if loaded { ", from the cache" } else { "" }));
                 (key, (Arc::new(outputs), loaded))
             })
@@ -262,7 +269,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
 
     // Phase 2: the units. The first unit of a teacher carries its fitting time. Each shard is
     // written atomically (temporary file, then rename), so a reader never sees half a shard.
-    let execution = Execution::current();
+    let execution = options.execution.clone();
     let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
     let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
     pool.install(|| {
@@ -270,7 +277,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
             let key = teacher_key(study, &study.cells[c], s, &options.code);
             let owner = teacher_jobs[&key] == (c, s);
             let (outputs, loaded) = &teachers[&key];
-            let mut shard = run_unit(study, &study.cells[c], s, outputs, owner, oracles.get(&c).cloned().flatten());
+            let mut shard = run_unit(study, &study.cells[c], s, &options.data, outputs, owner, oracles.get(&c).cloned().flatten());
             shard.execution = execution.clone();
             shard.code = options.code.clone();
             shard.teacher_fitted = owner && !loaded;
@@ -343,7 +350,7 @@ pub fn pending_units(study: &Study, out: &Path, code: &str) -> (Vec<(usize, usiz
 pub fn run_cell(study: &Study, cell_index: usize, options: &RunOptions) -> Result<CellSummary, RunError> {
     let cell = study.cells.get(cell_index).ok_or_else(|| RunError::NoSuchTask { study: study.name.clone(), task: cell_index.to_string(), tasks: study.cells.len() })?;
     let dir = results_dir(&options.out, study);
-    ensure_data(study, [cell_index])?;
+    ensure_data(study, [cell_index], &options.data)?;
     let _lock = fsio::DirLock::acquire_shared(&dir).map_err(io_error(&dir))?;
     let units: Vec<(usize, usize)> = if study.plan.is_sequential() {
         pending_units(study, &options.out, &options.code).0.into_iter().filter(|u| u.0 == cell_index).collect()
@@ -447,7 +454,7 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
     provenance.teachers_fitted = teachers.fitted;
     provenance.teachers_loaded = teachers.loaded;
     provenance.teacher_uses = teachers.uses;
-    let (hosts, scheduler) = SchedulerRecord::gather(shards.values().map(|s| &s.execution), &Execution::current());
+    let (hosts, scheduler) = SchedulerRecord::gather(shards.values().map(|s| &s.execution), &options.execution);
     provenance.hosts = hosts;
     provenance.scheduler = scheduler;
     fsio::write_atomic(&dir.join("provenance.json"), serde_json::to_string_pretty(&provenance).expect("serialisable").as_bytes()).map_err(io_error(&dir))?;
@@ -462,9 +469,9 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
 }
 
 /// Real data are read once up front, so a missing or bad file stops the study before any work.
-fn ensure_data(study: &Study, cells: impl IntoIterator<Item = usize>) -> Result<(), RunError> {
+fn ensure_data(study: &Study, cells: impl IntoIterator<Item = usize>, data: &DataStore) -> Result<(), RunError> {
     for c in cells {
-        study.cells[c].config.data.ensure_available().map_err(|message| RunError::Data { study: study.name.clone(), message })?;
+        study.cells[c].config.data.ensure_available(data).map_err(|message| RunError::Data { study: study.name.clone(), message })?;
     }
     Ok(())
 }
@@ -520,11 +527,11 @@ fn read_shard(path: &Path) -> Option<Shard> {
 /// from the teacher cache. Fits the teacher under a claim, so that concurrent processes that
 /// need the same teacher fit it once; returns `None` when another process holds the claim
 /// (unless `wait`, which waits for it to finish and then loads or, if it failed, fits).
-fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
+fn obtain_teacher(study: &Study, data: &DataStore, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
     // Fidelity units and method arms need the teacher networks themselves, which the cache
     // does not hold.
     if study.cells[c].config.fidelity.is_some() || needs_teacher_network(study) {
-        return Some((fit_teacher(study, &study.cells[c], s), false));
+        return Some((fit_teacher(study, &study.cells[c], s, data), false));
     }
     let cached = cache.join(format!("{key}.json"));
     let load = || std::fs::read(&cached).ok().and_then(|b| serde_json::from_slice::<TeacherOutputs>(&b).ok()).map(|o| (TeacherOutputs { times: StageTimes::default(), ..o }, true));
@@ -551,7 +558,7 @@ fn obtain_teacher(study: &Study, cache: &Path, key: &str, c: usize, s: usize, wa
             fsio::Claim::Unsupported => None,
         }
     };
-    let outputs = fit_teacher(study, &study.cells[c], s);
+    let outputs = fit_teacher(study, &study.cells[c], s, data);
     // A failed teacher is not cached: the next run tries again.
     if outputs.failure.is_none() {
         if let Ok(bytes) = serde_json::to_vec(&outputs) {
@@ -615,8 +622,8 @@ fn unit_seeds(study: &Study, cell: &Cell, rep: usize) -> (String, u64, u64) {
 
 /// One replicate's data; real data have no population sample, so an empty one makes every
 /// population metric absent.
-fn draw_data(cell: &Cell, data_seed: u64) -> Result<(Dataset, Dataset, Dataset), String> {
-    let draw = cell.config.data.draw(data_seed).map_err(|e| format!("data: {e}"))?;
+fn draw_data(cell: &Cell, data_seed: u64, data: &DataStore) -> Result<(Dataset, Dataset, Dataset), String> {
+    let draw = cell.config.data.draw(data_seed, data).map_err(|e| format!("data: {e}"))?;
     let k = draw.train.n_classes;
     if matches!(cell.config.student, StudentSpec::ForestRegressor(_)) && k != 2 {
         return Err(format!("a forest-regressor student needs two classes; the data have {k}"));
@@ -626,7 +633,7 @@ fn draw_data(cell: &Cell, data_seed: u64) -> Result<(Dataset, Dataset, Dataset),
 }
 
 /// Fits the teacher of (cell, rep), its cross-fit teachers when an arm needs them, and scores them.
-fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
+fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> TeacherOutputs {
     let cfg = &cell.config;
     let (_, data_seed, teacher_seed) = unit_seeds(study, cell, rep);
     let mut times = StageTimes::default();
@@ -642,7 +649,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize) -> TeacherOutputs {
         network: None,
     };
     let t = Instant::now();
-    let (train, test, population) = match draw_data(cell, data_seed) {
+    let (train, test, population) = match draw_data(cell, data_seed, data) {
         Ok(d) => d,
         Err(e) => return failed(e, times),
     };
@@ -739,248 +746,245 @@ impl crate::models::Teacher for SharedTeacher {
 /// Computes one (cell, seed) unit from its teacher's outputs: every arm's student and its
 /// metrics. A failure (data, teacher, a diverging student) becomes failed rows with the reason;
 /// the rest of the unit goes on. `owner`: this unit carries the teacher's fitting time.
-fn run_unit(study: &Study, cell: &Cell, rep: usize, teacher: &TeacherOutputs, owner: bool, oracle: Option<Arc<FittedStudent>>) -> Shard {
+fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &TeacherOutputs, owner: bool, oracle: Option<Arc<FittedStudent>>) -> Shard {
     let cfg = &cell.config;
-    let rep_label = rep.to_string();
-    let (data_key, data_seed, _) = unit_seeds(study, cell, rep);
-    let student_key = seed::short_hash(&serde_json::to_string(&cfg.student).expect("serialisable"));
-    let base = study.base_seed;
+    let rows_of = UnitRows { cell, rep };
     let mut times = if owner { teacher.times.clone() } else { StageTimes::default() };
-    let row = |arm: &str, failure: Option<String>, metrics: BTreeMap<String, f64>| Row {
-        cell_index: cell.index,
-        cell_id: cell.id.clone(),
-        levels: cell.levels.clone(),
-        seed: rep,
-        arm: arm.to_string(),
-        failure,
-        metrics,
-        reliability: Vec::new(),
-    };
-    let fail_all = |reason: String| -> Vec<Row> {
-        let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some(CROSSFIT_TEACHER_ARM);
-        std::iter::once(TEACHER_ARM).chain(crossfit).chain(study.arms.iter().map(|a| a.name())).map(|a| row(a, Some(reason.clone()), BTreeMap::new())).collect()
-    };
+    let failed = |reason: String, times: StageTimes| Shard { cell_id: cell.id.clone(), seed: rep, rows: rows_of.all_failed(study, &reason), times, ..Shard::default() };
     if let Some(reason) = &teacher.failure {
-        return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(reason.clone()), times, ..Shard::default() };
+        return failed(reason.clone(), times);
     }
-
     let t = Instant::now();
-    let (train, test, population) = match draw_data(cell, data_seed) {
+    let (data_key, data_seed, teacher_seed) = unit_seeds(study, cell, rep);
+    let (train, test, population) = match draw_data(cell, data_seed, data) {
         Ok(d) => d,
-        Err(e) => return Shard { cell_id: cell.id.clone(), seed: rep, rows: fail_all(e), times, ..Shard::default() },
+        Err(e) => return failed(e, times),
     };
-    let k = train.n_classes;
     // CNNs read the image shape from the data; the study's specs (and their hashes) do not hold it.
     let student_spec = cfg.student.for_images(train.image_shape);
     times.data += t.elapsed().as_secs_f64();
 
-    let mut rows = Vec::new();
-    let mut teacher_row = finite_row(row(TEACHER_ARM, None, teacher.metrics.clone()));
-    teacher_row.reliability = teacher.reliability.clone();
-    rows.push(teacher_row);
-    let crossfit = match &teacher.crossfit {
-        None => None,
-        Some(Ok((out_of_fold, m))) => {
-            rows.push(finite_row(row(CROSSFIT_TEACHER_ARM, None, m.clone())));
-            Some(out_of_fold)
-        }
-        Some(Err(e)) => {
-            rows.push(row(CROSSFIT_TEACHER_ARM, Some(e.clone()), BTreeMap::new()));
-            None
-        }
-    };
-    let teacher_labels: Vec<usize> = teacher.test.rows().into_iter().map(metrics::argmax).collect();
-
-    let split_seed = seed::derive(base, &["split", &rep_label, &data_key]);
+    let (mut rows, out_of_fold) = rows_of.teacher_rows(teacher);
+    let split_seed = seed::derive(study.base_seed, &["split", &rep.to_string(), &data_key]);
     let (fit_idx, val_idx) = match student_spec.validation_fraction() {
         f if f > 0.0 => validation_split(train.len(), f, split_seed),
         _ => ((0..train.len()).collect(), Vec::new()),
     };
-    let fit = train.select(&fit_idx);
-    let val = train.select(&val_idx);
-    let student_seed = seed::derive(base, &["student", &rep_label, &data_key, &student_key]);
+    let (fit, val) = (train.select(&fit_idx), train.select(&val_idx));
+    let student_key = seed::short_hash(&serde_json::to_string(&cfg.student).expect("serialisable"));
+    let student_seed = seed::derive(study.base_seed, &["student", &rep.to_string(), &data_key, &student_key]);
 
     // The oracle student f0, where p0 is known: the student class fit to p0.
     let t = Instant::now();
     let oracle_population = oracle.as_ref().filter(|_| population.p0.is_some()).and_then(|o| o.predict_proba(population.x.view()).ok());
     if let (Some(o), Some(p_pop)) = (&oracle, &oracle_population) {
         if let Ok(p_test) = o.predict_proba(test.x.view()) {
-            rows.push(finite_row(row(ORACLE_ARM, None, prediction_metrics(p_test.view(), &test, p_pop.view(), &population, None))));
+            rows.push(finite_row(rows_of.row(RowKind::Oracle.arm(), None, prediction_metrics(p_test.view(), &test, p_pop.view(), &population, None))));
         }
     }
     times.students += t.elapsed().as_secs_f64();
 
-    // The fidelity protocol: students distilled from the teacher networks on the stream.
-    let fidelity_student = match &student_spec {
-        StudentSpec::Neural(n) => Some(n.clone()),
-        StudentSpec::ForestRegressor(_) => None,
-    };
-    let fidelity_unit = match (&cfg.fidelity, &teacher.networks, &fidelity_student) {
-        (Some(spec), Some(pair), Some(net)) => Some(fidelity::Unit { spec, distill: &cfg.distill, student: net, fit: &fit, val: &val, test: &test, population: &population, teachers: pair, seed: student_seed }),
-        _ => None,
-    };
-    let mut surfaces = Vec::new();
     let teacher_for_images = cfg.teacher.for_images(train.image_shape);
-    if let (Some(unit), Some(teacher_spec)) = (&fidelity_unit, teacher_for_images.network()) {
-        if unit.spec.attention {
-            let t = Instant::now();
-            let (_, _, teacher_seed) = unit_seeds(study, cell, rep);
-            let m = fidelity::teacher_attention(unit.spec, &unit.teachers.main, teacher_spec, &test, unit.student, student_seed, teacher_seed);
-            rows[0].metrics.extend(m);
-            times.metrics += t.elapsed().as_secs_f64();
-        }
-    }
+    let sets = UnitSets { fit: &fit, val: &val, test: &test, population: &population, fit_idx: &fit_idx };
+    let protocol = unit_protocol(cell, rep, teacher, &student_spec, &teacher_for_images, &sets, out_of_fold, (student_seed, teacher_seed));
+    let t = Instant::now();
+    rows[0].metrics.extend(protocol.teacher_metrics());
+    times.metrics += t.elapsed().as_secs_f64();
 
-    // Method arms (and, beside them, every other arm) train from the teacher network.
-    let teacher_member_spec = teacher_for_images.network().map(|t| t.member_spec(0));
-    let default_method = crate::methods::MethodSpec::default();
-    let method_unit = match (&teacher.network, &fidelity_student, &teacher_member_spec) {
-        (Some(ensemble), Some(net), Some(member)) => Some(crate::methods::Unit {
-            spec: cfg.method.as_ref().unwrap_or(&default_method),
-            distill: &cfg.distill,
-            student: net,
-            teacher_network: member,
-            fit: &fit,
-            val: &val,
-            test: &test,
-            teacher: ensemble.clone(),
-            seed: student_seed,
-        }),
-        _ => None,
-    };
-
-    // A network trained by the fidelity or method protocol, with its protocol's own metrics.
-    let network_row = |arm: crate::distill::Arm, result: crate::models::Result<(student::Network, BTreeMap<String, f64>)>| -> Row {
-        let result = result.and_then(|(network, extra)| {
-            let fitted = FittedStudent::Network(network);
-            let (mut m, reliability) = student_metrics(cfg, &fitted, arm, &test, &population, teacher, &teacher_labels, &oracle_population, fit.len(), fit.x.view(), None, student_seed)?;
-            m.extend(extra);
-            Ok((m, reliability))
-        });
-        match result {
-            Ok((m, reliability)) => {
-                let mut r = finite_row(row(arm.name(), None, m));
-                r.reliability = reliability;
-                r
-            }
-            Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
-        }
-    };
+    let scoring = Scoring { cfg, test: &test, population: &population, fit: &fit, teacher, teacher_labels: teacher.test.rows().into_iter().map(metrics::argmax).collect(), oracle_population, seed: student_seed };
+    let mut surfaces = Vec::new();
     for &arm in &study.arms {
         let t = Instant::now();
-        if let Some(unit) = &method_unit {
-            let result = unit.fit_arm(arm).map(|f| (f.network, f.metrics));
-            times.students += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            rows.push(network_row(arm, result));
-            times.metrics += t.elapsed().as_secs_f64();
-            continue;
-        }
-        if let Some(unit) = &fidelity_unit {
-            let result = unit.fit_arm(arm, rep == 0).map(|f| {
-                if let Some(mut surface) = f.surface {
-                    surface.cell_index = cell.index;
-                    surface.seed = rep;
-                    surfaces.push(surface);
-                }
-                (f.network, f.metrics)
-            });
-            times.students += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            rows.push(network_row(arm, result));
-            times.metrics += t.elapsed().as_secs_f64();
-            continue;
-        }
-        let source = if arm.uses_crossfit() { crossfit } else { Some(&teacher.train) };
-        let Some(source) = source else {
-            rows.push(row(arm.name(), Some("cross-fit teacher failed".into()), BTreeMap::new()));
-            continue;
-        };
-        let teacher_fit = source.select(ndarray::Axis(0), &fit_idx);
-        let result = (|| -> crate::models::Result<(crate::models::student::FittedStudent, Option<f64>)> {
-            let (gamma, chosen_c) = match arm.gamma_rule() {
-                GammaRule::Zero => (Gamma::Zero, None),
-                GammaRule::Constant => (Gamma::Constant(cfg.distill.gamma), None),
-                GammaRule::Full => (Gamma::Full, None),
-                GammaRule::VarianceAware => {
-                    let (c, _) = distill::select_c(&cfg.distill, &student_spec, fit.x.view(), &fit.y, teacher_fit.view(), val.x.view(), &val.y, k, student_seed)?;
-                    (Gamma::VarianceAware { c }, Some(c))
-                }
-            };
-            let knowledge = distill::knowledge_targets(arm, &fit.y, teacher_fit.view(), k, &cfg.distill).map_err(|e| crate::models::ModelError::Fit { model: "knowledge targets", reason: e.to_string() })?;
-            let targets = match knowledge {
-                Some(t) => t,
-                None => distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, &cfg.distill, &student_spec),
-            };
-            let fitted = student::fit(&student_spec, fit.x.view(), &targets, val.x.view(), &val.y, k, student_seed)?;
-            Ok((fitted, chosen_c))
-        })();
+        let fitted = protocol.fit_arm(arm);
         times.students += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let result = result.and_then(|(fitted, chosen_c)| student_metrics(cfg, &fitted, arm, &test, &population, teacher, &teacher_labels, &oracle_population, fit.len(), fit.x.view(), chosen_c, student_seed));
-        rows.push(match result {
-            Ok((m, reliability)) => {
-                let mut r = finite_row(row(arm.name(), None, m));
-                r.reliability = reliability;
-                r
+        let scored = fitted.and_then(|mut f| {
+            if let Some(mut surface) = f.surface.take() {
+                surface.cell_index = cell.index;
+                surface.seed = rep;
+                surfaces.push(surface);
             }
-            Err(e) => row(arm.name(), Some(format!("student: {e}")), BTreeMap::new()),
+            let (mut m, reliability) = scoring.metrics(&f.student, arm, f.chosen_c)?;
+            m.extend(f.metrics);
+            Ok((m, reliability))
+        });
+        rows.push(match scored {
+            Ok((m, reliability)) => Row { reliability, ..finite_row(rows_of.row(arm.name(), None, m)) },
+            Err(e) => rows_of.row(arm.name(), Some(e.to_string()), BTreeMap::new()),
         });
         times.metrics += t.elapsed().as_secs_f64();
     }
     Shard { cell_id: cell.id.clone(), seed: rep, rows, times, surfaces, ..Shard::default() }
 }
 
-/// A fitted student's metrics and reliability bins: test and population metrics, agreement
-/// with the teacher, the critical-radius terms and the `[diagnostics]` suite.
-#[allow(clippy::too_many_arguments)]
-fn student_metrics(
-    cfg: &crate::study::CellConfig,
-    fitted: &FittedStudent,
-    arm: distill::Arm,
-    test: &Dataset,
-    population: &Dataset,
-    teacher: &TeacherOutputs,
-    teacher_labels: &[usize],
-    oracle_population: &Option<Array2<f64>>,
-    n_fit: usize,
-    x_fit: ArrayView2<f64>,
-    chosen_c: Option<f64>,
-    student_seed: u64,
-) -> crate::models::Result<(BTreeMap<String, f64>, Vec<ReliabilityBin>)> {
-    let k = test.n_classes;
-    let mut reliability = Vec::new();
-    let p_test = fitted.predict_proba(test.x.view())?;
-    let p_pop = on_population(population, k, |x| fitted.predict_proba(x))?;
-    let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, Some(teacher.test.view()));
-    if let Some(epoch) = fitted.best_epoch() {
-        m.insert("best_epoch".into(), epoch as f64);
+/// The rows of one unit.
+struct UnitRows<'a> {
+    cell: &'a Cell,
+    rep: usize,
+}
+
+impl UnitRows<'_> {
+    fn row(&self, arm: &str, failure: Option<String>, metrics: BTreeMap<String, f64>) -> Row {
+        let cell = self.cell;
+        Row { cell_index: cell.index, cell_id: cell.id.clone(), levels: cell.levels.clone(), seed: self.rep, arm: arm.to_string(), failure, metrics, reliability: Vec::new() }
     }
-    if let Some(c) = chosen_c {
-        m.insert("chosen_log10_c".into(), c.log10());
+
+    /// Every row of the unit, failed with `reason`.
+    fn all_failed(&self, study: &Study, reason: &str) -> Vec<Row> {
+        let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some(RowKind::CrossfitTeacher.arm());
+        let arms = std::iter::once(RowKind::Teacher.arm()).chain(crossfit).chain(study.arms.iter().map(|a| a.name()));
+        arms.map(|a| self.row(a, Some(reason.to_string()), BTreeMap::new())).collect()
     }
-    if let Some(f0) = oracle_population {
-        m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
-    }
-    m.insert("critical_radius_proxy".into(), complexity::critical_radius_proxy(fitted.dimension(), n_fit));
-    let net = fitted.relu_mlp();
-    if let (Some(net), true) = (&net, cfg.theory.rademacher_draws > 0) {
-        let draws_seed = seed::derive(student_seed, &["rademacher", arm.name()]);
-        if let Ok(r) = complexity::tangent_rademacher(net, x_fit, cfg.theory.rademacher_draws, draws_seed) {
-            m.insert("critical_radius_empirical".into(), r.critical_radius);
-        }
-    }
-    if let Some(spec) = &cfg.diagnostics {
-        let predict = |x: ArrayView2<f64>| fitted.predict_proba(x).unwrap_or_else(|_| Array2::from_elem((x.nrows(), k), f64::NAN));
-        let access = match net {
-            Some(net) => ModelAccess::Network(net),
-            None => ModelAccess::BlackBox(&predict),
+
+    /// The `teacher` row (first), the `crossfit-teacher` row when an arm cross-fits, and the
+    /// out-of-fold targets when cross-fitting succeeded.
+    fn teacher_rows<'t>(&self, teacher: &'t TeacherOutputs) -> (Vec<Row>, Option<&'t Array2<f64>>) {
+        let mut teacher_row = finite_row(self.row(RowKind::Teacher.arm(), None, teacher.metrics.clone()));
+        teacher_row.reliability = teacher.reliability.clone();
+        let mut rows = vec![teacher_row];
+        let out_of_fold = match &teacher.crossfit {
+            None => None,
+            Some(Ok((out_of_fold, m))) => {
+                rows.push(finite_row(self.row(RowKind::CrossfitTeacher.arm(), None, m.clone())));
+                Some(out_of_fold)
+            }
+            Some(Err(e)) => {
+                rows.push(self.row(RowKind::CrossfitTeacher.arm(), Some(e.clone()), BTreeMap::new()));
+                None
+            }
         };
-        let d = suite::evaluate(spec, test.x.view(), &test.y, p_test.view(), Some(teacher_labels), &access, seed::derive(student_seed, &["diagnostics", arm.name()]));
-        m.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
-        reliability = d.reliability;
+        (rows, out_of_fold)
     }
-    Ok((m, reliability))
+}
+
+/// The data sets of one unit: the student's fit and validation rows (and the fit rows'
+/// indices into the training rows), the test rows and the population sample.
+struct UnitSets<'a> {
+    fit: &'a Dataset,
+    val: &'a Dataset,
+    test: &'a Dataset,
+    population: &'a Dataset,
+    fit_idx: &'a [usize],
+}
+
+/// The protocol that trains a unit's students: method units when the teacher network is
+/// kept for method arms, the fidelity protocol for a `[fidelity]` study, otherwise the
+/// semiparametric protocol. `seeds`: the students' and the teacher's.
+#[allow(clippy::too_many_arguments)]
+fn unit_protocol<'a>(
+    cell: &'a Cell,
+    rep: usize,
+    teacher: &'a TeacherOutputs,
+    student_spec: &'a StudentSpec,
+    teacher_spec: &'a crate::models::TeacherSpec,
+    sets: &UnitSets<'a>,
+    out_of_fold: Option<&'a Array2<f64>>,
+    (student_seed, teacher_seed): (u64, u64),
+) -> Box<dyn Protocol + 'a> {
+    let cfg = &cell.config;
+    let network_student = match student_spec {
+        StudentSpec::Neural(n) => Some(n),
+        StudentSpec::ForestRegressor(_) => None,
+    };
+    let teacher_network = teacher_spec.network();
+    if let (Some(ensemble), Some(student), Some(member)) = (&teacher.network, network_student, teacher_network) {
+        return Box::new(crate::methods::Unit {
+            spec: cfg.method.as_ref().unwrap_or(&DEFAULT_METHOD),
+            distill: &cfg.distill,
+            student,
+            teacher_network: member.member_spec(0),
+            fit: sets.fit,
+            val: sets.val,
+            test: sets.test,
+            teacher: ensemble.clone(),
+            seed: student_seed,
+        });
+    }
+    if let (Some(spec), Some(teachers), Some(student)) = (&cfg.fidelity, &teacher.networks, network_student) {
+        return Box::new(fidelity::Unit {
+            spec,
+            distill: &cfg.distill,
+            student,
+            fit: sets.fit,
+            val: sets.val,
+            test: sets.test,
+            population: sets.population,
+            teachers,
+            seed: student_seed,
+            teacher_spec: teacher_network,
+            teacher_seed,
+            first_seed: rep == 0,
+        });
+    }
+    Box::new(Semiparametric {
+        distill: &cfg.distill,
+        student: student_spec,
+        fit: sets.fit,
+        val: sets.val,
+        fit_idx: sets.fit_idx,
+        teacher_train: &teacher.train,
+        out_of_fold,
+        seed: student_seed,
+    })
+}
+
+/// The method settings of a study without a `[method]` section.
+static DEFAULT_METHOD: std::sync::LazyLock<crate::methods::MethodSpec> = std::sync::LazyLock::new(crate::methods::MethodSpec::default);
+
+/// What scoring a unit's students needs.
+struct Scoring<'a> {
+    cfg: &'a crate::study::CellConfig,
+    test: &'a Dataset,
+    population: &'a Dataset,
+    /// The student's fit rows (the critical radius reads their number and features).
+    fit: &'a Dataset,
+    teacher: &'a TeacherOutputs,
+    /// The teacher's predicted test labels.
+    teacher_labels: Vec<usize>,
+    /// The oracle student's probabilities on the population sample.
+    oracle_population: Option<Array2<f64>>,
+    seed: u64,
+}
+
+impl Scoring<'_> {
+    /// A fitted student's metrics and reliability bins: test and population metrics, agreement
+    /// with the teacher, the critical-radius terms and the `[diagnostics]` suite.
+    fn metrics(&self, fitted: &FittedStudent, arm: distill::Arm, chosen_c: Option<f64>) -> crate::models::Result<(BTreeMap<String, f64>, Vec<ReliabilityBin>)> {
+        let (cfg, test, population) = (self.cfg, self.test, self.population);
+        let k = test.n_classes;
+        let mut reliability = Vec::new();
+        let p_test = fitted.predict_proba(test.x.view())?;
+        let p_pop = on_population(population, k, |x| fitted.predict_proba(x))?;
+        let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, Some(self.teacher.test.view()));
+        if let Some(epoch) = fitted.best_epoch() {
+            m.insert("best_epoch".into(), epoch as f64);
+        }
+        if let Some(c) = chosen_c {
+            m.insert("chosen_log10_c".into(), c.log10());
+        }
+        if let Some(f0) = &self.oracle_population {
+            m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
+        }
+        m.insert("critical_radius_proxy".into(), complexity::critical_radius_proxy(fitted.dimension(), self.fit.len()));
+        let net = fitted.relu_mlp();
+        if let (Some(net), true) = (&net, cfg.theory.rademacher_draws > 0) {
+            let draws_seed = seed::derive(self.seed, &["rademacher", arm.name()]);
+            if let Ok(r) = complexity::tangent_rademacher(net, self.fit.x.view(), cfg.theory.rademacher_draws, draws_seed) {
+                m.insert("critical_radius_empirical".into(), r.critical_radius);
+            }
+        }
+        if let Some(spec) = &cfg.diagnostics {
+            let predict = |x: ArrayView2<f64>| fitted.predict_proba(x).unwrap_or_else(|_| Array2::from_elem((x.nrows(), k), f64::NAN));
+            let access = match net {
+                Some(net) => ModelAccess::Network(net),
+                None => ModelAccess::BlackBox(&predict),
+            };
+            let d = suite::evaluate(spec, test.x.view(), &test.y, p_test.view(), Some(&self.teacher_labels), &access, seed::derive(self.seed, &["diagnostics", arm.name()]));
+            m.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
+            reliability = d.reliability;
+        }
+        Ok((m, reliability))
+    }
 }
 
 /// Fits the oracle student f0 of a cell: the student class trained on p0 itself over a fresh

@@ -18,7 +18,8 @@ use crate::data::DataSpec;
 use crate::distill::{Arm, DistillLoss, DistillSpec};
 use crate::models::student::{StudentKind, StudentSpec};
 use crate::models::TeacherSpec;
-use crate::results;
+use crate::metric;
+use crate::results::RowKind;
 use crate::seed;
 use crate::theory::TheorySpec;
 use crate::verdicts::sequential::SeedPlan;
@@ -836,9 +837,9 @@ impl<'a> Ctx<'a> {
             if out.iter().any(|o| o.id == id) {
                 return Err(self.err(&at("id"), format!("prediction id `{id}` is used twice")));
             }
-            let metric = string("metric")?.ok_or_else(|| self.err_hint(&here, "prediction has no `metric`", Some(format!("known metrics: {}", results::metric_names().join(", ")))))?;
-            if results::metric(&metric).is_none() {
-                return Err(self.unknown_key(&at("metric"), &metric, &results::metric_names(), "metric"));
+            let metric = string("metric")?.ok_or_else(|| self.err_hint(&here, "prediction has no `metric`", Some(format!("known metrics: {}", metric::metric_names().join(", ")))))?;
+            if metric::metric(&metric).is_none() {
+                return Err(self.unknown_key(&at("metric"), &metric, &metric::metric_names(), "metric"));
             }
             let expect = match string("expect")?.as_deref() {
                 Some("lower") => Expect::Lower,
@@ -895,14 +896,14 @@ impl<'a> Ctx<'a> {
             let comparison = match (string("axis")?, correlate) {
                 (Some(_), Some(_)) => return Err(self.err(&at("axis"), "a correlation prediction pools its arm's rows over cells; use `where` to restrict them")),
                 (None, Some(with)) => {
-                    if results::metric(&with).is_none() {
-                        return Err(self.unknown_key(&at("correlate"), &with, &results::metric_names(), "metric"));
+                    if metric::metric(&with).is_none() {
+                        return Err(self.unknown_key(&at("correlate"), &with, &metric::metric_names(), "metric"));
                     }
                     if with == metric {
                         return Err(self.err(&at("correlate"), "correlates a metric with itself"));
                     }
                     let arm = match string("arm")? {
-                        Some(a) if a == results::TEACHER_ARM => a,
+                        Some(a) if a == RowKind::Teacher.arm() => a,
                         Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
                         None => return Err(self.err_hint(&here, "a correlation prediction needs `arm`", Some("add `arm = \"kd\"`".into()))),
                     };
@@ -953,7 +954,7 @@ impl<'a> Ctx<'a> {
                         self.unknown_key(&at("axis"), &axis_key, &keys, "grid axis")
                     })?;
                     let arm = match string("arm")? {
-                        Some(a) if a == results::TEACHER_ARM || a == results::CROSSFIT_TEACHER_ARM => a,
+                        Some(a) if a == RowKind::Teacher.arm() || a == RowKind::CrossfitTeacher.arm() => a,
                         Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
                         None => return Err(self.err_hint(&here, "a comparison of grid levels needs `arm`", Some("add `arm = \"kd\"` (or \"teacher\")".into()))),
                     };

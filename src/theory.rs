@@ -4,10 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::results::{self, Row};
+use crate::results::{Row, RowKind};
 use crate::stats;
-use crate::distill::GammaRule;
-use crate::study::Study;
+use crate::distill::Arm;
 
 /// The `[theory]` section: quantities computed where the Bayes probabilities p0 are known.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -61,15 +60,15 @@ pub struct RateCheck {
 /// teacher: plain and cross-fit KD are predicted to track the teacher's squared error to the
 /// first power (slope 1), the corrected arms to the second power (slope 2), down to the
 /// student's own estimation floor. Cross-fit arms are paired with the fold teachers' error.
-pub fn rate_checks(study: &Study, rows: &[Row]) -> Vec<RateCheck> {
+pub fn rate_checks(arms: &[Arm], rows: &[Row]) -> Vec<RateCheck> {
     let teacher_error = |cell: usize, seed: usize, arm: &str| {
         rows.iter()
             .find(|r| r.cell_index == cell && r.seed == seed && r.arm == arm && r.failure.is_none())
             .and_then(|r| r.get("teacher_error_population"))
     };
     let mut out = Vec::new();
-    for arm in study.arms.iter().filter(|a| a.uses_teacher()) {
-        let source = if arm.uses_crossfit() { results::CROSSFIT_TEACHER_ARM } else { results::TEACHER_ARM };
+    for arm in arms.iter().filter(|a| a.uses_teacher()) {
+        let source = if arm.uses_crossfit() { RowKind::CrossfitTeacher.arm() } else { RowKind::Teacher.arm() };
         let (x, y): (Vec<f64>, Vec<f64>) = rows
             .iter()
             .filter(|r| r.arm == arm.name() && r.failure.is_none())
@@ -78,10 +77,7 @@ pub fn rate_checks(study: &Study, rows: &[Row]) -> Vec<RateCheck> {
             .map(|(t, s)| (t.ln(), s.ln()))
             .unzip();
         if let Ok(fit) = stats::linear_fit(&x, &y) {
-            let predicted_slope = match arm.gamma_rule() {
-                GammaRule::Zero => 1.0,
-                _ => 2.0,
-            };
+            let predicted_slope = arm.gamma_rule().predicted_rate();
             out.push(RateCheck { arm: arm.name().to_string(), teacher_error: source, fit, predicted_slope });
         }
     }

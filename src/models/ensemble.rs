@@ -10,7 +10,8 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::student::{self, LossTerm, NeuralSpec, Network, StudentKind};
+use super::loss::LossTerm;
+use super::student::{self, NeuralSpec, Network, StudentKind};
 use super::{Result, Teacher};
 use crate::data::validation_split;
 use crate::seed;

@@ -9,6 +9,7 @@ pub mod classical;
 pub mod cnn;
 pub mod ensemble;
 pub mod forest;
+pub mod loss;
 pub mod optim;
 pub mod student;
 

@@ -14,7 +14,8 @@ use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
 use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
-use crate::results::{self, Row, CROSSFIT_TEACHER_ARM, ORACLE_ARM, TEACHER_ARM};
+use crate::metric::{self, Better};
+use crate::results::{self, Row, RowKind};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Study};
 use crate::theory;
@@ -117,11 +118,11 @@ fn cell_table(w: &mut String, study: &Study, rows: &[Row], cell: &crate::study::
 /// One line per metric of `names` that some row carries: its description and direction.
 fn metric_legend(w: &mut String, names: &[&str], rows: &[Row]) {
     for metric in names.iter().filter(|m| rows.iter().any(|r| r.get(m).is_some())) {
-        if let Some(info) = results::metric(metric) {
+        if let Some(info) = metric::metric(metric) {
             let _ = writeln!(w, "- `{}`: {} ({}).", info.name, info.description, match info.better {
-                results::Better::Lower => "lower is better",
-                results::Better::Higher => "higher is better",
-                results::Better::Neither => "a measurement, not a score",
+                Better::Lower => "lower is better",
+                Better::Higher => "higher is better",
+                Better::Neither => "a measurement, not a score",
             });
         }
     }
@@ -170,9 +171,9 @@ pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error
 
 /// The arms shown, teacher first.
 fn shown_arms(study: &Study, rows: &[Row]) -> Vec<String> {
-    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| CROSSFIT_TEACHER_ARM.to_string());
-    let oracle = rows.iter().any(|r| r.arm == ORACLE_ARM).then(|| ORACLE_ARM.to_string());
-    std::iter::once(TEACHER_ARM.to_string()).chain(crossfit).chain(oracle).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
+    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| RowKind::CrossfitTeacher.arm().to_string());
+    let oracle = rows.iter().any(|r| r.kind() == RowKind::Oracle).then(|| RowKind::Oracle.arm().to_string());
+    std::iter::once(RowKind::Teacher.arm().to_string()).chain(crossfit).chain(oracle).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
 }
 
 /// The metrics a figure is drawn for: those the predictions name, then accuracy.
@@ -285,10 +286,31 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
 /// File (in a study's results directory) of its loss slices.
 pub const LOSS_SURFACES: &str = "loss-surfaces.json";
 
+/// What a report is rendered from.
+struct Report<'a> {
+    study: &'a Study,
+    rows: &'a [Row],
+    evaluation: &'a Evaluation,
+    prov: &'a Provenance,
+    figures: &'a [(String, String)],
+}
+
+/// The report's sections, in order.
+const SECTIONS: &[fn(&mut String, &Report)] = &[header, setup, predictions_section, results_section, protocol_sections, diagnostics_section, rate_checks_section, figures_section, failed_rows_section, provenance_section];
+
 fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenance, figures: &[(String, String)]) -> String {
-    let decisions = &evaluation.decisions;
+    let report = Report { study, rows, evaluation, prov, figures };
     let mut md = String::new();
-    let w = &mut md;
+    for section in SECTIONS {
+        section(&mut md, &report);
+    }
+    md
+}
+
+/// The title, the claim and the verdict counts.
+fn header(w: &mut String, r: &Report) {
+    let Report { study, rows, evaluation, .. } = *r;
+    let decisions = &evaluation.decisions;
     let _ = writeln!(w, "# {}\n", study.name);
     let _ = writeln!(w, "**Claim.** {}\n", study.claim);
     if let Some(d) = &study.description {
@@ -304,7 +326,11 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
         count(Verdict::Inconclusive),
         decisions.len()
     );
+}
 
+/// The design: seeds, grid, arms, teachers, protocols and the statistics used.
+fn setup(w: &mut String, r: &Report) {
+    let Report { study, rows, evaluation, prov, .. } = *r;
     let _ = writeln!(w, "## Setup\n");
     let _ = writeln!(w, "- Seeds: {} (base seed {}){}; cells: {}; rows: {}.", predictions::seed_design(study), study.base_seed, if study.quick { ", quick smoke version" } else { "" }, study.cells.len(), rows.len());
     if study.axes.is_empty() {
@@ -318,7 +344,7 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
         let _ = writeln!(w, "  - `{}`: {}.", arm.name(), arm.description());
     }
     let _ = writeln!(w, "  - `teacher`: the teacher's own predictions (not a student).");
-    if rows.iter().any(|r| r.arm == ORACLE_ARM) {
+    if rows.iter().any(|r| r.kind() == RowKind::Oracle) {
         let _ = writeln!(w, "  - `oracle`: the oracle student f0, the student class fit to the exact p0 on a fresh sample (once per cell); `student_error` = E‖f̂ − f0‖² measures each student against it.");
     }
     if study.arms.iter().any(|a| a.uses_crossfit()) {
@@ -347,11 +373,20 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
     let _ = writeln!(w, "- Student training: {EARLY_STOPPING_RULE}.");
     let _ = writeln!(w, "- Summaries: mean and two-sided 95% Student-t interval over seeds, with n; failed rows are excluded from every statistic.");
     predictions::statistics_paragraph(w, evaluation);
-    let _ = writeln!(w, "- Population metrics (`excess_risk`, `bayes_sq_error`, `teacher_error_population`) use a fresh Monte-Carlo sample from the known p0, never the test set.");
+    if rows.iter().any(|r| r.get("excess_risk").is_some()) {
+        let _ = writeln!(w, "- Population metrics (`excess_risk`, `bayes_sq_error`, `teacher_error_population`) use a fresh Monte-Carlo sample from the known p0, never the test set.");
+    }
     let _ = writeln!(w, "\n<details><summary>Study file</summary>\n\n```toml\n{}\n```\n</details>\n", study.source.trim_end());
+}
 
-    predictions::section(w, study, evaluation);
+/// The predictions, their verdicts and their statistics.
+fn predictions_section(w: &mut String, r: &Report) {
+    predictions::section(w, r.study, r.evaluation);
+}
 
+/// Per-cell results tables of the metrics every study has.
+fn results_section(w: &mut String, r: &Report) {
+    let Report { study, rows, .. } = *r;
     let _ = writeln!(w, "## Results\n");
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
     metric_legend(w, TABLE_METRICS, rows);
@@ -359,6 +394,11 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
         let _ = writeln!(w, "### Cell {}: {}\n", cell.index, cell_title(study, cell));
         cell_table(w, study, rows, cell, &present_metrics(TABLE_METRICS, rows, cell.index));
     }
+}
+
+/// The fidelity and method protocols' own metrics, where their rows have them.
+fn protocol_sections(w: &mut String, r: &Report) {
+    let Report { study, rows, .. } = *r;
     for (title, groups) in PROTOCOL_METRICS {
         // A protocol's first metric marks its rows (the protocols share some metric names).
         let all: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
@@ -378,8 +418,13 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
             }
         }
     }
+}
 
-    if rows.iter().any(|r| DIAGNOSTIC_METRICS[1..].iter().any(|m| r.get(m).is_some()) || !r.reliability.is_empty()) {
+/// The `[diagnostics]` metrics, when the study asked for them.
+fn diagnostics_section(w: &mut String, r: &Report) {
+    let Report { study, rows, .. } = *r;
+    // `ece` is in every row; the section speaks only when the study asked for diagnostics.
+    if study.cells.iter().any(|c| c.config.diagnostics.is_some()) {
         let _ = writeln!(w, "## Diagnostics\n");
         let _ = writeln!(w, "Asked for by the study's `[diagnostics]` section; computed on the test set for the teacher and every student. Mean [95% CI] over seeds; the per-seed uncertainty of each number (permutation null, bootstrap interval) is its own column. Each number is labelled with what it estimates: a certified bound, a heuristic, or an estimate.\n");
         metric_legend(w, DIAGNOSTIC_METRICS, rows);
@@ -397,8 +442,12 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
             }
         }
     }
+}
 
-    let rates = theory::rate_checks(study, rows);
+/// The reconstructed rate checks, when the study has the oracle's `student_error`.
+fn rate_checks_section(w: &mut String, r: &Report) {
+    let Report { study, rows, .. } = *r;
+    let rates = theory::rate_checks(&study.arms, rows);
     if !rates.is_empty() {
         let _ = writeln!(w, "## Rate checks (reconstructed)\n");
         let _ = writeln!(w, "The paper's theorem constants were not available, so kdlab checks rates, not bounds: the OLS slope of log student error E‖f̂ − f0‖² on log teacher error E‖p̂ − p0‖² over every (cell, seed) of the arm, with a 95% t interval. Predicted: slope 1 for plain and cross-fit KD (teacher error passes at first order), slope 2 for the corrected arms (second order), until the student's own estimation error dominates and flattens the slope. This reconstruction, not the paper's statement, is what is tested.\n");
@@ -410,12 +459,20 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
         }
         let _ = writeln!(w);
     }
+}
 
+/// The figures written beside the report.
+fn figures_section(w: &mut String, r: &Report) {
+    let Report { figures, .. } = *r;
     let _ = writeln!(w, "## Figures\n");
     for (metric, path) in figures {
         let _ = writeln!(w, "![{metric}]({path})\n");
     }
+}
 
+/// Failed rows with their reasons.
+fn failed_rows_section(w: &mut String, r: &Report) {
+    let Report { rows, .. } = *r;
     let _ = writeln!(w, "## Failed rows\n");
     let failures: Vec<&Row> = rows.iter().filter(|r| r.failure.is_some()).collect();
     if failures.is_empty() {
@@ -428,7 +485,11 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
         }
         let _ = writeln!(w);
     }
+}
 
+/// Where, when and by which code the results were computed.
+fn provenance_section(w: &mut String, r: &Report) {
+    let Report { study, prov, .. } = *r;
     let _ = writeln!(w, "## Provenance\n");
     let dirty = match prov.git_dirty {
         Some(true) => "yes",
@@ -468,7 +529,6 @@ fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenanc
         let _ = writeln!(w, "| scheduler | {}: job array {} ({} task jobs){merge} |", s.name, if s.array_job_ids.is_empty() { "–".to_string() } else { s.array_job_ids.join(", ") }, s.task_job_ids.len());
     }
     let _ = writeln!(w, "\nResults: `{0}/results.csv`, `{0}/results.parquet` (one row per cell, seed and arm); per-unit timings: `{0}/timings.csv`.", study.name);
-    md
 }
 
 /// Rewrites `<out>/README.md` from every `<out>/*/verdicts.json`.

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::results::{self, Better, Row};
+use crate::metric::{self, Better};
+use crate::results::Row;
 use crate::study::{Comparison, Prediction, Study};
 
 /// One (lhs, rhs) measurement of a prediction within one seed; `cell` is the lhs row's cell.
@@ -182,7 +183,7 @@ fn sides(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize) -> 
 /// The candidate arm with the better mean of `metric` in `cell` over seeds `0..seeds` (chosen on
 /// the same data, which favours the candidates).
 fn best_candidate<'a>(rows: &[Row], metric: &str, cell: usize, candidates: &[&'a str], seeds: usize) -> Option<&'a str> {
-    let better = results::metric(metric).map(|m| m.better).unwrap_or(Better::Lower);
+    let better = metric::metric(metric).map(|m| m.better).unwrap_or(Better::Lower);
     let mean = |arm: &str| {
         let v: Vec<f64> = rows.iter().filter(|r| r.cell_index == cell && r.arm == arm && r.seed < seeds && r.failure.is_none()).filter_map(|r| r.get(metric)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
