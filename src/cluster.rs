@@ -38,7 +38,7 @@ pub struct Plan {
     /// A sequential design: the units listed are its first look's; the merge job submits each
     /// later look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sequential: Option<crate::verdicts::sequential::SeedPlan>,
+    pub sequential: Option<crate::study::SeedPlan>,
     pub base_seed: u64,
     /// One array task per cell; `tasks[i].index == i`.
     pub tasks: Vec<PlanTask>,

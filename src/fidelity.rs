@@ -30,9 +30,11 @@ use crate::distill::{self, Arm, DistillSpec};
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
 use crate::models::loss::{distillation_loss, target_tensor, Batch, BatchLoss, LossTerm};
-use crate::models::student::{self, from_tensor, one_hot, to_tensor, Architecture, FittedStudent, NeuralSpec, Network};
+use crate::models::tensor::{from_tensor, to_tensor};
+use crate::models::student::{self, one_hot, Architecture, FittedStudent, NeuralSpec, Network};
 use crate::models::{ModelError, Teacher};
 use crate::protocol::{ArmError, ArmFit, Protocol};
+use crate::loss_surface::LossSurface;
 use crate::seed;
 
 /// Rows appended to the distillation stream beyond the student's training rows.
@@ -130,24 +132,6 @@ impl Teacher for MainTeacher {
 /// Seed of the independent teacher, from the main teacher's seed.
 pub fn independent_seed(teacher_seed: u64) -> u64 {
     seed::derive(teacher_seed, &["independent"])
-}
-
-/// A 2-D slice of the distillation loss (`LossSurface::loss[i][j]` at `alpha[i]`, `beta[j]`).
-/// The plane passes through the initial student θ₀ (origin), the final student (on the first
-/// axis) and the teacher; coordinates are Euclidean in weight space.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LossSurface {
-    pub cell_index: usize,
-    pub seed: usize,
-    pub arm: String,
-    pub alpha: Vec<f64>,
-    pub beta: Vec<f64>,
-    /// KL(teacher ‖ student) at the training temperature, nats, on up to `SURFACE_ROWS`
-    /// stream rows.
-    pub loss: Vec<Vec<f64>>,
-    pub initial: (f64, f64),
-    pub fin: (f64, f64),
-    pub teacher: (f64, f64),
 }
 
 /// Stream rows the loss surface is evaluated on (it costs points² forward passes).

@@ -15,6 +15,7 @@ pub mod execution;
 pub mod fidelity;
 pub mod fingerprint;
 pub mod fsio;
+pub mod loss_surface;
 pub mod malloc;
 pub mod methods;
 pub mod metric;

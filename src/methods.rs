@@ -24,7 +24,8 @@ use crate::distill::{self, feature, lipschitz_kd, meta, relational, route, Arm, 
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
 use crate::models::loss::{distillation_loss, ActivationLoss, ActivationTerm, Activations, LossTerm};
-use crate::models::student::{self, from_tensor, one_hot, to_tensor, FittedStudent, NeuralSpec, Network, StudentSpec, StudentTargets};
+use crate::models::tensor::{from_tensor, to_tensor};
+use crate::models::student::{self, one_hot, FittedStudent, NeuralSpec, Network, StudentSpec, StudentTargets};
 use crate::protocol::{ArmError, ArmFit, Protocol};
 use crate::models::ModelError;
 use crate::seed;

@@ -22,7 +22,7 @@ pub struct Provenance {
     /// The seed plan the run followed (a sequential design's looks), so a re-render reads the
     /// study the same way; absent in provenance written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed_plan: Option<crate::verdicts::sequential::SeedPlan>,
+    pub seed_plan: Option<crate::study::SeedPlan>,
     pub quick: bool,
     pub threads: usize,
     pub units_computed: usize,

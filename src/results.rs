@@ -111,7 +111,7 @@ pub struct Shard {
     pub teacher_loaded: bool,
     /// Loss-surface slices of a fidelity study (first seed only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub surfaces: Vec<crate::fidelity::LossSurface>,
+    pub surfaces: Vec<crate::loss_surface::LossSurface>,
 }
 
 /// Builds the results DataFrame; `axes` name the level columns.

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{validation_split, DataStore, Dataset};
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::diagnostics::complexity;
+use crate::diagnostics::lipschitz::ReluMlp;
 use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fidelity;
 use crate::fingerprint;
@@ -443,7 +444,7 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
     }
     fsio::write_atomic(&dir.join("timings.csv"), timing_csv.as_bytes()).map_err(io_error(&dir))?;
     fsio::write_atomic(&dir.join("study.toml"), study.source.as_bytes()).map_err(io_error(&dir))?;
-    let surfaces: Vec<&fidelity::LossSurface> = shards.values().flat_map(|s| &s.surfaces).collect();
+    let surfaces: Vec<&crate::loss_surface::LossSurface> = shards.values().flat_map(|s| &s.surfaces).collect();
     if !surfaces.is_empty() {
         let json = serde_json::to_string(&surfaces).expect("serialisable");
         fsio::write_atomic(&dir.join(report::LOSS_SURFACES), json.as_bytes()).map_err(io_error(&dir))?;
@@ -966,7 +967,7 @@ impl Scoring<'_> {
             m.insert("student_error".into(), metrics::squared_error_rows(p_pop.view(), f0.view()).unwrap_or(f64::NAN));
         }
         m.insert("critical_radius_proxy".into(), complexity::critical_radius_proxy(fitted.dimension(), self.fit.len()));
-        let net = fitted.relu_mlp();
+        let net = fitted.mlp_layers().and_then(|layers| ReluMlp::new(layers).ok());
         if let (Some(net), true) = (&net, cfg.theory.rademacher_draws > 0) {
             let draws_seed = seed::derive(self.seed, &["rademacher", arm.name()]);
             if let Ok(r) = complexity::tangent_rademacher(net, self.fit.x.view(), cfg.theory.rademacher_draws, draws_seed) {

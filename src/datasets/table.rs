@@ -398,56 +398,12 @@ fn build(
         .map(|(name, s)| column_cells(path, name, s))
         .collect::<Result<_>>()?;
 
-    // Blank CSV lines (every cell empty) are skipped; they keep their row number, so row r is
-    // line r + 1 of the file.
-    let blank: Vec<bool> = (0..n)
-        .map(|i| {
-            format == FileFormat::Csv
-                && cells.iter().all(|c| match c {
-                    Cells::Text(v) => v[i].is_none_or(|s| s.trim().is_empty()),
-                    Cells::Num(v) => v[i].is_none(),
-                })
-        })
-        .collect();
+    let blank = blank_rows(format, &cells, n);
     let blank_rows = blank.iter().filter(|&&b| b).count();
     if blank_rows == n {
         return Err(DataError::Empty { path: pathbuf, detail: "the file has a header but no data rows".into() });
     }
-
-    // Missing values and the policy: which rows stay.
-    let mut keep: Vec<bool> = blank.iter().map(|b| !b).collect();
-    let mut dropped_rows = Vec::new();
-    for (i, kept) in keep.iter_mut().enumerate() {
-        if !*kept {
-            continue;
-        }
-        for (j, col) in cells.iter().enumerate() {
-            if !col.missing(i) {
-                continue;
-            }
-            let missing = |hint: &str| DataError::Missing {
-                path: pathbuf.clone(),
-                row: i + 1,
-                column: names[j].clone(),
-                hint: hint.to_string(),
-            };
-            match policy {
-                MissingPolicy::Error => {
-                    return Err(missing("the missing-value policy is Error; choose DropRows or ImputeMean"))
-                }
-                MissingPolicy::ImputeMean if j == label_idx => {
-                    return Err(missing("labels are never imputed; use the DropRows policy to drop such rows"))
-                }
-                MissingPolicy::ImputeMean => {}
-                MissingPolicy::DropRows => {
-                    *kept = false;
-                    dropped_rows.push(i + 1);
-                    break;
-                }
-            }
-        }
-    }
-    let rows: Vec<usize> = (0..n).filter(|&i| keep[i]).collect();
+    let (rows, dropped_rows) = kept_rows(path, &names, &cells, label_idx, policy, &blank)?;
     if rows.is_empty() {
         return Err(DataError::Empty {
             path: pathbuf,
@@ -477,25 +433,7 @@ fn build(
         blocks.push(block);
     }
 
-    let d: usize = blocks.iter().map(Vec::len).sum();
-    let mut x = Array2::zeros((rows.len(), d));
-    let mut feature_names = Vec::with_capacity(d);
-    let mut c = 0;
-    for ((name, kind), block) in columns.iter().zip(&blocks) {
-        match kind {
-            ColumnKind::Numeric => feature_names.push(name.clone()),
-            ColumnKind::Categorical { categories } => {
-                feature_names.extend(categories.iter().map(|cat| format!("{name}={cat}")))
-            }
-        }
-        for out in block {
-            for (r, &v) in out.iter().enumerate() {
-                x[[r, c]] = v;
-            }
-            c += 1;
-        }
-    }
-
+    let (x, feature_names) = feature_matrix(&columns, &blocks, rows.len());
     let table = Table { x, y, feature_names, class_names };
     let report = LoadReport {
         path: pathbuf,
@@ -513,6 +451,71 @@ fn build(
         warnings,
     };
     Ok((table, report))
+}
+
+/// Blank CSV lines (every cell empty), which are skipped; they keep their row number, so row r
+/// is line r + 1 of the file.
+fn blank_rows(format: FileFormat, cells: &[Cells], n: usize) -> Vec<bool> {
+    (0..n)
+        .map(|i| {
+            format == FileFormat::Csv
+                && cells.iter().all(|c| match c {
+                    Cells::Text(v) => v[i].is_none_or(|s| s.trim().is_empty()),
+                    Cells::Num(v) => v[i].is_none(),
+                })
+        })
+        .collect()
+}
+
+/// The rows that stay under the missing-value `policy` (0-based), and the 1-based rows it
+/// dropped.
+fn kept_rows(path: &Path, names: &[String], cells: &[Cells], label_idx: usize, policy: MissingPolicy, blank: &[bool]) -> Result<(Vec<usize>, Vec<usize>)> {
+    let mut keep: Vec<bool> = blank.iter().map(|b| !b).collect();
+    let mut dropped_rows = Vec::new();
+    for (i, kept) in keep.iter_mut().enumerate() {
+        if !*kept {
+            continue;
+        }
+        for (j, col) in cells.iter().enumerate() {
+            if !col.missing(i) {
+                continue;
+            }
+            let missing = |hint: &str| DataError::Missing { path: path.to_path_buf(), row: i + 1, column: names[j].clone(), hint: hint.to_string() };
+            match policy {
+                MissingPolicy::Error => return Err(missing("the missing-value policy is Error; choose DropRows or ImputeMean")),
+                MissingPolicy::ImputeMean if j == label_idx => return Err(missing("labels are never imputed; use the DropRows policy to drop such rows")),
+                MissingPolicy::ImputeMean => {}
+                MissingPolicy::DropRows => {
+                    *kept = false;
+                    dropped_rows.push(i + 1);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(((0..keep.len()).filter(|&i| keep[i]).collect(), dropped_rows))
+}
+
+/// The feature matrix (`n_rows` rows) and its column names from each input column's kind and
+/// output columns (one for a numeric column, one per category for a categorical one).
+fn feature_matrix(columns: &[(String, ColumnKind)], blocks: &[Vec<Vec<f64>>], n_rows: usize) -> (Array2<f64>, Vec<String>) {
+    let d: usize = blocks.iter().map(Vec::len).sum();
+    let mut x = Array2::zeros((n_rows, d));
+    let mut feature_names = Vec::with_capacity(d);
+    let mut c = 0;
+    for ((name, kind), block) in columns.iter().zip(blocks) {
+        match kind {
+            ColumnKind::Numeric => feature_names.push(name.clone()),
+            ColumnKind::Categorical { categories } => feature_names.extend(categories.iter().map(|cat| format!("{name}={cat}"))),
+        }
+        for out in block {
+            for (r, &v) in out.iter().enumerate() {
+                x[[r, c]] = v;
+            }
+            c += 1;
+        }
+    }
+    (x, feature_names)
 }
 
 fn labels(path: &Path, name: &str, col: &Cells, rows: &[usize]) -> Result<(Vec<usize>, Vec<String>)> {

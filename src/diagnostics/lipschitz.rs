@@ -626,6 +626,24 @@ pub fn exact_one_hidden_layer(net: &ReluMlp) -> Result<LipschitzEstimate> {
 /// The activation patterns (bit j = unit j active) of all full-dimensional regions of
 /// `{x : W x + b = 0}`, for input dimension ≤ 3 and at most 128 units.
 fn realisable_patterns(w: &Array2<f64>, b: &Array1<f64>) -> Result<Vec<u128>> {
+    let Arrangement { fixed, planes, rank: r } = arrangement(w, b)?;
+    if planes.is_empty() || r == 0 {
+        return Ok(vec![fixed]);
+    }
+    let big_r = vertex_box(&planes, r);
+    interior_patterns(&planes, r, fixed, big_r)
+}
+
+/// The hyperplanes `{z : n·z + o = 0}` of a layer's units in the row space of W (rank `rank`),
+/// and the pattern bits of units whose normal vanishes (active iff b_j > 0).
+struct Arrangement {
+    fixed: u128,
+    /// (unit normal, offset, unit).
+    planes: Vec<(Vec<f64>, f64, usize)>,
+    rank: usize,
+}
+
+fn arrangement(w: &Array2<f64>, b: &Array1<f64>) -> Result<Arrangement> {
     let (units, d) = w.dim();
     if units > 128 {
         return Err(DiagnosticsError::TooLarge {
@@ -658,11 +676,12 @@ fn realisable_patterns(w: &Array2<f64>, b: &Array1<f64>) -> Result<Vec<u128>> {
             planes.push((normal, b[j] / row_norm[j], j));
         }
     }
-    if planes.is_empty() || r == 0 {
-        return Ok(vec![fixed]);
-    }
+    Ok(Arrangement { fixed, planes, rank: r })
+}
 
-    // Box beyond every vertex (intersection of r independent hyperplanes).
+/// A half-width R of a box around the origin beyond every vertex (intersection of r
+/// independent hyperplanes).
+fn vertex_box(planes: &[(Vec<f64>, f64, usize)], r: usize) -> f64 {
     let m = planes.len();
     let mut vmax: f64 = 0.0;
     for_each_subset(m, r, &mut |idx| {
@@ -674,10 +693,16 @@ fn realisable_patterns(w: &Array2<f64>, b: &Array1<f64>) -> Result<Vec<u128>> {
             vmax = vmax.max(z.iter().fold(0.0f64, |a, v| a.max(v.abs())));
         }
     });
-    let big_r = 2.0 * vmax + 1.0;
+    2.0 * vmax + 1.0
+}
+
+/// The patterns of the regions with an interior point: for every choice of r + 1 tight
+/// constraints (oriented planes or faces of the box of half-width `big_r`), the point of
+/// largest clearance t, kept when t exceeds the margin and no plane passes through it.
+fn interior_patterns(planes: &[(Vec<f64>, f64, usize)], r: usize, fixed: u128, big_r: f64) -> Result<Vec<u128>> {
+    let m = planes.len();
     let scale = big_r.max(planes.iter().fold(0.0f64, |a, p| a.max(p.1.abs())));
     let margin = 1e-10 * scale;
-
     // Items: planes 0..m (two orientations each), then box faces ±e_c (2r of them).
     let items = m + 2 * r;
     let candidates = binomial(items, r + 1).saturating_mul(1 << (r + 1));
@@ -729,7 +754,7 @@ fn realisable_patterns(w: &Array2<f64>, b: &Array1<f64>) -> Result<Vec<u128>> {
                     let z = &sol[..r];
                     let mut mask = fixed;
                     let mut clear = true;
-                    for (normal, offset, unit) in &planes {
+                    for (normal, offset, unit) in planes {
                         let v: f64 = normal.iter().zip(z).map(|(a, b)| a * b).sum::<f64>() + offset;
                         if v.abs() <= margin {
                             clear = false;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candle_core::{Tensor, Var, D};
 use ndarray::{Array2, ArrayView2};
 
-use super::student::{from_tensor, to_tensor};
+use super::tensor::{from_tensor, to_tensor};
 use crate::augment::Mix;
 
 /// A network's activations on a batch.

@@ -12,6 +12,7 @@ pub mod forest;
 pub mod loss;
 pub mod optim;
 pub mod student;
+pub mod tensor;
 
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};

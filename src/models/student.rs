@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::cnn::{Cnn, CnnShape};
 use super::loss::{soft_cross_entropy, Activations, Batch, LossTerm};
 use super::optim::{Opt, OptimizerKind, Schedule};
+use super::tensor::{from_tensor, to_tensor};
 use super::{ForestParams, ModelError, RandomForestRegressor, Result, WeightInit};
-use crate::diagnostics::lipschitz::ReluMlp;
 use crate::seed;
 
 /// The early-stopping rule, as the report states it.
@@ -498,19 +498,6 @@ impl Network {
     }
 }
 
-/// An f64 matrix as an f32 tensor (the networks' dtype).
-pub(crate) fn to_tensor(x: ArrayView2<f64>) -> candle_core::Result<Tensor> {
-    let data: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    Tensor::from_vec(data, (x.nrows(), x.ncols()), &Device::Cpu)
-}
-
-/// A rank-2 tensor as an f64 matrix.
-pub(crate) fn from_tensor(t: &Tensor) -> Result<Array2<f64>> {
-    let (n, k) = t.dims2()?;
-    let data: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-    Ok(Array2::from_shape_vec((n, k), data).expect("shape from tensor"))
-}
-
 /// Trains a student on `x_fit` with the given loss terms, early-stopped on labelled
 /// validation rows. Returns `ModelError::Diverged` when the loss stops being finite.
 pub fn train(
@@ -774,9 +761,9 @@ impl FittedStudent {
         }
     }
 
-    /// An MLP's weights as a [`ReluMlp`] for the diagnostics (f32 weights widened); `None`
-    /// for forests and CNNs.
-    pub fn relu_mlp(&self) -> Option<ReluMlp> {
+    /// An MLP's layers as plain (weight out × in, bias) matrices, f32 weights widened (what the
+    /// Lipschitz diagnostics read); `None` for forests and CNNs.
+    pub fn mlp_layers(&self) -> Option<Vec<(Array2<f64>, ndarray::Array1<f64>)>> {
         let FittedStudent::Network(Network { architecture: Architecture::Mlp(layers), .. }) = self else { return None };
         let layers = layers
             .iter()
@@ -786,7 +773,7 @@ impl FittedStudent {
                 Some((w, b))
             })
             .collect::<Option<Vec<_>>>()?;
-        ReluMlp::new(layers).ok()
+        Some(layers)
     }
 
     /// The epoch early stopping kept, for network students.

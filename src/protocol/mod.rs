@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 pub use semiparametric::Semiparametric;
 
 use crate::distill::Arm;
-use crate::fidelity::LossSurface;
+use crate::loss_surface::LossSurface;
 use crate::models::student::FittedStudent;
 use crate::models::ModelError;
 

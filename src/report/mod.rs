@@ -262,7 +262,7 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
         figures.push((format!("reliability diagram, cell {} (test points pooled over seeds; equal-width bins; marker area ∝ share of points)", cell.index), format!("{}/{file}", study.name)));
     }
     // Loss slices of a fidelity study (first seed, `kd` arm).
-    let surfaces: Vec<crate::fidelity::LossSurface> = std::fs::read(dir.join(LOSS_SURFACES)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let surfaces: Vec<crate::loss_surface::LossSurface> = std::fs::read(dir.join(LOSS_SURFACES)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     for surface in &surfaces {
         let Some(cell) = study.cells.get(surface.cell_index) else { continue };
         let grid = plot::SurfaceGrid {

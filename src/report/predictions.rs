@@ -9,7 +9,8 @@ use super::{fmt_num, fmt_p, verdict_word};
 use crate::results::Row;
 use crate::stats::Verdict;
 use crate::study::{Comparison, Expect, Study, TestKind};
-use crate::verdicts::sequential::{Look, SeedPlan};
+use crate::study::SeedPlan;
+use crate::verdicts::sequential::Look;
 use crate::verdicts::{Decision, Evaluation, ALPHA, POWER};
 
 /// `verdicts.json`: a study's verdict counts (for the index) and, per prediction, the numbers

@@ -24,7 +24,8 @@ use crate::results::Row;
 use crate::stats::{self, Verdict};
 use crate::study::{Expect, Prediction, Study};
 use seed_tests::{Method, SeedTest};
-use sequential::{Look, SeedPlan};
+use crate::study::SeedPlan;
+use sequential::Look;
 
 /// Family-wise error rate of the Holm correction over a study's predictions (and over all the
 /// looks of a sequential design).
@@ -129,7 +130,7 @@ pub struct Evaluation {
 /// look for a fixed design), Holm at that look's α over the predictions still undecided.
 pub fn evaluate(study: &Study, rows: &[Row]) -> Evaluation {
     let plan = study.plan;
-    let (looks, levels) = (plan.looks(), plan.alpha_per_look(ALPHA));
+    let (looks, levels) = (plan.looks(), sequential::alpha_per_look(&plan, ALPHA));
     let present: BTreeSet<(usize, usize)> = rows.iter().map(|r| (r.cell_index, r.seed)).collect();
     let mut latest: Vec<Option<Decision>> = vec![None; study.predictions.len()];
     let mut open: Vec<usize> = (0..study.predictions.len()).collect();

@@ -11,44 +11,20 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-/// How many seeds a study runs: a fixed number, or looks from `min` to `max` in `step`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeedPlan {
-    pub min: usize,
-    pub max: usize,
-    pub step: usize,
-}
+use crate::study::SeedPlan;
 
-impl SeedPlan {
-    /// A fixed design: one look at `n` seeds.
-    pub fn fixed(n: usize) -> SeedPlan {
-        SeedPlan { min: n, max: n, step: 1 }
-    }
-
-    pub fn is_sequential(&self) -> bool {
-        self.min < self.max
-    }
-
-    /// The seed count at each look: min, min + step, …, with max always the last.
-    pub fn looks(&self) -> Vec<usize> {
-        let mut out: Vec<usize> = (0..).map(|k| self.min + k * self.step.max(1)).take_while(|&s| s < self.max).collect();
-        out.push(self.max);
-        out
-    }
-
-    /// The α each look may spend, in look order; they sum to `alpha`.
-    pub fn alpha_per_look(&self, alpha: f64) -> Vec<f64> {
-        let mut spent = 0.0;
-        self.looks()
-            .iter()
-            .map(|&s| {
-                let cumulative = if s == self.max { alpha } else { obrien_fleming_spent(alpha, s as f64 / self.max as f64) };
-                let level = cumulative - spent;
-                spent = cumulative;
-                level
-            })
-            .collect()
-    }
+/// The α each look of `plan` may spend, in look order; they sum to `alpha`.
+pub fn alpha_per_look(plan: &SeedPlan, alpha: f64) -> Vec<f64> {
+    let mut spent = 0.0;
+    plan.looks()
+        .iter()
+        .map(|&s| {
+            let cumulative = if s == plan.max { alpha } else { obrien_fleming_spent(alpha, s as f64 / plan.max as f64) };
+            let level = cumulative - spent;
+            spent = cumulative;
+            level
+        })
+        .collect()
 }
 
 /// α spent by information fraction `t` under the O'Brien–Fleming-type spending function.
@@ -83,14 +59,14 @@ mod tests {
     fn looks_end_at_max_and_spend_alpha_in_full() {
         let plan = SeedPlan { min: 5, max: 40, step: 5 };
         assert_eq!(plan.looks(), vec![5, 10, 15, 20, 25, 30, 35, 40]);
-        let levels = plan.alpha_per_look(0.05);
+        let levels = alpha_per_look(&plan, 0.05);
         assert!((levels.iter().sum::<f64>() - 0.05).abs() < 1e-15);
         assert!(levels.iter().all(|&a| a > 0.0));
         // O'Brien–Fleming type: the first look at t = 1/8 spends z = 1.96·√8 = 5.54 worth.
         assert!(levels[0] < 1e-7, "{}", levels[0]);
         assert_eq!(SeedPlan { min: 5, max: 12, step: 5 }.looks(), vec![5, 10, 12]);
         assert_eq!(SeedPlan::fixed(7).looks(), vec![7]);
-        assert_eq!(SeedPlan::fixed(7).alpha_per_look(0.05), vec![0.05]);
+        assert_eq!(alpha_per_look(&SeedPlan::fixed(7), 0.05), vec![0.05]);
     }
 
     #[test]

@@ -18,14 +18,16 @@ use crate::data::DataSpec;
 use crate::distill::{Arm, DistillLoss, DistillSpec};
 use crate::models::student::{StudentKind, StudentSpec};
 use crate::models::TeacherSpec;
-use crate::metric;
-use crate::results::RowKind;
 use crate::seed;
 use crate::theory::TheorySpec;
-use crate::verdicts::sequential::SeedPlan;
 use crate::diagnostics::suite::DiagnosticsSpec;
 use crate::fidelity::FidelitySpec;
 use crate::methods::MethodSpec;
+
+mod predictions;
+mod seed_plan;
+
+pub use seed_plan::SeedPlan;
 
 /// A study-file error: the file, where in it, which key, what is wrong, and a likely fix.
 #[derive(Debug, Clone, PartialEq)]
@@ -807,199 +809,6 @@ impl<'a> Ctx<'a> {
         let mut steps = vec![Step::Key(section)];
         steps.extend(segments.iter().filter(|s| !s.is_empty()).map(|s| Step::Key(s.as_str())));
         self.err(&steps, format!("{message}{at}"))
-    }
-
-    fn predictions(&self, table: &Table, arms: &[Arm], axes: &[RawAxis]) -> Result<Vec<Prediction>, StudyError> {
-        let Some(value) = table.get("predictions") else { return Ok(Vec::new()) };
-        let Value::Array(items) = value else {
-            return Err(self.err(&[Step::Key("predictions")], format!("must be an array of tables ([[predictions]]), got {}", value.type_str())));
-        };
-        let mut out: Vec<Prediction> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = |k: &'static str| [Step::Key("predictions"), Step::Index(i), Step::Key(k)];
-            let here = [Step::Key("predictions"), Step::Index(i)];
-            let Value::Table(p) = item else {
-                return Err(self.err(&here, format!("must be a table, got {}", item.type_str())));
-            };
-            for key in p.keys() {
-                if !PREDICTION_KEYS.contains(&key.as_str()) {
-                    return Err(self.unknown_key(&[Step::Key("predictions"), Step::Index(i), Step::Key(key)], key, PREDICTION_KEYS, "prediction key"));
-                }
-            }
-            let string = |k: &'static str| -> Result<Option<String>, StudyError> {
-                match p.get(k) {
-                    None => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    Some(v) => Err(self.err(&at(k), format!("must be a string, got {}", v.type_str()))),
-                }
-            };
-            let id = string("id")?.ok_or_else(|| self.err_hint(&here, "prediction has no `id`", Some("add `id = \"short-name\"`".into())))?;
-            if out.iter().any(|o| o.id == id) {
-                return Err(self.err(&at("id"), format!("prediction id `{id}` is used twice")));
-            }
-            let metric = string("metric")?.ok_or_else(|| self.err_hint(&here, "prediction has no `metric`", Some(format!("known metrics: {}", metric::metric_names().join(", ")))))?;
-            if metric::metric(&metric).is_none() {
-                return Err(self.unknown_key(&at("metric"), &metric, &metric::metric_names(), "metric"));
-            }
-            let expect = match string("expect")?.as_deref() {
-                Some("lower") => Expect::Lower,
-                Some("higher") => Expect::Higher,
-                Some(other) => return Err(self.err_hint(&at("expect"), format!("unknown direction `{other}`"), Some("use \"lower\" or \"higher\" (lhs compared with rhs)".into()))),
-                None => return Err(self.err_hint(&here, "prediction has no `expect`", Some("add `expect = \"lower\"` or \"higher\"".into()))),
-            };
-            let test = match string("test")?.as_deref() {
-                None | Some("paired-t") => TestKind::PairedT,
-                Some("wilcoxon") => TestKind::Wilcoxon,
-                Some("pitman-morgan") => TestKind::PitmanMorgan,
-                Some("pearson") => TestKind::Pearson,
-                Some(other) => return Err(self.unknown_key(&at("test"), other, &["paired-t", "wilcoxon", "pitman-morgan", "pearson"], "test")),
-            };
-            let margin = match p.get("margin") {
-                None => None,
-                Some(Value::Float(m)) if m.is_finite() && *m >= 0.0 => Some(*m),
-                Some(Value::Integer(m)) if *m >= 0 => Some(*m as f64),
-                Some(v) => return Err(self.err(&at("margin"), format!("must be a number >= 0, got {v}"))),
-            };
-            let min_effect = match p.get("min_effect") {
-                None => None,
-                Some(Value::Float(m)) if m.is_finite() && *m > 0.0 => Some(*m),
-                Some(Value::Integer(m)) if *m > 0 => Some(*m as f64),
-                Some(v) => return Err(self.err(&at("min_effect"), format!("must be a number > 0 (the smallest effect the claim cares about), got {v}"))),
-            };
-            if margin.is_some() && test == TestKind::PitmanMorgan {
-                return Err(self.err(&at("margin"), "a margin applies to means, not to a variance test"));
-            }
-            let correlate = string("correlate")?;
-            let compare = match (p.get("compare"), &correlate) {
-                (Some(_), Some(_)) => return Err(self.err_hint(&at("compare"), "a prediction with `correlate` compares no arms or levels", Some("remove `compare`".into()))),
-                (None, Some(_)) => Vec::new(),
-                (Some(Value::Array(c)), None) if c.len() == 2 => c.clone(),
-                (Some(_), None) => return Err(self.err(&at("compare"), "must be a list of two items: [lhs, rhs]")),
-                (None, None) => return Err(self.err_hint(&here, "prediction has no `compare`", Some("add `compare = [\"kd\", \"labels\"]` (two arms), two levels of `axis`, [\"kd\", 0.99] (an arm against a constant), or `correlate` (a second metric)".into()))),
-            };
-            let test = match (&correlate, p.get("test")) {
-                (Some(_), None) => TestKind::Pearson,
-                (Some(_), Some(_)) => return Err(self.err(&at("test"), "a correlation prediction always uses the Pearson test; remove `test`")),
-                (None, _) if test == TestKind::Pearson => return Err(self.err_hint(&at("test"), "the Pearson test goes with `correlate`", Some("add `correlate = \"accuracy\"` (the second metric)".into()))),
-                (None, _) => test,
-            };
-            if correlate.is_some() && margin.is_some() {
-                return Err(self.err(&at("margin"), "a margin applies to differences, not to a correlation"));
-            }
-            let arm_name = |name: &str, path: &[Step]| -> Result<Arm, StudyError> {
-                let arm = Arm::from_name(name).ok_or_else(|| self.unknown_key(path, name, &Arm::names(), "arm"))?;
-                if !arms.contains(&arm) {
-                    return Err(self.err_hint(path, format!("arm `{name}` is not among the study's arms"), Some(format!("the study's arms: {}", arms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")))));
-                }
-                Ok(arm)
-            };
-            let comparison = match (string("axis")?, correlate) {
-                (Some(_), Some(_)) => return Err(self.err(&at("axis"), "a correlation prediction pools its arm's rows over cells; use `where` to restrict them")),
-                (None, Some(with)) => {
-                    if metric::metric(&with).is_none() {
-                        return Err(self.unknown_key(&at("correlate"), &with, &metric::metric_names(), "metric"));
-                    }
-                    if with == metric {
-                        return Err(self.err(&at("correlate"), "correlates a metric with itself"));
-                    }
-                    let arm = match string("arm")? {
-                        Some(a) if a == RowKind::Teacher.arm() => a,
-                        Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
-                        None => return Err(self.err_hint(&here, "a correlation prediction needs `arm`", Some("add `arm = \"kd\"`".into()))),
-                    };
-                    Comparison::Correlation { with, arm }
-                }
-                (None, None) => {
-                    if p.contains_key("arm") {
-                        return Err(self.err_hint(&at("arm"), "`arm` only goes with `axis`", Some("to compare arms, list them in `compare`".into())));
-                    }
-                    let path = |j: usize| [Step::Key("predictions"), Step::Index(i), Step::Key("compare"), Step::Index(j)];
-                    let Value::String(lhs_name) = &compare[0] else {
-                        return Err(self.err(&path(0), format!("must be an arm name, got {}", compare[0].type_str())));
-                    };
-                    let lhs = arm_name(lhs_name, &path(0))?;
-                    match &compare[1] {
-                        Value::Float(_) | Value::Integer(_) if test == TestKind::PitmanMorgan => {
-                            return Err(self.err(&path(1), "a variance test compares two arms, not an arm with a constant"));
-                        }
-                        Value::Float(v) => Comparison::Constant { arm: lhs, value: *v },
-                        Value::Integer(v) => Comparison::Constant { arm: lhs, value: *v as f64 },
-                        Value::String(rhs_name) => {
-                            let rhs = arm_name(rhs_name, &path(1))?;
-                            if lhs == rhs {
-                                return Err(self.err(&at("compare"), "compares an arm with itself"));
-                            }
-                            Comparison::Arms { lhs, rhs }
-                        }
-                        Value::Array(list) if !list.is_empty() => {
-                            let mut candidates = Vec::new();
-                            for v in list {
-                                let Value::String(name) = v else {
-                                    return Err(self.err(&path(1), format!("must list arm names, got {}", v.type_str())));
-                                };
-                                let arm = arm_name(name, &path(1))?;
-                                if arm == lhs {
-                                    return Err(self.err(&path(1), "the best-of list contains the arm it is compared with"));
-                                }
-                                candidates.push(arm);
-                            }
-                            Comparison::ArmVsBest { lhs, candidates }
-                        }
-                        v => return Err(self.err_hint(&path(1), format!("must be an arm name or a list of arm names, got {}", v.type_str()), Some("a list compares with the best of those arms in each cell".into()))),
-                    }
-                }
-                (Some(axis_key), None) => {
-                    let axis = axes.iter().position(|a| a.key == axis_key).ok_or_else(|| {
-                        let keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
-                        self.unknown_key(&at("axis"), &axis_key, &keys, "grid axis")
-                    })?;
-                    let arm = match string("arm")? {
-                        Some(a) if a == RowKind::Teacher.arm() || a == RowKind::CrossfitTeacher.arm() => a,
-                        Some(a) => arm_name(&a, &at("arm"))?.name().to_string(),
-                        None => return Err(self.err_hint(&here, "a comparison of grid levels needs `arm`", Some("add `arm = \"kd\"` (or \"teacher\")".into()))),
-                    };
-                    let mut levels = Vec::new();
-                    for (j, v) in compare.iter().enumerate() {
-                        let label = level_label(v);
-                        if !axes[axis].levels.contains(&label) {
-                            let path = [Step::Key("predictions"), Step::Index(i), Step::Key("compare"), Step::Index(j)];
-                            return Err(self.err_hint(&path, format!("{label} is not a level of `{axis_key}`"), Some(format!("levels: {}", axes[axis].levels.join(", ")))));
-                        }
-                        levels.push(label);
-                    }
-                    if levels[0] == levels[1] {
-                        return Err(self.err(&at("compare"), "compares a level with itself"));
-                    }
-                    Comparison::Levels { axis, lhs: levels[0].clone(), rhs: levels[1].clone(), arm }
-                }
-            };
-            let mut filter = Vec::new();
-            match p.get("where") {
-                None => {}
-                Some(Value::Table(w)) => {
-                    for (k, v) in w {
-                        let path = [Step::Key("predictions"), Step::Index(i), Step::Key("where"), Step::Key(k)];
-                        let keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
-                        let axis = axes.iter().position(|a| &a.key == k).ok_or_else(|| self.unknown_key(&path, k, &keys, "grid axis"))?;
-                        let label = level_label(v);
-                        if !axes[axis].levels.contains(&label) {
-                            return Err(self.err_hint(&path, format!("{label} is not a level of `{k}`"), Some(format!("levels: {}", axes[axis].levels.join(", ")))));
-                        }
-                        if matches!(comparison, Comparison::Levels { axis: a, .. } if a == axis) {
-                            return Err(self.err(&path, "filters the axis that the prediction compares"));
-                        }
-                        filter.push((axis, label));
-                    }
-                }
-                Some(v) => return Err(self.err(&at("where"), format!("must be a table of axis levels, e.g. where = {{ \"data.n_train\" = 100 }}, got {}", v.type_str()))),
-            }
-            let statement = string("statement")?.unwrap_or_else(|| default_statement(&metric, &comparison, expect, axes));
-            if matches!(comparison, Comparison::Correlation { .. }) && min_effect.is_some_and(|m| m >= 1.0) {
-                return Err(self.err(&at("min_effect"), "a correlation's smallest effect of interest is an r below 1"));
-            }
-            out.push(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect });
-        }
-        Ok(out)
     }
 }
 

@@ -1,0 +1,276 @@
+//! The `[[predictions]]` entries of a study: each read, checked against the study's arms, grid
+//! axes and metrics, with every error located at its key.
+
+use toml::{Table, Value};
+
+use super::{default_statement, level_label, Comparison, Ctx, Expect, Prediction, RawAxis, Step, StudyError, TestKind, PREDICTION_KEYS};
+use crate::distill::Arm;
+use crate::metric;
+use crate::results::RowKind;
+
+impl Ctx<'_> {
+    pub(super) fn predictions(&self, table: &Table, arms: &[Arm], axes: &[RawAxis]) -> Result<Vec<Prediction>, StudyError> {
+        let Some(value) = table.get("predictions") else { return Ok(Vec::new()) };
+        let Value::Array(items) = value else {
+            return Err(self.err(&[Step::Key("predictions")], format!("must be an array of tables ([[predictions]]), got {}", value.type_str())));
+        };
+        let mut out: Vec<Prediction> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Value::Table(p) = item else {
+                return Err(self.err(&[Step::Key("predictions"), Step::Index(i)], format!("must be a table, got {}", item.type_str())));
+            };
+            let prediction = Entry { ctx: self, p, i, arms, axes }.read(&out)?;
+            out.push(prediction);
+        }
+        Ok(out)
+    }
+}
+
+/// One `[[predictions]]` table, the `i`th, of a study with `arms` and `axes`.
+struct Entry<'e, 'a, 's> {
+    ctx: &'e Ctx<'a>,
+    p: &'e Table,
+    i: usize,
+    arms: &'e [Arm],
+    axes: &'e [RawAxis<'s>],
+}
+
+impl Entry<'_, '_, '_> {
+    /// The path of key `k` of this entry.
+    fn at<'k>(&self, k: &'k str) -> [Step<'k>; 3] {
+        [Step::Key("predictions"), Step::Index(self.i), Step::Key(k)]
+    }
+
+    /// The path of item `j` of list `k` of this entry.
+    fn item<'k>(&self, k: &'k str, j: usize) -> [Step<'k>; 4] {
+        [Step::Key("predictions"), Step::Index(self.i), Step::Key(k), Step::Index(j)]
+    }
+
+    fn here(&self) -> [Step<'static>; 2] {
+        [Step::Key("predictions"), Step::Index(self.i)]
+    }
+
+    fn string(&self, k: &'static str) -> Result<Option<String>, StudyError> {
+        match self.p.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.ctx.err(&self.at(k), format!("must be a string, got {}", v.type_str()))),
+        }
+    }
+
+    /// An optional number at `k`, at least 0 (`strict`: above 0); `rule` ends the error.
+    fn number(&self, k: &'static str, strict: bool, rule: &str) -> Result<Option<f64>, StudyError> {
+        let ok = |m: f64| m.is_finite() && (m > 0.0 || (!strict && m >= 0.0));
+        match self.p.get(k) {
+            None => Ok(None),
+            Some(Value::Float(m)) if ok(*m) => Ok(Some(*m)),
+            Some(Value::Integer(m)) if ok(*m as f64) => Ok(Some(*m as f64)),
+            Some(v) => Err(self.ctx.err(&self.at(k), format!("must be {rule}, got {v}"))),
+        }
+    }
+
+    fn read(&self, earlier: &[Prediction]) -> Result<Prediction, StudyError> {
+        let ctx = self.ctx;
+        for key in self.p.keys() {
+            if !PREDICTION_KEYS.contains(&key.as_str()) {
+                return Err(ctx.unknown_key(&self.at(key), key, PREDICTION_KEYS, "prediction key"));
+            }
+        }
+        let id = self.string("id")?.ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `id`", Some("add `id = \"short-name\"`".into())))?;
+        if earlier.iter().any(|o| o.id == id) {
+            return Err(ctx.err(&self.at("id"), format!("prediction id `{id}` is used twice")));
+        }
+        let metric = self.string("metric")?.ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `metric`", Some(format!("known metrics: {}", metric::metric_names().join(", ")))))?;
+        if metric::metric(&metric).is_none() {
+            return Err(ctx.unknown_key(&self.at("metric"), &metric, &metric::metric_names(), "metric"));
+        }
+        let expect = self.expect()?;
+        let test = self.test_kind()?;
+        let margin = self.number("margin", false, "a number >= 0")?;
+        let min_effect = self.number("min_effect", true, "a number > 0 (the smallest effect the claim cares about)")?;
+        if margin.is_some() && test == TestKind::PitmanMorgan {
+            return Err(ctx.err(&self.at("margin"), "a margin applies to means, not to a variance test"));
+        }
+        let correlate = self.string("correlate")?;
+        let compare = self.compare(&correlate)?;
+        let test = self.correlation_test(&correlate, test)?;
+        if correlate.is_some() && margin.is_some() {
+            return Err(ctx.err(&self.at("margin"), "a margin applies to differences, not to a correlation"));
+        }
+        let comparison = match (self.string("axis")?, correlate) {
+            (Some(_), Some(_)) => return Err(ctx.err(&self.at("axis"), "a correlation prediction pools its arm's rows over cells; use `where` to restrict them")),
+            (None, Some(with)) => self.correlation(&metric, with)?,
+            (None, None) => self.arms_comparison(&compare, test)?,
+            (Some(axis_key), None) => self.levels_comparison(&axis_key, &compare)?,
+        };
+        let filter = self.filter(&comparison)?;
+        let statement = self.string("statement")?.unwrap_or_else(|| default_statement(&metric, &comparison, expect, self.axes));
+        if matches!(comparison, Comparison::Correlation { .. }) && min_effect.is_some_and(|m| m >= 1.0) {
+            return Err(ctx.err(&self.at("min_effect"), "a correlation's smallest effect of interest is an r below 1"));
+        }
+        Ok(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect })
+    }
+
+    fn expect(&self) -> Result<Expect, StudyError> {
+        match self.string("expect")?.as_deref() {
+            Some("lower") => Ok(Expect::Lower),
+            Some("higher") => Ok(Expect::Higher),
+            Some(other) => Err(self.ctx.err_hint(&self.at("expect"), format!("unknown direction `{other}`"), Some("use \"lower\" or \"higher\" (lhs compared with rhs)".into()))),
+            None => Err(self.ctx.err_hint(&self.here(), "prediction has no `expect`", Some("add `expect = \"lower\"` or \"higher\"".into()))),
+        }
+    }
+
+    fn test_kind(&self) -> Result<TestKind, StudyError> {
+        match self.string("test")?.as_deref() {
+            None | Some("paired-t") => Ok(TestKind::PairedT),
+            Some("wilcoxon") => Ok(TestKind::Wilcoxon),
+            Some("pitman-morgan") => Ok(TestKind::PitmanMorgan),
+            Some("pearson") => Ok(TestKind::Pearson),
+            Some(other) => Err(self.ctx.unknown_key(&self.at("test"), other, &["paired-t", "wilcoxon", "pitman-morgan", "pearson"], "test")),
+        }
+    }
+
+    /// The `compare` pair (empty for a correlation, which compares nothing).
+    fn compare(&self, correlate: &Option<String>) -> Result<Vec<Value>, StudyError> {
+        match (self.p.get("compare"), correlate) {
+            (Some(_), Some(_)) => Err(self.ctx.err_hint(&self.at("compare"), "a prediction with `correlate` compares no arms or levels", Some("remove `compare`".into()))),
+            (None, Some(_)) => Ok(Vec::new()),
+            (Some(Value::Array(c)), None) if c.len() == 2 => Ok(c.clone()),
+            (Some(_), None) => Err(self.ctx.err(&self.at("compare"), "must be a list of two items: [lhs, rhs]")),
+            (None, None) => Err(self.ctx.err_hint(&self.here(), "prediction has no `compare`", Some("add `compare = [\"kd\", \"labels\"]` (two arms), two levels of `axis`, [\"kd\", 0.99] (an arm against a constant), or `correlate` (a second metric)".into()))),
+        }
+    }
+
+    /// A correlation always uses the Pearson test, and the Pearson test only a correlation.
+    fn correlation_test(&self, correlate: &Option<String>, test: TestKind) -> Result<TestKind, StudyError> {
+        match (correlate, self.p.get("test")) {
+            (Some(_), None) => Ok(TestKind::Pearson),
+            (Some(_), Some(_)) => Err(self.ctx.err(&self.at("test"), "a correlation prediction always uses the Pearson test; remove `test`")),
+            (None, _) if test == TestKind::Pearson => Err(self.ctx.err_hint(&self.at("test"), "the Pearson test goes with `correlate`", Some("add `correlate = \"accuracy\"` (the second metric)".into()))),
+            (None, _) => Ok(test),
+        }
+    }
+
+    /// An arm of the study, named at `path`.
+    fn arm(&self, name: &str, path: &[Step]) -> Result<Arm, StudyError> {
+        let arm = Arm::from_name(name).ok_or_else(|| self.ctx.unknown_key(path, name, &Arm::names(), "arm"))?;
+        if !self.arms.contains(&arm) {
+            let known = self.arms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
+            return Err(self.ctx.err_hint(path, format!("arm `{name}` is not among the study's arms"), Some(format!("the study's arms: {known}"))));
+        }
+        Ok(arm)
+    }
+
+    /// The `arm` key of a correlation or a level comparison: an arm of the study or one of the
+    /// pseudo-arms `pseudo` allows; `missing` is the hint when there is none.
+    fn row_arm(&self, pseudo: &[RowKind], missing: (&str, &str)) -> Result<String, StudyError> {
+        match self.string("arm")? {
+            Some(a) if pseudo.iter().any(|k| k.pseudo_arm() == Some(a.as_str())) => Ok(a),
+            Some(a) => Ok(self.arm(&a, &self.at("arm"))?.name().to_string()),
+            None => Err(self.ctx.err_hint(&self.here(), missing.0, Some(missing.1.into()))),
+        }
+    }
+
+    fn correlation(&self, metric: &str, with: String) -> Result<Comparison, StudyError> {
+        if metric::metric(&with).is_none() {
+            return Err(self.ctx.unknown_key(&self.at("correlate"), &with, &metric::metric_names(), "metric"));
+        }
+        if with == metric {
+            return Err(self.ctx.err(&self.at("correlate"), "correlates a metric with itself"));
+        }
+        let arm = self.row_arm(&[RowKind::Teacher], ("a correlation prediction needs `arm`", "add `arm = \"kd\"`"))?;
+        Ok(Comparison::Correlation { with, arm })
+    }
+
+    /// Two arms, an arm and a constant, or an arm and the best of several arms.
+    fn arms_comparison(&self, compare: &[Value], test: TestKind) -> Result<Comparison, StudyError> {
+        let ctx = self.ctx;
+        if self.p.contains_key("arm") {
+            return Err(ctx.err_hint(&self.at("arm"), "`arm` only goes with `axis`", Some("to compare arms, list them in `compare`".into())));
+        }
+        let Value::String(lhs_name) = &compare[0] else {
+            return Err(ctx.err(&self.item("compare", 0), format!("must be an arm name, got {}", compare[0].type_str())));
+        };
+        let lhs = self.arm(lhs_name, &self.item("compare", 0))?;
+        let rhs_path = self.item("compare", 1);
+        Ok(match &compare[1] {
+            Value::Float(_) | Value::Integer(_) if test == TestKind::PitmanMorgan => {
+                return Err(ctx.err(&rhs_path, "a variance test compares two arms, not an arm with a constant"));
+            }
+            Value::Float(v) => Comparison::Constant { arm: lhs, value: *v },
+            Value::Integer(v) => Comparison::Constant { arm: lhs, value: *v as f64 },
+            Value::String(rhs_name) => {
+                let rhs = self.arm(rhs_name, &rhs_path)?;
+                if lhs == rhs {
+                    return Err(ctx.err(&self.at("compare"), "compares an arm with itself"));
+                }
+                Comparison::Arms { lhs, rhs }
+            }
+            Value::Array(list) if !list.is_empty() => Comparison::ArmVsBest { lhs, candidates: self.best_of(lhs, list)? },
+            v => return Err(ctx.err_hint(&rhs_path, format!("must be an arm name or a list of arm names, got {}", v.type_str()), Some("a list compares with the best of those arms in each cell".into()))),
+        })
+    }
+
+    /// The arms of a best-of list, none of them `lhs`.
+    fn best_of(&self, lhs: Arm, list: &[Value]) -> Result<Vec<Arm>, StudyError> {
+        let path = self.item("compare", 1);
+        let mut candidates = Vec::new();
+        for v in list {
+            let Value::String(name) = v else {
+                return Err(self.ctx.err(&path, format!("must list arm names, got {}", v.type_str())));
+            };
+            let arm = self.arm(name, &path)?;
+            if arm == lhs {
+                return Err(self.ctx.err(&path, "the best-of list contains the arm it is compared with"));
+            }
+            candidates.push(arm);
+        }
+        Ok(candidates)
+    }
+
+    /// Two levels of grid axis `axis_key`, for one arm's rows.
+    fn levels_comparison(&self, axis_key: &str, compare: &[Value]) -> Result<Comparison, StudyError> {
+        let axis = self.axes.iter().position(|a| a.key == axis_key).ok_or_else(|| {
+            let keys: Vec<&str> = self.axes.iter().map(|a| a.key.as_str()).collect();
+            self.ctx.unknown_key(&self.at("axis"), axis_key, &keys, "grid axis")
+        })?;
+        let arm = self.row_arm(&[RowKind::Teacher, RowKind::CrossfitTeacher], ("a comparison of grid levels needs `arm`", "add `arm = \"kd\"` (or \"teacher\")"))?;
+        let mut levels = Vec::new();
+        for (j, v) in compare.iter().enumerate() {
+            let label = level_label(v);
+            if !self.axes[axis].levels.contains(&label) {
+                return Err(self.ctx.err_hint(&self.item("compare", j), format!("{label} is not a level of `{axis_key}`"), Some(format!("levels: {}", self.axes[axis].levels.join(", ")))));
+            }
+            levels.push(label);
+        }
+        if levels[0] == levels[1] {
+            return Err(self.ctx.err(&self.at("compare"), "compares a level with itself"));
+        }
+        Ok(Comparison::Levels { axis, lhs: levels[0].clone(), rhs: levels[1].clone(), arm })
+    }
+
+    /// The `where` filter: (axis index, level) pairs, none on the axis a level comparison
+    /// compares.
+    fn filter(&self, comparison: &Comparison) -> Result<Vec<(usize, String)>, StudyError> {
+        let w = match self.p.get("where") {
+            None => return Ok(Vec::new()),
+            Some(Value::Table(w)) => w,
+            Some(v) => return Err(self.ctx.err(&self.at("where"), format!("must be a table of axis levels, e.g. where = {{ \"data.n_train\" = 100 }}, got {}", v.type_str()))),
+        };
+        let mut filter = Vec::new();
+        for (k, v) in w {
+            let path = [Step::Key("predictions"), Step::Index(self.i), Step::Key("where"), Step::Key(k)];
+            let keys: Vec<&str> = self.axes.iter().map(|a| a.key.as_str()).collect();
+            let axis = self.axes.iter().position(|a| &a.key == k).ok_or_else(|| self.ctx.unknown_key(&path, k, &keys, "grid axis"))?;
+            let label = level_label(v);
+            if !self.axes[axis].levels.contains(&label) {
+                return Err(self.ctx.err_hint(&path, format!("{label} is not a level of `{k}`"), Some(format!("levels: {}", self.axes[axis].levels.join(", ")))));
+            }
+            if matches!(comparison, Comparison::Levels { axis: a, .. } if *a == axis) {
+                return Err(self.ctx.err(&path, "filters the axis that the prediction compares"));
+            }
+            filter.push((axis, label));
+        }
+        Ok(filter)
+    }
+}
