@@ -106,6 +106,8 @@ enum Command {
     },
     /// List the studies in `studies/` with their claims, and the distillation arms.
     List,
+    /// Print every metric (direction, unit, report section, what it estimates) as a Markdown table.
+    Metrics,
     /// Check the verdict engine by simulation (false-positive rates under identical arms,
     /// family-wise rates under Holm and sequential looks, power under a known effect) and
     /// write the measured rates to a Markdown file.
@@ -260,6 +262,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for (name, description) in kdlab::report::known_arms() {
                 println!("  {name:<30} {description}");
             }
+            Ok(())
+        }
+        Command::Metrics => {
+            print!("{}", kdlab::metric::markdown_table());
             Ok(())
         }
         Command::Report { target, common, jobs, submit_next_look } => {

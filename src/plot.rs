@@ -18,6 +18,42 @@ fn register_font() {
     });
 }
 
+/// Draws `title` centred across the top of `root`: at `size` px, or smaller (down to 11 px)
+/// until it fits the width, and wrapped onto further lines when even that does not. Returns
+/// the area below it.
+fn with_title<'a>(root: DrawingArea<SVGBackend<'a>, plotters::coord::Shift>, title: &str, size: f64) -> Result<DrawingArea<SVGBackend<'a>, plotters::coord::Shift>, String> {
+    let (width, _) = root.dim_in_pixel();
+    let usable = width.saturating_sub(24);
+    let style = |s: f64| TextStyle::from(("sans-serif", s).into_font()).pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Top));
+    // The font's own measure, or 0.6 em per character of the size the SVG states (plotters
+    // writes size / 1.24), whichever is wider: a viewer may substitute a wider sans-serif.
+    let text_width = |text: &str, s: f64| {
+        let measured = root.estimate_text_size(text, &style(s)).map(|(w, _)| w).unwrap_or(u32::MAX);
+        measured.max((text.chars().count() as f64 * 0.6 * s / 1.24).ceil() as u32)
+    };
+    let mut s = size;
+    while s > 11.0 && text_width(title, s) > usable {
+        s -= 1.0;
+    }
+    // Greedy word wrap at the chosen size.
+    let mut lines: Vec<String> = Vec::new();
+    for word in title.split(' ') {
+        match lines.last_mut() {
+            Some(line) if text_width(&format!("{line} {word}"), s) <= usable => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    let line_height = (s * 1.3).ceil() as u32;
+    let (top, rest) = root.split_vertically(line_height * lines.len() as u32 + 10);
+    for (i, line) in lines.iter().enumerate() {
+        top.draw(&Text::new(line.clone(), (width as i32 / 2, 6 + (i as u32 * line_height) as i32), style(s))).map_err(|e| e.to_string())?;
+    }
+    Ok(rest)
+}
+
 /// One plotted point: mean and its interval.
 #[derive(Debug, Clone, Copy)]
 pub struct Interval {
@@ -50,6 +86,7 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
     {
         let root = SVGBackend::with_string(&mut svg, (900, 460)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = with_title(root, title, 20.0)?;
         // The legend gets its own panel so it never hides data.
         let (plot_area, legend_area) = root.split_horizontally(690);
         let finite = |v: f64| v.is_finite().then_some(v);
@@ -64,7 +101,6 @@ pub fn interval_chart(title: &str, x_label: &str, y_label: &str, levels: &[Strin
         let pad = ((hi - lo) * 0.08).max(1e-9);
         let n = levels.len().max(1) as f64;
         let mut chart = ChartBuilder::on(&plot_area)
-            .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(70)
@@ -122,9 +158,9 @@ pub fn reliability_chart(title: &str, curves: &[ReliabilityCurve]) -> Result<Str
     {
         let root = SVGBackend::with_string(&mut svg, (760, 520)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = with_title(root, title, 18.0)?;
         let (plot_area, legend_area) = root.split_horizontally(560);
         let mut chart = ChartBuilder::on(&plot_area)
-            .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
@@ -171,10 +207,10 @@ pub fn surface_chart(title: &str, x_label: &str, y_label: &str, grid: &SurfaceGr
     {
         let root = SVGBackend::with_string(&mut svg, (760, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = with_title(root, title, 16.0)?;
         let (plot_area, legend_area) = root.split_horizontally(600);
         let (da, db) = (a[1] - a[0], b[1] - b[0]);
         let mut chart = ChartBuilder::on(&plot_area)
-            .caption(title, ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
@@ -221,6 +257,29 @@ mod tests {
     }
 
     use super::*;
+
+    /// A long title is drawn whole inside the figure: on lines that, at the size drawn, are
+    /// no wider than the figure (0.6 em per character bounds DejaVu Sans from above).
+    #[test]
+    fn long_titles_are_wrapped_to_fit_the_figure() {
+        let title = "distillation loss, cell 10: student.epochs = 40, student.optimizer = adamw, fidelity.init_lambda = 0.375, fidelity.extra = ood, fidelity.n_extra = 16000";
+        let values = vec![vec![1.0, 2.0], vec![0.5, 4.0]];
+        let grid = SurfaceGrid { alpha: &[0.0, 1.0], beta: &[0.0, 2.0], values: &values, points: vec![] };
+        let svg = surface_chart(title, "a", "b", &grid).unwrap();
+        let mut lines: Vec<(f64, String)> = Vec::new();
+        for element in svg.split("<text").skip(1) {
+            let size: f64 = element.split("font-size=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|s| s.parse().ok()).unwrap();
+            let text = element.split('>').nth(1).and_then(|s| s.split('<').next()).unwrap().trim().to_string();
+            if title.contains(&text) && text.len() > 8 {
+                lines.push((size, text));
+            }
+        }
+        assert!(lines.len() >= 2, "wrapped: {lines:?}");
+        assert_eq!(lines.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(" "), title);
+        for (size, text) in &lines {
+            assert!(text.chars().count() as f64 * 0.6 * size <= 760.0, "{text} at {size} px");
+        }
+    }
 
     #[test]
     fn chart_renders_labels_and_series() {

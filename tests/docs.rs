@@ -1,5 +1,5 @@
-//! The documentation's examples stay true: the README's example study parses, and every study
-//! shipped in `studies/` validates.
+//! The documentation's examples stay true: the README's example study parses, every study
+//! shipped in `studies/` validates, and the README's metric table is the metric registry.
 
 use std::path::Path;
 
@@ -27,4 +27,13 @@ fn shipped_studies_validate_in_full_and_quick_form() {
             assert!(!s.predictions.is_empty(), "{} states no predictions", path.display());
         }
     }
+}
+
+#[test]
+fn the_readme_metric_table_is_the_registry() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (begin, end) = ("<!-- metrics:begin -->\n", "<!-- metrics:end -->");
+    let start = readme.find(begin).expect("README has the metrics block") + begin.len();
+    let stop = readme[start..].find(end).expect("the metrics block ends") + start;
+    assert_eq!(&readme[start..stop], kdlab::metric::markdown_table(), "regenerate the README's metric table with `kdlab metrics`");
 }

@@ -14,7 +14,7 @@ use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
 use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
-use crate::metric::{self, Better};
+use crate::metric::{self, Better, Section};
 use crate::results::{self, Row, RowKind};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Study};
@@ -25,25 +25,12 @@ mod predictions;
 
 pub use predictions::{PredictionRecord, VerdictFile};
 
-/// Metrics shown in the results tables, in order (others stay in the CSV).
-const TABLE_METRICS: &[&str] = &["accuracy", "log_loss", "ece", "auc", "agreement", "kl_teacher_student", "excess_risk", "bayes_sq_error", "student_error", "teacher_error_in_sample", "teacher_error_population", "teacher_error_out_of_fold", "teacher_in_sample_excess", "chosen_log10_c", "critical_radius_proxy", "critical_radius_empirical"];
-/// Metrics of the `[diagnostics]` section, shown in their own tables.
-/// The fidelity and method protocols' own metrics, each a report section of per-cell tables
-/// (one table per group, so no table is too wide to read).
-const PROTOCOL_METRICS: &[(&str, &[&[&str]])] = &[
-    (
-        "Fidelity metrics",
-        &[
-            &["train_agreement", "train_kl", "final_train_kl", "agreement_augmented", "kl_augmented"],
-            &["mi_clean", "mi_clean_null_high", "mi_augmented", "mi_augmented_null_high", "ece_unweighted"],
-            &["train_accuracy", "train_accuracy_augmented", "generalisation_gap", "generalisation_gap_clean"],
-            &["teacher_iou_sumcam", "teacher_iou_classcam", "teacher_iou_sumcam_augmented", "sumcam_direction_drift"],
-        ],
-    ),
-    ("Method metrics", &[&["congruence_kl", "geometry_agreement", "sigma_gap", "train_accuracy", "generalisation_gap_clean"]]),
+/// The protocol sections: title and their tables' sections. A section appears when its rows
+/// carry a metric that only it shows (the protocols share some metric names).
+const PROTOCOL_SECTIONS: &[(&str, &[Section])] = &[
+    ("Fidelity metrics", &[Section::Fidelity(0), Section::Fidelity(1), Section::Fidelity(2), Section::Fidelity(3)]),
+    ("Method metrics", &[Section::Method]),
 ];
-
-const DIAGNOSTIC_METRICS: &[&str] = &["mi_teacher_student", "mi_null_high", "mi_p_value", "ece", "ece_ci_low", "ece_ci_high", "ece_equal_mass", "ece_classwise", "lipschitz_lower", "lipschitz_upper", "lipschitz_upper_product", "lipschitz_local_fd"];
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
@@ -119,7 +106,7 @@ fn cell_table(w: &mut String, study: &Study, rows: &[Row], cell: &crate::study::
 fn metric_legend(w: &mut String, names: &[&str], rows: &[Row]) {
     for metric in names.iter().filter(|m| rows.iter().any(|r| r.get(m).is_some())) {
         if let Some(info) = metric::metric(metric) {
-            let _ = writeln!(w, "- `{}`: {} ({}).", info.name, info.description, match info.better {
+            let _ = writeln!(w, "- `{}`: {} ({}; {}).", info.name, info.description, info.unit, match info.better {
                 Better::Lower => "lower is better",
                 Better::Higher => "higher is better",
                 Better::Neither => "a measurement, not a score",
@@ -147,7 +134,7 @@ pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Pa
     let dir = out.join(&study.name);
     let evaluation = verdicts::evaluate(study, rows);
     let figures = write_figures(study, rows, &evaluation.decisions, &dir)?;
-    let markdown = render(study, rows, &evaluation, provenance, &figures);
+    let markdown = render(&Report { study, rows, evaluation: &evaluation, prov: provenance, figures: &figures, rendered_by: crate::provenance::git_state() });
     let report = out.join(format!("{}.md", study.name));
     fsio::write_atomic(&report, markdown.as_bytes())?;
     let verdicts = VerdictFile::new(study, rows, &evaluation);
@@ -293,16 +280,29 @@ struct Report<'a> {
     evaluation: &'a Evaluation,
     prov: &'a Provenance,
     figures: &'a [(String, String)],
+    /// The git commit and dirty flag of the code rendering now (verdicts are decided by it).
+    rendered_by: (String, Option<bool>),
 }
 
 /// The report's sections, in order.
-const SECTIONS: &[fn(&mut String, &Report)] = &[header, setup, predictions_section, results_section, protocol_sections, diagnostics_section, rate_checks_section, figures_section, failed_rows_section, provenance_section];
+type SectionFn = fn(&mut String, &Report);
+const SECTIONS: &[(&str, SectionFn)] = &[
+    ("header", header),
+    ("setup", setup),
+    ("predictions", predictions_section),
+    ("results", results_section),
+    ("protocols", protocol_sections),
+    ("diagnostics", diagnostics_section),
+    ("rate-checks", rate_checks_section),
+    ("figures", figures_section),
+    ("failed-rows", failed_rows_section),
+    ("provenance", provenance_section),
+];
 
-fn render(study: &Study, rows: &[Row], evaluation: &Evaluation, prov: &Provenance, figures: &[(String, String)]) -> String {
-    let report = Report { study, rows, evaluation, prov, figures };
+fn render(report: &Report) -> String {
     let mut md = String::new();
-    for section in SECTIONS {
-        section(&mut md, &report);
+    for (_, section) in SECTIONS {
+        section(&mut md, report);
     }
     md
 }
@@ -389,20 +389,27 @@ fn results_section(w: &mut String, r: &Report) {
     let Report { study, rows, .. } = *r;
     let _ = writeln!(w, "## Results\n");
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
-    metric_legend(w, TABLE_METRICS, rows);
+    let shown = metric::in_section(Section::Results);
+    metric_legend(w, &shown, rows);
     for cell in &study.cells {
         let _ = writeln!(w, "### Cell {}: {}\n", cell.index, cell_title(study, cell));
-        cell_table(w, study, rows, cell, &present_metrics(TABLE_METRICS, rows, cell.index));
+        cell_table(w, study, rows, cell, &present_metrics(&shown, rows, cell.index));
     }
 }
 
 /// The fidelity and method protocols' own metrics, where their rows have them.
 fn protocol_sections(w: &mut String, r: &Report) {
     let Report { study, rows, .. } = *r;
-    for (title, groups) in PROTOCOL_METRICS {
-        // A protocol's first metric marks its rows (the protocols share some metric names).
-        let all: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
-        if !rows.iter().any(|r| r.get(all[0]).is_some()) {
+    for (title, sections) in PROTOCOL_SECTIONS {
+        let groups: Vec<Vec<&str>> = sections.iter().map(|&s| metric::in_section(s)).collect();
+        let all: Vec<&str> = groups.iter().flatten().copied().fold(Vec::new(), |mut all, m| {
+            if !all.contains(&m) {
+                all.push(m);
+            }
+            all
+        });
+        let own = |m: &str| metric::metric(m).is_some_and(|info| info.sections.iter().all(|s| sections.contains(s)));
+        if !rows.iter().any(|r| all.iter().any(|m| own(m) && r.get(m).is_some())) {
             continue;
         }
         let _ = writeln!(w, "## {title}\n");
@@ -410,7 +417,7 @@ fn protocol_sections(w: &mut String, r: &Report) {
         metric_legend(w, &all, rows);
         for cell in &study.cells {
             let _ = writeln!(w, "### {title}, cell {}: {}\n", cell.index, cell_title(study, cell));
-            for group in *groups {
+            for group in &groups {
                 let present = present_metrics(group, rows, cell.index);
                 if !present.is_empty() {
                     cell_table(w, study, rows, cell, &present);
@@ -427,9 +434,10 @@ fn diagnostics_section(w: &mut String, r: &Report) {
     if study.cells.iter().any(|c| c.config.diagnostics.is_some()) {
         let _ = writeln!(w, "## Diagnostics\n");
         let _ = writeln!(w, "Asked for by the study's `[diagnostics]` section; computed on the test set for the teacher and every student. Mean [95% CI] over seeds; the per-seed uncertainty of each number (permutation null, bootstrap interval) is its own column. Each number is labelled with what it estimates: a certified bound, a heuristic, or an estimate.\n");
-        metric_legend(w, DIAGNOSTIC_METRICS, rows);
+        let shown = metric::in_section(Section::Diagnostics);
+        metric_legend(w, &shown, rows);
         for cell in &study.cells {
-            let present = present_metrics(DIAGNOSTIC_METRICS, rows, cell.index);
+            let present = present_metrics(&shown, rows, cell.index);
             if present.is_empty() {
                 continue;
             }
@@ -506,7 +514,7 @@ fn provenance_section(w: &mut String, r: &Report) {
     }
     let _ = writeln!(w, "| git commit | `{}` (uncommitted changes: {dirty}) |", prov.git_commit);
     // A report re-rendered from stored results decides its verdicts with the code of now.
-    let (commit, now_dirty) = crate::provenance::git_state();
+    let (commit, now_dirty) = r.rendered_by.clone();
     if commit != prov.git_commit || now_dirty != prov.git_dirty {
         let now_dirty = match now_dirty {
             Some(true) => "yes",
@@ -554,4 +562,105 @@ pub fn write_index(out: &Path) -> io::Result<()> {
 /// All arm names kdlab knows, for `kdlab list`.
 pub fn known_arms() -> Vec<(&'static str, &'static str)> {
     Arm::ALL.iter().map(|a| (a.name(), a.description())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::StageTimes;
+
+    const STUDY: &str = r#"name = "snapshot"
+claim = "KD beats labels on a small fixed table."
+seeds = 3
+seed = 1
+arms = ["labels", "kd"]
+
+[data]
+kind = "gaussian-mixture"
+n_train = [100, 200]
+
+[teacher]
+kind = "forest"
+
+[student]
+kind = "mlp"
+
+[diagnostics]
+mutual_information = true
+
+[[predictions]]
+id = "kd-beats-labels"
+metric = "accuracy"
+compare = ["kd", "labels"]
+expect = "higher"
+"#;
+
+    /// Two cells × three seeds of teacher, labels and kd rows with fixed metrics (results,
+    /// diagnostics, a fidelity metric and the rate check's errors); one failed row.
+    fn rows(study: &Study) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for cell in &study.cells {
+            for seed in 0..3 {
+                for (a, arm) in ["teacher", "labels", "kd"].into_iter().enumerate() {
+                    // A per-seed wobble, so differences between arms have a spread.
+                    let wobble = 0.004 * ((seed * 7 + a * 3 + cell.index) % 5) as f64;
+                    let base = 0.7 + 0.05 * a as f64 + 0.01 * seed as f64 + 0.02 * cell.index as f64 + wobble;
+                    let failed = cell.index == 1 && seed == 2 && arm == "labels";
+                    let error = 0.01 * (1.0 + seed as f64 + cell.index as f64);
+                    let values = [
+                        ("accuracy", base),
+                        ("log_loss", 1.0 - base),
+                        ("ece", 0.05 + 0.01 * seed as f64),
+                        ("excess_risk", 0.1 / (1.0 + a as f64)),
+                        ("teacher_error_population", error),
+                        ("student_error", if a == 0 { f64::NAN } else { 0.5 * error + wobble / 10.0 }),
+                        ("mi_teacher_student", 0.5 + wobble),
+                        ("train_agreement", base - 0.1),
+                    ];
+                    let metrics = if failed { BTreeMap::new() } else { values.iter().filter(|(_, v)| v.is_finite()).map(|(k, v)| (k.to_string(), *v)).collect() };
+                    let failure = failed.then(|| "student: training diverged at epoch 3: loss is NaN".to_string());
+                    rows.push(Row { cell_index: cell.index, cell_id: cell.id.clone(), levels: cell.levels.clone(), seed, arm: arm.into(), failure, metrics, reliability: Vec::new() });
+                }
+            }
+        }
+        rows
+    }
+
+    fn provenance(study: &Study) -> Provenance {
+        let mut p = Provenance::collect(study, 2, 0, 6, StageTimes { data: 0.5, teacher: 1.0, students: 2.0, metrics: 0.25 }, 3.5, 4.0);
+        (p.git_commit, p.git_dirty, p.code_fingerprint) = ("0123abc".into(), Some(false), "f1f2f3f4".into());
+        p.hosts = vec!["node-1".into()];
+        p
+    }
+
+    /// Each section's Markdown for the fixed table, against `tests/snapshots/report/<section>.md`.
+    /// A missing snapshot is written and the test fails once, so a new one is read before it
+    /// is trusted; delete a snapshot to accept a deliberate change.
+    #[test]
+    fn every_section_matches_its_snapshot() {
+        let study = study::parse(Path::new("snapshot.toml"), STUDY, &study::LoadOptions::default()).unwrap();
+        let rows = rows(&study);
+        let evaluation = verdicts::evaluate(&study, &rows);
+        let prov = provenance(&study);
+        let figures = vec![("accuracy".to_string(), "snapshot/fig-accuracy.svg".to_string())];
+        let report = Report { study: &study, rows: &rows, evaluation: &evaluation, prov: &prov, figures: &figures, rendered_by: ("4567def".into(), Some(false)) };
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/report");
+        let mut written = Vec::new();
+        for (name, section) in SECTIONS {
+            let mut md = String::new();
+            section(&mut md, &report);
+            let path = dir.join(format!("{name}.md"));
+            match std::fs::read_to_string(&path) {
+                Ok(expected) => assert_eq!(md, expected, "section `{name}` differs from {}", path.display()),
+                Err(_) => {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&path, &md).unwrap();
+                    written.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(written.is_empty(), "new snapshots written (read them, then rerun): {written:?}");
+        // The whole report is its sections in order.
+        assert_eq!(render(&report), SECTIONS.iter().map(|(_, s)| { let mut md = String::new(); s(&mut md, &report); md }).collect::<String>());
+    }
 }
