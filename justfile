@@ -2,12 +2,17 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Run every study in studies/ (or the named ones) into reports/.
+# Run every study in studies/ (or the named ones) into reports/; flags alone (e.g. --quick)
+# apply to every study.
 study *ARGS: setup data
     #!/usr/bin/env bash
     set -euo pipefail
-    if [ -z "{{ARGS}}" ]; then
-        target/release/kdlab study --all
+    named=0
+    for a in {{ARGS}}; do
+        if [ "$a" = "--all" ] || [ -f "$a" ] || [ -f "studies/$a.toml" ]; then named=1; fi
+    done
+    if [ "$named" = 0 ]; then
+        target/release/kdlab study --all {{ARGS}}
     else
         target/release/kdlab study {{ARGS}}
     fi
