@@ -7,9 +7,16 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 study *ARGS: setup data
     #!/usr/bin/env bash
     set -euo pipefail
-    named=0
+    # Names a study (or --all) unless every argument is a flag or a flag's value.
+    named=0; value=0
     for a in {{ARGS}}; do
-        if [ "$a" = "--all" ] || [ -f "$a" ] || [ -f "studies/$a.toml" ]; then named=1; fi
+        if [ "$value" = 1 ]; then value=0; continue; fi
+        case "$a" in
+            --seeds|--jobs|--out|--max-memory|--partition|--time|--cpus-per-task|--mem|--max-parallel) value=1 ;;
+            --all) named=1 ;;
+            -*) ;;
+            *) named=1 ;;
+        esac
     done
     if [ "$named" = 0 ]; then
         target/release/kdlab study --all {{ARGS}}

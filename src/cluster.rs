@@ -49,7 +49,7 @@ pub struct Plan {
 pub struct PlanTask {
     /// The array task index (`--index`, `$SLURM_ARRAY_TASK_ID`): the cell's index in the study.
     pub index: usize,
-    /// The cell's stable id (`--cell`): a hash of the kdlab version, base seed and cell config.
+    /// The cell's stable id (`--cell`): a hash of a fixed salt, base seed and cell config.
     pub cell_id: String,
     /// `axis = level` for each grid axis.
     pub levels: Vec<String>,
@@ -461,6 +461,8 @@ pub struct Status {
     pub merged: bool,
     pub files: SlurmFiles,
     pub max_parallel: Option<usize>,
+    /// Stored units that other code computed (they count as not stored).
+    pub stale: usize,
 }
 
 /// Looks at the shards on disk and, where there are, at squeue and sacct.
@@ -470,8 +472,9 @@ pub fn status(study: &Study, out: &Path) -> Status {
     let files = SlurmFiles::new(&absolute, &study.name);
     let submission: Option<Submission> = std::fs::read(files.dir.join("jobs.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let name = submission.as_ref().map(|s| s.job_name.clone()).unwrap_or_else(|| job_name(&study.name, &absolute));
-    let fresh = |c: usize, s: usize| runner::read_unit(study, out, fingerprint::CODE, c, s).fresh().is_some();
-    let stored: Vec<usize> = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| fresh(c, s)).count()).collect();
+    let read = |c: usize, s: usize| runner::read_unit(study, out, fingerprint::CODE, c, s);
+    let stored: Vec<usize> = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| read(c, s).fresh().is_some()).count()).collect();
+    let stale = (0..study.cells.len()).map(|c| (0..study.seeds).filter(|&s| matches!(read(c, s), runner::Stored::Stale(_))).count()).sum();
     // A task is done when its cell has every unit the run needs now (for a sequential design,
     // what its next look needs).
     let (pending, next) = runner::pending_units(study, out, fingerprint::CODE);
@@ -498,6 +501,7 @@ pub fn status(study: &Study, out: &Path) -> Status {
         merged,
         files,
         max_parallel,
+        stale,
     }
 }
 
@@ -541,6 +545,9 @@ impl Status {
             self.count(TaskState::Failed),
             self.count(TaskState::Pending)
         );
+        if self.stale > 0 {
+            let _ = writeln!(w, "{} stored units were computed by other code than this build ({}): their tasks count as not done and must run again", self.stale, crate::fingerprint::CODE);
+        }
         match &self.submission {
             Some(s) => {
                 let _ = writeln!(w, "array job {}, merge job {} ({})", s.array_job_id, s.merge_job_id, self.merge_queued.as_deref().map_or("not queued".to_string(), |q| format!("queued: {q}")));

@@ -953,9 +953,9 @@ mod tests {
         assert_ne!(m.sample(100, 12).y, b.y);
     }
 
-    /// The fetched data cache of the crate (tests run in the crate root).
+    /// The tests' data cache.
     fn store() -> DataStore {
-        DataStore::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(datasets::DEFAULT_CACHE))
+        DataStore::new(datasets::test_support::cache_dir())
     }
 
     fn spec(text: &str) -> DataSpec {

@@ -378,24 +378,13 @@ pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError
     if study.plan.is_sequential() {
         return merge_looks(study, options, started);
     }
-    let mut shards = BTreeMap::new();
-    let mut missing = Vec::new();
-    let mut stale = Vec::new();
-    for c in 0..study.cells.len() {
-        for s in 0..study.seeds {
-            let unit = format!("cell {c} ({}) seed {s}", study.cells[c].id);
-            match read_unit(study, &options.out, &options.code, c, s) {
-                Stored::Fresh(shard) => {
-                    shards.insert((c, s), shard);
-                }
-                Stored::Stale(code) => stale.push(format!("{unit}, by code {code}")),
-                Stored::Absent => missing.push(unit),
-            }
-        }
-    }
-    if !stale.is_empty() {
-        return Err(RunError::Stale { study: study.name.clone(), count: stale.len(), first: stale.into_iter().take(3).collect::<Vec<_>>().join("; "), code: options.code.clone() });
-    }
+    refuse_stale(study, &options.out, &options.code)?;
+    let shards = stored_shards(study, &options.out, &options.code);
+    let missing: Vec<String> = (0..study.cells.len())
+        .flat_map(|c| (0..study.seeds).map(move |s| (c, s)))
+        .filter(|u| !shards.contains_key(u))
+        .map(|(c, s)| format!("cell {c} ({}) seed {s}", study.cells[c].id))
+        .collect();
     if !missing.is_empty() {
         return Err(RunError::Missing { study: study.name.clone(), count: missing.len(), first: missing.into_iter().take(5).collect::<Vec<_>>().join(", ") });
     }
@@ -408,6 +397,7 @@ pub fn merge(study: &Study, options: &RunOptions) -> Result<RunSummary, RunError
 /// A sequential design's merge: the report once its verdicts are decided, otherwise the look
 /// still to run.
 fn merge_looks(study: &Study, options: &RunOptions, started: Instant) -> Result<RunSummary, RunError> {
+    refuse_stale(study, &options.out, &options.code)?;
     match pending_units(study, &options.out, &options.code) {
         // A look whose units all ran but left no rows cannot grow: report what there is.
         (units, Some(next)) if !units.is_empty() => {
@@ -488,6 +478,29 @@ pub const SHARDS: &str = "cells";
 /// Where the shard of unit (cell index, seed) is stored.
 pub fn shard_path(out: &Path, study: &Study, cell: usize, seed: usize) -> PathBuf {
     results_dir(out, study).join(SHARDS).join(format!("{}-seed{}.json", study.cells[cell].id, seed))
+}
+
+/// A stale unit as an error names it.
+fn stale_unit(unit: &str, code: &str) -> String {
+    match code {
+        "" => format!("{unit}, by a build from before code fingerprints"),
+        code => format!("{unit}, by code {code}"),
+    }
+}
+
+/// Refuses to merge when any stored unit of `study` was computed by other code than `code`.
+fn refuse_stale(study: &Study, out: &Path, code: &str) -> Result<(), RunError> {
+    let units = (0..study.cells.len()).flat_map(|c| (0..study.seeds).map(move |s| (c, s)));
+    let stale: Vec<String> = units
+        .filter_map(|(c, s)| match read_unit(study, out, code, c, s) {
+            Stored::Stale(other) => Some(stale_unit(&format!("cell {c} ({}) seed {s}", study.cells[c].id), &other)),
+            _ => None,
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::Stale { study: study.name.clone(), count: stale.len(), first: stale.into_iter().take(3).collect::<Vec<_>>().join("; "), code: code.to_string() })
 }
 
 /// What is stored for one unit.

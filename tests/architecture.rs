@@ -25,15 +25,31 @@ fn sources() -> Vec<PathBuf> {
     out
 }
 
-/// The file's code without its unit-test module (tests may reach anywhere) and without
-/// comment lines (docs may name any module).
+/// The file's code with test-only items (`#[cfg(test)]`: tests may reach anywhere) and
+/// comment lines (docs may name any module) blanked, so line numbers stay the file's.
 fn product_code(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    let code = match text.find("#[cfg(test)]\nmod tests") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+    let mut out = Vec::new();
+    let mut skipping: Option<i64> = None; // brace depth inside a test-only item
+    let mut pending = false; // saw `#[cfg(test)]`, the item has not opened yet
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed == "#[cfg(test)]" {
+            pending = true;
+            out.push("");
+            continue;
+        }
+        if pending || skipping.is_some() {
+            let depth = skipping.unwrap_or(0) + line.matches('{').count() as i64 - line.matches('}').count() as i64;
+            let opened = skipping.is_some() || line.contains('{');
+            pending = false;
+            skipping = (opened && depth > 0).then_some(depth);
+            out.push("");
+            continue;
+        }
+        out.push(if trimmed.starts_with("//") { "" } else { line });
+    }
+    out.join("\n")
 }
 
 /// The top-level module a file belongs to (`src/models/cnn.rs` → `models`); `None` for the

@@ -66,3 +66,19 @@ fn other_code_recomputes_shards_and_refits_teachers() {
     let message = err.to_string();
     assert!(message.contains("computed by other code") && message.contains("by code code-b") && message.contains("this build is code-c"), "{message}");
 }
+
+#[test]
+fn a_sequential_merge_refuses_shards_of_other_code() {
+    let source = STUDY.replace("seeds = 2", "seeds = { min = 2, max = 4, step = 2 }")
+        + "\n[[predictions]]\nid = \"kd-vs-labels\"\nmetric = \"log_loss\"\ncompare = [\"kd\", \"labels\"]\nexpect = \"lower\"\n";
+    let study = parse(std::path::Path::new("stale.toml"), &source, &LoadOptions::default()).unwrap();
+    assert!(study.plan.is_sequential());
+    let out = tempfile::tempdir().unwrap();
+    let with = |code: &str| RunOptions { jobs: 2, code: code.to_string(), ..RunOptions::new(out.path()) };
+    runner::run(&study, &with("code-a")).unwrap();
+    let err = runner::merge(&study, &with("code-b")).err().expect("stale shards cannot be merged");
+    let message = err.to_string();
+    assert!(message.contains("computed by other code") && message.contains("by code code-a"), "{message}");
+    // The code that computed them merges them.
+    runner::merge(&study, &with("code-a")).unwrap();
+}

@@ -289,9 +289,15 @@ pub(crate) mod test_support {
     /// The fetched data cache, for `#[ignore]`d `needs_fetch_*` tests: panics with the fix when
     /// it is missing, since those tests are only run on purpose.
     pub fn fetched_cache() -> PathBuf {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(super::DEFAULT_CACHE);
-        assert!(dir.join("mnist").is_dir(), "no fetched data in {}: run scripts/fetch-data.sh", dir.display());
+        let dir = cache_dir();
+        assert!(dir.join("mnist").is_dir(), "no fetched data in {}: run scripts/fetch-data.sh (or set KDLAB_DATA_CACHE)", dir.display());
         dir
+    }
+
+    /// The data cache of the tests: `$KDLAB_DATA_CACHE` as the command line reads it, else the
+    /// crate's `data-cache`.
+    pub fn cache_dir() -> PathBuf {
+        std::env::var_os("KDLAB_DATA_CACHE").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(super::DEFAULT_CACHE))
     }
 }
 

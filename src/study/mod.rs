@@ -153,7 +153,7 @@ pub struct CellConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
     pub index: usize,
-    /// Stable id: a hash of the kdlab version, the base seed and the cell's full configuration.
+    /// Stable id: a hash of a fixed salt, the base seed and the cell's full configuration.
     pub id: String,
     /// The level of each axis, in axis order, as written in the study.
     pub levels: Vec<String>,
@@ -194,11 +194,11 @@ const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
 const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate", "min_effect"];
-/// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 /// Salts cell ids. Kept at the first release's value so ids stay stable; which code computed a
 /// stored result is the code fingerprint's job ([`crate::fingerprint`]).
 const CELL_ID_SALT: &str = "0.1.0";
 
+/// Most seeds and cells a study may declare; beyond that it is almost surely a typo.
 pub const MAX_SEEDS: usize = 10_000;
 pub const MAX_CELLS: usize = 100_000;
 /// Seeds a `--quick` run keeps.
