@@ -42,7 +42,7 @@ pub struct Provenance {
     pub compute_wall_seconds: f64,
     pub total_wall_seconds: f64,
     pub host_os: String,
-    /// The hosts that computed the units (from their shards), sorted.
+    /// The hosts that computed the units, each with its CPU model (from their shards), sorted.
     #[serde(default)]
     pub hosts: Vec<String>,
     /// The scheduler that ran the units, when one did (a Slurm job array and its merge job).
@@ -74,7 +74,7 @@ impl SchedulerRecord {
         let mut arrays = std::collections::BTreeSet::new();
         let mut tasks = std::collections::BTreeSet::new();
         for e in units {
-            hosts.insert(e.host.clone());
+            hosts.insert(if e.cpu.is_empty() { e.host.clone() } else { format!("{} ({})", e.host, e.cpu) });
             arrays.extend(e.slurm_array_job_id.clone());
             tasks.extend(e.slurm_job_id.clone());
         }
