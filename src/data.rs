@@ -530,26 +530,26 @@ impl DataSpec {
         if let Some(hit) = store.loaded.lock().expect("no panics while locked").get(&key) {
             return Some(Ok(hit.clone()));
         }
-        let dir = &store.dir;
+        let dir = store.dir.as_path();
         let as_set = |t: datasets::Table| {
             let k = t.class_names.len();
             Dataset { x: t.x, y: t.y, n_classes: k, p0: None, image_shape: None }
         };
         let loaded = match self {
-            DataSpec::Adult(_) => datasets::adult(&dir, datasets::Split::Train)
-                .and_then(|train| Ok((as_set(train), Some(as_set(datasets::adult(&dir, datasets::Split::Test)?))))),
-            DataSpec::Magic(_) => datasets::magic(&dir).map(|t| (as_set(t), None)),
+            DataSpec::Adult(_) => datasets::adult(dir, datasets::Split::Train)
+                .and_then(|train| Ok((as_set(train), Some(as_set(datasets::adult(dir, datasets::Split::Test)?))))),
+            DataSpec::Magic(_) => datasets::magic(dir).map(|t| (as_set(t), None)),
             DataSpec::File(s) => datasets::load_table(std::path::Path::new(&s.path), &s.label, &s.missing).map(|(t, _)| (as_set(t), None)),
             DataSpec::Digits(s) if s.small => Ok((
                 images_as_set(datasets::optdigits_small(datasets::Split::Train)),
                 Some(images_as_set(datasets::optdigits_small(datasets::Split::Test))),
             )),
-            DataSpec::Digits(_) => datasets::optdigits(&dir, datasets::Split::Train)
-                .and_then(|train| Ok((images_as_set(train), Some(images_as_set(datasets::optdigits(&dir, datasets::Split::Test)?))))),
-            DataSpec::Mnist(_) => datasets::mnist(&dir, datasets::Split::Train)
-                .and_then(|train| Ok((images_as_set(train), Some(images_as_set(datasets::mnist(&dir, datasets::Split::Test)?))))),
-            DataSpec::FashionMnist(_) => datasets::fashion_mnist(&dir, datasets::Split::Train).and_then(|train| {
-                Ok((images_as_set(train), Some(images_as_set(datasets::fashion_mnist(&dir, datasets::Split::Test)?))))
+            DataSpec::Digits(_) => datasets::optdigits(dir, datasets::Split::Train)
+                .and_then(|train| Ok((images_as_set(train), Some(images_as_set(datasets::optdigits(dir, datasets::Split::Test)?))))),
+            DataSpec::Mnist(_) => datasets::mnist(dir, datasets::Split::Train)
+                .and_then(|train| Ok((images_as_set(train), Some(images_as_set(datasets::mnist(dir, datasets::Split::Test)?))))),
+            DataSpec::FashionMnist(_) => datasets::fashion_mnist(dir, datasets::Split::Train).and_then(|train| {
+                Ok((images_as_set(train), Some(images_as_set(datasets::fashion_mnist(dir, datasets::Split::Test)?))))
             }),
             _ => unreachable!("kinds without files returned above"),
         };

@@ -212,7 +212,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     for &(c, s) in units {
         match read_unit(study, &options.out, &options.code, c, s) {
             Stored::Fresh(shard) => {
-                shards.insert((c, s), shard);
+                shards.insert((c, s), *shard);
             }
             Stored::Stale(_) => stale += 1,
             Stored::Absent => {}
@@ -506,7 +506,7 @@ fn refuse_stale(study: &Study, out: &Path, code: &str) -> Result<(), RunError> {
 /// What is stored for one unit.
 pub enum Stored {
     /// A valid shard computed by the code asked for.
-    Fresh(Shard),
+    Fresh(Box<Shard>),
     /// A valid shard computed by other code (its fingerprint): never reused.
     Stale(String),
     /// No shard, or one that cannot be read.
@@ -516,7 +516,7 @@ pub enum Stored {
 impl Stored {
     pub fn fresh(self) -> Option<Shard> {
         match self {
-            Stored::Fresh(shard) => Some(shard),
+            Stored::Fresh(shard) => Some(*shard),
             _ => None,
         }
     }
@@ -527,7 +527,7 @@ pub fn read_unit(study: &Study, out: &Path, code: &str, cell: usize, seed: usize
     match read_shard(&shard_path(out, study, cell, seed)) {
         Some(sh) if sh.cell_id != study.cells[cell].id || sh.seed != seed => Stored::Absent,
         Some(sh) if sh.code != code => Stored::Stale(sh.code),
-        Some(sh) => Stored::Fresh(sh),
+        Some(sh) => Stored::Fresh(Box::new(sh)),
         None => Stored::Absent,
     }
 }
