@@ -799,8 +799,8 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     times.students += t.elapsed().as_secs_f64();
 
     let teacher_for_images = cfg.teacher.for_images(train.image_shape);
-    let sets = UnitSets { fit: &fit, val: &val, test: &test, population: &population, fit_idx: &fit_idx };
-    let protocol = unit_protocol(cell, rep, teacher, &student_spec, &teacher_for_images, &sets, out_of_fold, (student_seed, teacher_seed));
+    let sets = UnitSets { fit: &fit, val: &val, test: &test, population: &population, fit_idx: &fit_idx, out_of_fold, student_seed, teacher_seed };
+    let protocol = unit_protocol(cell, rep, teacher, (&student_spec, &teacher_for_images), &sets);
     let t = Instant::now();
     rows[0].metrics.extend(protocol.teacher_metrics());
     times.metrics += t.elapsed().as_secs_f64();
@@ -871,31 +871,27 @@ impl UnitRows<'_> {
     }
 }
 
-/// The data sets of one unit: the student's fit and validation rows (and the fit rows'
-/// indices into the training rows), the test rows and the population sample.
+/// What one unit's students train and are scored on: the student's fit and validation rows
+/// (and the fit rows' indices into the training rows), the test rows, the population sample,
+/// the cross-fit targets when cross-fitting succeeded, and the students' and teacher's seeds.
 struct UnitSets<'a> {
     fit: &'a Dataset,
     val: &'a Dataset,
     test: &'a Dataset,
     population: &'a Dataset,
     fit_idx: &'a [usize],
+    out_of_fold: Option<&'a Array2<f64>>,
+    student_seed: u64,
+    teacher_seed: u64,
 }
 
 /// The protocol that trains a unit's students: method units when the teacher network is
 /// kept for method arms, the fidelity protocol for a `[fidelity]` study, otherwise the
-/// semiparametric protocol. `seeds`: the students' and the teacher's.
-#[allow(clippy::too_many_arguments)]
-fn unit_protocol<'a>(
-    cell: &'a Cell,
-    rep: usize,
-    teacher: &'a TeacherOutputs,
-    student_spec: &'a StudentSpec,
-    teacher_spec: &'a crate::models::TeacherSpec,
-    sets: &UnitSets<'a>,
-    out_of_fold: Option<&'a Array2<f64>>,
-    (student_seed, teacher_seed): (u64, u64),
-) -> Box<dyn Protocol + 'a> {
+/// semiparametric protocol. `specs`: the student's and the teacher's, for the data's images.
+fn unit_protocol<'a>(cell: &'a Cell, rep: usize, teacher: &'a TeacherOutputs, specs: (&'a StudentSpec, &'a crate::models::TeacherSpec), sets: &UnitSets<'a>) -> Box<dyn Protocol + 'a> {
     let cfg = &cell.config;
+    let (student_spec, teacher_spec) = specs;
+    let (student_seed, teacher_seed) = (sets.student_seed, sets.teacher_seed);
     let network_student = match student_spec {
         StudentSpec::Neural(n) => Some(n),
         StudentSpec::ForestRegressor(_) => None,
@@ -937,7 +933,7 @@ fn unit_protocol<'a>(
         val: sets.val,
         fit_idx: sets.fit_idx,
         teacher_train: &teacher.train,
-        out_of_fold,
+        out_of_fold: sets.out_of_fold,
         seed: student_seed,
     })
 }
