@@ -14,7 +14,7 @@ use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
 use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
-use crate::metric::{self, Better, Section};
+use crate::metric::{self, Better, MetricInfo, Section};
 use crate::results::{self, Row, RowKind};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Study};
@@ -402,14 +402,10 @@ fn protocol_sections(w: &mut String, r: &Report) {
     let Report { study, rows, .. } = *r;
     for (title, sections) in PROTOCOL_SECTIONS {
         let groups: Vec<Vec<&str>> = sections.iter().map(|&s| metric::in_section(s)).collect();
-        let all: Vec<&str> = groups.iter().flatten().copied().fold(Vec::new(), |mut all, m| {
-            if !all.contains(&m) {
-                all.push(m);
-            }
-            all
-        });
-        let own = |m: &str| metric::metric(m).is_some_and(|info| info.sections.iter().all(|s| sections.contains(s)));
-        if !rows.iter().any(|r| all.iter().any(|m| own(m) && r.get(m).is_some())) {
+        let shown = |m: &&MetricInfo| m.sections.iter().any(|s| sections.contains(s));
+        let all: Vec<&str> = metric::METRICS.iter().filter(shown).map(|m| m.name).collect();
+        let own: Vec<&str> = metric::METRICS.iter().filter(|m| m.sections.iter().all(|s| sections.contains(s)) && shown(m)).map(|m| m.name).collect();
+        if !rows.iter().any(|r| own.iter().any(|m| r.get(m).is_some())) {
             continue;
         }
         let _ = writeln!(w, "## {title}\n");
