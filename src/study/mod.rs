@@ -403,7 +403,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn unknown_key(&self, path: &[Step], key: &str, known: &[&str], what: &str) -> StudyError {
-        let hint = suggest(key, known).map(|s| format!("did you mean `{s}`?")).or_else(|| Some(format!("known keys: {}", known.join(", "))));
+        let hint = match (suggest(key, known), known.is_empty()) {
+            (Some(s), _) => format!("did you mean `{s}`?"),
+            (None, false) => format!("known keys: {}", known.join(", ")),
+            // Nothing to choose from: say why rather than list nothing.
+            (None, true) if what == "grid axis" => format!("the study has no grid axes, so `{key}` is fixed; a list in place of a value makes an axis (e.g. `n_train = [100, 400]` in [data])"),
+            (None, true) => format!("the study has no {what} to name here"),
+        };
+        let hint = Some(hint);
         self.err_hint(path, format!("unknown {what} `{key}`"), hint)
     }
 
@@ -973,6 +980,14 @@ kind = "linear"
         let s = parse_str(&MINIMAL.replace("kind = \"linear\"", "kind = \"mlp\"\nhidden = [[8], [16, 16]]")).unwrap();
         assert_eq!(s.cells.len(), 4);
         assert_eq!(s.cells[1].levels[1], "[16, 16]");
+    }
+
+    #[test]
+    fn an_empty_list_of_known_keys_says_why() {
+        let source = MINIMAL.replace("n_train = [100, 200]", "n_train = 100") + "\n[[predictions]]\nid = \"p\"\nmetric = \"accuracy\"\naxis = \"data.n_train\"\narm = \"kd\"\ncompare = [100, 200]\nexpect = \"higher\"\n";
+        let err = parse(Path::new("t.toml"), &source, &LoadOptions::default()).unwrap_err();
+        let hint = err.hint.unwrap_or_default();
+        assert!(hint.contains("no grid axes") && hint.contains("`data.n_train` is fixed"), "{hint}");
     }
 
     #[test]
