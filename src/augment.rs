@@ -416,7 +416,9 @@ fn add_noise(px: &mut [f64], sd: f64, rng: &mut impl Rng) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{DataSpec, DigitsSpec, MnistSpec, PixelScaling};
+    use crate::data::digits::DigitsSpec;
+    use crate::data::mnist::{FashionMnistSpec, MnistSpec};
+    use crate::data::{DataSpec, PixelScaling};
     use crate::datasets::{optdigits_small, Split};
 
     fn digits() -> Array2<f64> {
@@ -537,7 +539,7 @@ mod tests {
     #[test]
     fn flips_are_refused_for_digits_and_allowed_for_fashion() {
         let digits = DataSpec::Digits(DigitsSpec { n_train: None, n_test: None, small: true, scaling: PixelScaling::Unit });
-        let fashion = DataSpec::FashionMnist(MnistSpec { n_train: None, n_test: None, scaling: PixelScaling::Unit });
+        let fashion = DataSpec::FashionMnist(FashionMnistSpec(MnistSpec { n_train: None, n_test: None, scaling: PixelScaling::Unit }));
         let flip = AugmentSpec { flip: true, ..level(Level::Weak) };
         let (key, msg) = flip.check_for_data(digits.allows_flips()).unwrap_err();
         assert_eq!(key, "flip");

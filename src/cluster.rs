@@ -22,7 +22,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::distill::GammaRule;
+use crate::method::GammaRule;
 use crate::fingerprint;
 use crate::fsio;
 use crate::runner;
@@ -74,7 +74,7 @@ pub struct PlanUnit {
 
 /// The plan of `study`: one task per cell, in the study's cell order.
 pub fn plan(study: &Study) -> Plan {
-    let crossfit = study.arms.iter().any(|a| a.uses_crossfit());
+    let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold);
     let tasks = study
         .cells
         .iter()

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::diagnostics::{attention, mi, NullParams};
-use crate::distill::{self, Arm, DistillSpec};
+use crate::distill::{self, DistillSpec};
+use crate::method::{self, Arm};
 use crate::metrics;
 use crate::models::ensemble::NetworkEnsemble;
 use crate::models::loss::{distillation_loss, target_tensor, Batch, BatchLoss, LossTerm};
@@ -112,7 +113,7 @@ impl FidelitySpec {
 }
 
 /// The arms a fidelity study may name.
-pub const ARMS: &[Arm] = &[Arm::Labels, Arm::Kd, Arm::KdIndependent];
+pub const ARMS: &[Arm] = &[method::LABELS, method::KD, method::KD_INDEPENDENT];
 
 /// The two teachers of a fidelity unit: this cell's and the independent one of the control.
 pub struct TeacherPair {
@@ -197,9 +198,9 @@ impl Unit<'_> {
 
     /// The teacher an arm distils from (`labels` students are scored against the main one).
     fn teacher_of(&self, arm: Arm) -> &Arc<NetworkEnsemble> {
-        match arm {
-            Arm::KdIndependent => &self.teachers.independent,
-            _ => &self.teachers.main,
+        match arm.needs().independent_teacher {
+            true => &self.teachers.independent,
+            false => &self.teachers.main,
         }
     }
 
@@ -212,7 +213,7 @@ impl Unit<'_> {
         let t = self.distill.temperature;
         let alpha = self.distill.alpha;
         let mut terms = Vec::new();
-        if arm == Arm::Labels {
+        if !arm.needs().teacher {
             terms.push(LossTerm::soft_ce(1.0, 1.0, one_hot(&self.fit.y, k)));
         } else {
             let targets = distill::tempered(teacher.predict_proba(stream.view()).view(), t);
@@ -222,17 +223,17 @@ impl Unit<'_> {
                 terms.push(LossTerm::soft_ce(1.0 - alpha, 1.0, one_hot(&self.fit.y, k)));
             }
         }
-        let start = match (self.spec.init_lambda, arm) {
-            (Some(lambda), Arm::Kd | Arm::KdIndependent) => Some(interpolated_start(self.student, &teacher, lambda, stream.ncols(), k, self.seed)?),
+        let start = match self.spec.init_lambda {
+            Some(lambda) if arm.needs().teacher => Some(interpolated_start(self.student, &teacher, lambda, stream.ncols(), k, self.seed)?),
             _ => None,
         };
         // A labels student trains on the labelled rows only.
-        let x_train = if arm == Arm::Labels { self.fit.x.view() } else { stream.view() };
+        let x_train = if !arm.needs().teacher { self.fit.x.view() } else { stream.view() };
         let network = student::train_from(self.student, x_train, &terms, self.val.x.view(), &self.val.y, k, self.seed, start.as_deref())?;
         let metrics = self.measure(arm, &network, &stream)?;
-        let surface = match (first_seed && self.spec.loss_surface, arm) {
-            (true, Arm::Kd) => Some(self.surface(&network, &teacher, &stream, start.as_deref())?),
-            _ => None,
+        let surface = match first_seed && self.spec.loss_surface && arm == method::KD {
+            true => Some(self.surface(&network, &teacher, &stream, start.as_deref())?),
+            false => None,
         };
         Ok(Fitted { network, metrics, surface })
     }
@@ -349,7 +350,7 @@ impl Unit<'_> {
                 loss[i][j] = metrics::kl_rows(target.view(), p.view()).unwrap_or(f64::NAN);
             }
         }
-        Ok(LossSurface { cell_index: 0, seed: 0, arm: Arm::Kd.name().into(), alpha, beta, loss, initial: (0.0, 0.0), fin, teacher: teach })
+        Ok(LossSurface { cell_index: 0, seed: 0, arm: method::KD.name().into(), alpha, beta, loss, initial: (0.0, 0.0), fin, teacher: teach })
     }
 }
 

@@ -3,6 +3,8 @@
 //! A study file (TOML, see [`study`]) declares data, a teacher, a student, distillation arms,
 //! grid axes and predictions. [`runner`] computes every (cell, seed) unit, [`results`] stores
 //! one row per (cell, seed, arm), and [`report`] renders the Markdown report with verdicts.
+//! What a study may name is registered once: arms in [`method`], metrics in [`metric`], data
+//! kinds in [`data`]; a program adds its own through [`registry::Registry`].
 //! See `ARCHITECTURE.md` for the map.
 
 pub mod augment;
@@ -17,13 +19,14 @@ pub mod fingerprint;
 pub mod fsio;
 pub mod loss_surface;
 pub mod malloc;
-pub mod methods;
+pub mod method;
 pub mod metric;
 pub mod metrics;
 pub mod models;
 pub mod plot;
 pub mod protocol;
 pub mod provenance;
+pub mod registry;
 pub mod report;
 pub mod resources;
 pub mod results;

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 2 a bad study file or bad arguments; 1 any other failure.
 //! `study --plan`, `study --slurm`, `run-cell`, `status` and `report STUDY` make a cluster run.
 
+use kdlab::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -184,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Study { studies, all, seeds, jobs, out, quick, max_memory_gib, plan, slurm, slurm_dry_run, partition, time, cpus_per_task, mem, max_parallel } => {
             let paths = study_paths(&studies, all)?;
-            let options = LoadOptions { seeds, quick };
+            let options = LoadOptions { seeds, quick, ..LoadOptions::default() };
             // Validate every study before running any, so a typo in the last file does not
             // surface after an hour of work.
             let loaded = paths.iter().map(|p| study::load(p, &options)).collect::<Result<Vec<_>, StudyError>>()?;
@@ -259,19 +260,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             println!("\nArms:");
-            for (name, description) in kdlab::report::known_arms() {
-                println!("  {name:<30} {description}");
+            for arm in Registry::builtin().arms() {
+                println!("  {:<30} {}", arm.name(), arm.description());
             }
             Ok(())
         }
         Command::Metrics => {
-            print!("{}", kdlab::metric::markdown_table());
+            print!("{}", kdlab::metric::markdown_table(Registry::builtin().metrics()));
             Ok(())
         }
         Command::Report { target, common, jobs, submit_next_look } => {
             let dir = PathBuf::from(&target);
             if dir.is_dir() {
-                let report = kdlab::report::rerender(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+                let report = kdlab::report::rerender(&dir, &Registry::builtin()).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
                 println!("{}", report.display());
                 return Ok(());
             }
@@ -363,7 +364,7 @@ fn default_jobs() -> usize {
 
 impl StudyArgs {
     fn load(&self) -> LoadOptions {
-        LoadOptions { seeds: self.seeds, quick: self.quick }
+        LoadOptions { seeds: self.seeds, quick: self.quick, ..LoadOptions::default() }
     }
 }
 

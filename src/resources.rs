@@ -28,25 +28,13 @@ struct DataSize {
 }
 
 fn data_size(spec: &DataSpec) -> DataSize {
-    let size = |train: usize, test: usize, population: usize, features: usize, classes: usize, table: usize| DataSize {
-        rows: (train + test + population) as f64,
-        train: train as f64,
-        features: features as f64,
-        classes: classes as f64,
-        table: (table * features) as f64 * 8.0,
-    };
-    match spec {
-        DataSpec::GaussianMixture(s) => size(s.n_train, s.n_test, s.n_population, s.dim, 2, 0),
-        DataSpec::MulticlassSynthetic(s) => size(s.n_train, s.n_test, s.n_population, s.dim, s.n_classes, 0),
-        // Adult: 48,842 rows, about 105 columns after one-hot encoding.
-        DataSpec::Adult(s) => size(s.n_train.unwrap_or(32_561), s.n_test.unwrap_or(16_281), 0, 105, 2, 48_842),
-        DataSpec::Magic(s) => size(s.n_train.unwrap_or(13_314), (19_020.0 * s.test_fraction) as usize, 0, 10, 2, 19_020),
-        // A user's file: unknown until read; counted as 100,000 × 100 (RELIABILITY.md says so).
-        DataSpec::File(s) => size(s.n_train.unwrap_or(70_000), 30_000, 0, 100, 10, 100_000),
-        DataSpec::Digits(s) => size(s.n_train.unwrap_or(3823), s.n_test.unwrap_or(1797), 0, 64, 10, 5620),
-        DataSpec::Mnist(s) | DataSpec::FashionMnist(s) => size(s.n_train.unwrap_or(60_000), s.n_test.unwrap_or(10_000), 0, 784, 10, 70_000),
-        DataSpec::Mnist1d(s) => size(s.n_train, s.n_test, s.n_population.unwrap_or(0), 40, 10, 5000),
-        DataSpec::SyntheticImages(s) => size(s.n_train, s.n_test, s.n_population, s.side * s.side, s.n_classes, 0),
+    let s = spec.kind().size();
+    DataSize {
+        rows: (s.train + s.test + s.population) as f64,
+        train: s.train as f64,
+        features: s.features as f64,
+        classes: s.classes as f64,
+        table: (s.table * s.features) as f64 * 8.0,
     }
 }
 
@@ -63,7 +51,7 @@ pub fn estimate(study: &Study, jobs: usize) -> MemoryEstimate {
     let mut held = 0.0;
     let mut tables = 0.0f64;
     let mut worst = String::new();
-    let crossfit = study.arms.iter().any(|a| a.uses_crossfit());
+    let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold);
     for cell in &study.cells {
         let cfg = &cell.config;
         let d = data_size(&cfg.data);

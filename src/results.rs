@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::fsio;
-use crate::metric::METRICS;
+use crate::metric::MetricInfo;
 use crate::execution::{Execution, StageTimes};
 
 
@@ -115,7 +115,7 @@ pub struct Shard {
 }
 
 /// Builds the results DataFrame; `axes` name the level columns.
-pub fn to_frame(study: &str, axes: &[String], rows: &[Row]) -> PolarsResult<DataFrame> {
+pub fn to_frame(study: &str, axes: &[String], rows: &[Row], metrics: &[&'static MetricInfo]) -> PolarsResult<DataFrame> {
     let n = rows.len();
     let mut columns: Vec<Column> = vec![
         Column::new("study".into(), vec![study; n]),
@@ -130,7 +130,7 @@ pub fn to_frame(study: &str, axes: &[String], rows: &[Row]) -> PolarsResult<Data
     columns.push(Column::new("status".into(), rows.iter().map(|r| if r.failure.is_some() { "failed" } else { "ok" }).collect::<Vec<_>>()));
     columns.push(Column::new("failure".into(), rows.iter().map(|r| r.failure.as_deref()).collect::<Vec<_>>()));
     // A metric no row carries (e.g. diagnostics the study did not ask for) gets no column.
-    for m in METRICS.iter().filter(|m| rows.iter().any(|r| r.metrics.contains_key(m.name))) {
+    for m in metrics.iter().filter(|m| rows.iter().any(|r| r.metrics.contains_key(m.name))) {
         columns.push(Column::new(m.name.into(), rows.iter().map(|r| r.get(m.name)).collect::<Vec<Option<f64>>>()));
     }
     DataFrame::new(columns)
@@ -199,7 +199,7 @@ pub fn write(dir: &Path, frame: &mut DataFrame) -> Result<(), Box<dyn std::error
 }
 
 /// Reads rows back from `results.parquet` (for re-rendering a report without recomputing).
-pub fn read(dir: &Path, axes: &[String]) -> Result<Vec<Row>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn read(dir: &Path, axes: &[String], metrics: &[&'static MetricInfo]) -> Result<Vec<Row>, Box<dyn std::error::Error + Send + Sync>> {
     let file = File::open(dir.join("results.parquet"))?;
     let frame = ParquetReader::new(file).finish()?;
     let n = frame.height();
@@ -210,7 +210,7 @@ pub fn read(dir: &Path, axes: &[String]) -> Result<Vec<Row>, Box<dyn std::error:
     let failure = frame.column("failure")?.str()?.clone();
     let level_columns: Vec<StringChunked> =
         axes.iter().map(|a| Ok(frame.column(a)?.str()?.clone())).collect::<PolarsResult<_>>()?;
-    let metric_columns: Vec<(&str, Float64Chunked)> = METRICS
+    let metric_columns: Vec<(&str, Float64Chunked)> = metrics
         .iter()
         .filter(|m| frame.column(m.name).is_ok())
         .map(|m| Ok((m.name, frame.column(m.name)?.f64()?.clone())))
@@ -277,11 +277,11 @@ mod tests {
             },
         ];
         let axes = vec!["data.n_train".to_string()];
-        let mut frame = to_frame("s", &axes, &rows).unwrap();
+        let mut frame = to_frame("s", &axes, &rows, crate::registry::Registry::builtin().metrics()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &mut frame).unwrap();
         write_reliability(dir.path(), &rows).unwrap();
-        assert_eq!(read(dir.path(), &axes).unwrap(), rows);
+        assert_eq!(read(dir.path(), &axes, crate::registry::Registry::builtin().metrics()).unwrap(), rows);
         let csv = std::fs::read_to_string(dir.path().join("results.csv")).unwrap();
         assert!(csv.starts_with("study,cell,cell_id,data.n_train,seed,arm,status,failure,accuracy"));
     }

@@ -25,7 +25,9 @@ use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fidelity;
 use crate::fingerprint;
 use crate::fsio;
+use crate::metric::{self, Predictions};
 use crate::metrics;
+use crate::registry::Registry;
 use crate::models::ensemble::NetworkEnsemble;
 use crate::models::loss::LossTerm;
 use crate::models::student::{self, FittedStudent, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
@@ -418,7 +420,7 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
     let UnitsOutcome { shards, computed, reused, compute_seconds, teachers } = outcome;
     let rows: Vec<Row> = shards.values().flat_map(|s| s.rows.iter().cloned()).collect();
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
-    let mut frame = results::to_frame(&study.name, &axes, &rows).map_err(|e| RunError::Results(Box::new(e)))?;
+    let mut frame = results::to_frame(&study.name, &axes, &rows, study.registry.metrics()).map_err(|e| RunError::Results(Box::new(e)))?;
     results::write(&dir, &mut frame).map_err(RunError::Results)?;
     results::write_reliability(&dir, &rows).map_err(RunError::Results)?;
 
@@ -591,7 +593,7 @@ pub const TEACHER_CACHE: &str = ".teacher-cache";
 /// the diagnostics asked for, the replicate).
 pub fn teacher_key(study: &Study, cell: &Cell, rep: usize, code: &str) -> String {
     let cfg = &cell.config;
-    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
+    let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
     let what = (code, study.base_seed, &cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep);
     seed::short_hash(&serde_json::to_string(&what).expect("serialisable"))
 }
@@ -621,7 +623,7 @@ struct TeacherOutputs {
 
 /// Whether an arm of the study reads the teacher network itself.
 fn needs_teacher_network(study: &Study) -> bool {
-    study.arms.iter().any(|a| a.needs_teacher_network())
+    study.arms.iter().any(|a| a.needs().teacher_network)
 }
 
 fn unit_seeds(study: &Study, cell: &Cell, rep: usize) -> (String, u64, u64) {
@@ -692,7 +694,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
         (None, Some(net)) if needs_teacher_network(study) => {
             // RCO distils from the teacher's checkpoints, so the teacher keeps its route.
             let mut net = net.clone();
-            net.network.keep_route = study.arms.contains(&distill::Arm::Rco);
+            net.network.keep_route = study.arms.iter().any(|a| a.needs().teacher_checkpoints);
             match net.fit(train.x.view(), &train.y, k, teacher_seed) {
                 Ok(ensemble) => {
                     let ensemble = Arc::new(ensemble);
@@ -713,7 +715,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
     times.teacher = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let mut metrics = prediction_metrics(teacher_test.view(), &test, teacher_population.view(), &population, None);
+    let mut metrics = prediction_metrics(&study.registry, teacher_test.view(), &test, teacher_population.view(), &population, None);
     if let (Some(p0_train), Some(p0_pop)) = (&train.p0, &population.p0) {
         let in_sample = metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN);
         let population_error = metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN);
@@ -733,13 +735,13 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
     }
     times.metrics += t.elapsed().as_secs_f64();
 
-    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| {
+    let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold).then(|| {
         let t = Instant::now();
         let fit = distill::cross_fit(&teacher_spec, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
         times.teacher += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let out = fit.map(|cf| {
-            let m = crossfit_teacher_metrics(&cf, &train, &test, &population);
+            let m = crossfit_teacher_metrics(&study.registry, &cf, &train, &test, &population);
             (cf.out_of_fold, m)
         });
         times.metrics += t.elapsed().as_secs_f64();
@@ -793,7 +795,7 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     let oracle_population = oracle.as_ref().filter(|_| population.p0.is_some()).and_then(|o| o.predict_proba(population.x.view()).ok());
     if let (Some(o), Some(p_pop)) = (&oracle, &oracle_population) {
         if let Ok(p_test) = o.predict_proba(test.x.view()) {
-            rows.push(finite_row(rows_of.row(RowKind::Oracle.arm(), None, prediction_metrics(p_test.view(), &test, p_pop.view(), &population, None))));
+            rows.push(finite_row(rows_of.row(RowKind::Oracle.arm(), None, prediction_metrics(&study.registry, p_test.view(), &test, p_pop.view(), &population, None))));
         }
     }
     times.students += t.elapsed().as_secs_f64();
@@ -805,7 +807,7 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     rows[0].metrics.extend(protocol.teacher_metrics());
     times.metrics += t.elapsed().as_secs_f64();
 
-    let scoring = Scoring { cfg, test: &test, population: &population, fit: &fit, teacher, teacher_labels: teacher.test.rows().into_iter().map(metrics::argmax).collect(), oracle_population, seed: student_seed };
+    let scoring = Scoring { registry: &study.registry, cfg, test: &test, population: &population, fit: &fit, teacher, teacher_labels: teacher.test.rows().into_iter().map(metrics::argmax).collect(), oracle_population, seed: student_seed };
     let mut surfaces = Vec::new();
     for &arm in &study.arms {
         let t = Instant::now();
@@ -845,7 +847,7 @@ impl UnitRows<'_> {
 
     /// Every row of the unit, failed with `reason`.
     fn all_failed(&self, study: &Study, reason: &str) -> Vec<Row> {
-        let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then_some(RowKind::CrossfitTeacher.arm());
+        let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold).then_some(RowKind::CrossfitTeacher.arm());
         let arms = std::iter::once(RowKind::Teacher.arm()).chain(crossfit).chain(study.arms.iter().map(|a| a.name()));
         arms.map(|a| self.row(a, Some(reason.to_string()), BTreeMap::new())).collect()
     }
@@ -898,7 +900,7 @@ fn unit_protocol<'a>(cell: &'a Cell, rep: usize, teacher: &'a TeacherOutputs, sp
     };
     let teacher_network = teacher_spec.network();
     if let (Some(ensemble), Some(student), Some(member)) = (&teacher.network, network_student, teacher_network) {
-        return Box::new(crate::methods::Unit {
+        return Box::new(crate::method::network::Unit {
             spec: cfg.method.as_ref().unwrap_or(&DEFAULT_METHOD),
             distill: &cfg.distill,
             student,
@@ -939,10 +941,11 @@ fn unit_protocol<'a>(cell: &'a Cell, rep: usize, teacher: &'a TeacherOutputs, sp
 }
 
 /// The method settings of a study without a `[method]` section.
-static DEFAULT_METHOD: std::sync::LazyLock<crate::methods::MethodSpec> = std::sync::LazyLock::new(crate::methods::MethodSpec::default);
+static DEFAULT_METHOD: std::sync::LazyLock<crate::method::MethodSpec> = std::sync::LazyLock::new(crate::method::MethodSpec::default);
 
 /// What scoring a unit's students needs.
 struct Scoring<'a> {
+    registry: &'a Registry,
     cfg: &'a crate::study::CellConfig,
     test: &'a Dataset,
     population: &'a Dataset,
@@ -959,13 +962,13 @@ struct Scoring<'a> {
 impl Scoring<'_> {
     /// A fitted student's metrics and reliability bins: test and population metrics, agreement
     /// with the teacher, the critical-radius terms and the `[diagnostics]` suite.
-    fn metrics(&self, fitted: &FittedStudent, arm: distill::Arm, chosen_c: Option<f64>) -> crate::models::Result<(BTreeMap<String, f64>, Vec<ReliabilityBin>)> {
+    fn metrics(&self, fitted: &FittedStudent, arm: crate::method::Arm, chosen_c: Option<f64>) -> crate::models::Result<(BTreeMap<String, f64>, Vec<ReliabilityBin>)> {
         let (cfg, test, population) = (self.cfg, self.test, self.population);
         let k = test.n_classes;
         let mut reliability = Vec::new();
         let p_test = fitted.predict_proba(test.x.view())?;
         let p_pop = on_population(population, k, |x| fitted.predict_proba(x))?;
-        let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, Some(self.teacher.test.view()));
+        let mut m = prediction_metrics(self.registry, p_test.view(), test, p_pop.view(), population, Some(self.teacher.test.view()));
         if let Some(epoch) = fitted.best_epoch() {
             m.insert("best_epoch".into(), epoch as f64);
         }
@@ -1037,12 +1040,12 @@ fn fit_oracle(study: &Study, cell: &Cell) -> crate::models::Result<FittedStudent
 
 /// The cross-fit teachers' own scores: each metric averaged over the B fold teachers, plus the
 /// out-of-fold error of the targets they produced.
-fn crossfit_teacher_metrics(cf: &distill::CrossFit, train: &Dataset, test: &Dataset, population: &Dataset) -> BTreeMap<String, f64> {
+fn crossfit_teacher_metrics(registry: &Registry, cf: &distill::CrossFit, train: &Dataset, test: &Dataset, population: &Dataset) -> BTreeMap<String, f64> {
     let mut sums: BTreeMap<String, f64> = BTreeMap::new();
     for teacher in &cf.teachers {
         let p_test = teacher.predict_proba(test.x.view());
         let p_pop = on_population(population, test.n_classes, |x| Ok(teacher.predict_proba(x))).unwrap_or_else(|_| Array2::zeros((0, test.n_classes)));
-        let mut m = prediction_metrics(p_test.view(), test, p_pop.view(), population, None);
+        let mut m = prediction_metrics(registry, p_test.view(), test, p_pop.view(), population, None);
         if let Some(p0) = &population.p0 {
             m.insert("teacher_error_population".into(), metrics::squared_error_rows(p_pop.view(), p0.view()).unwrap_or(f64::NAN));
         }
@@ -1080,37 +1083,18 @@ fn finite_row(mut row: Row) -> Row {
     row
 }
 
-/// Test and population metrics of probabilities `p_test` / `p_population`.
+/// The metrics computed from a model's predictions (the registry's
+/// [`crate::metric::Compute::FromPredictions`] metrics).
 fn prediction_metrics(
+    registry: &Registry,
     p_test: ArrayView2<f64>,
     test: &Dataset,
     p_population: ArrayView2<f64>,
     population: &Dataset,
     teacher_test: Option<ArrayView2<f64>>,
 ) -> BTreeMap<String, f64> {
-    let mut m = BTreeMap::new();
-    let mut put = |name: &str, value: Option<f64>| {
-        if let Some(v) = value {
-            m.insert(name.to_string(), v);
-        }
-    };
-    put("accuracy", metrics::accuracy(p_test, &test.y).ok());
-    put("log_loss", metrics::log_loss(p_test, &test.y).ok());
-    put("brier", metrics::brier(p_test, &test.y).ok());
-    put("ece", metrics::ece(p_test, &test.y, 10).ok());
-    if test.n_classes == 2 {
-        let scores: Vec<f64> = p_test.column(1).to_vec();
-        put("auc", metrics::auc_binary(&scores, &test.y).ok());
-    }
-    if let Some(t) = teacher_test {
-        put("agreement", metrics::agreement(p_test, t).ok());
-        put("kl_teacher_student", metrics::kl_rows(t, p_test).ok());
-    }
-    if let Some(p0) = &population.p0 {
-        put("excess_risk", metrics::kl_rows(p0.view(), p_population).ok());
-        put("bayes_sq_error", metrics::squared_error_rows(p_population, p0.view()).ok());
-    }
-    m
+    let predictions = Predictions { test: p_test.view(), y_test: &test.y, teacher_test: teacher_test.as_ref().map(|t| t.view()), population: p_population.view(), p0: population.p0.as_ref().map(|p0| p0.view()) };
+    metric::from_predictions(registry.metrics(), &predictions).into_iter().map(|(name, v)| (name.to_string(), v)).collect()
 }
 
 /// Progress on a terminal (a bar) or in logs (one line per finished unit).

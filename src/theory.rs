@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::results::{Row, RowKind};
 use crate::stats;
-use crate::distill::Arm;
+use crate::method::Arm;
 
 /// The `[theory]` section: quantities computed where the Bayes probabilities p0 are known.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,8 +67,8 @@ pub fn rate_checks(arms: &[Arm], rows: &[Row]) -> Vec<RateCheck> {
             .and_then(|r| r.get("teacher_error_population"))
     };
     let mut out = Vec::new();
-    for arm in arms.iter().filter(|a| a.uses_teacher()) {
-        let source = if arm.uses_crossfit() { RowKind::CrossfitTeacher.arm() } else { RowKind::Teacher.arm() };
+    for arm in arms.iter().filter(|a| a.needs().teacher) {
+        let source = if arm.needs().out_of_fold { RowKind::CrossfitTeacher.arm() } else { RowKind::Teacher.arm() };
         let (x, y): (Vec<f64>, Vec<f64>) = rows
             .iter()
             .filter(|r| r.arm == arm.name() && r.failure.is_none())

@@ -86,6 +86,6 @@ fn the_report_shows_diagnostics_and_reliability_diagrams() {
     let dir = out.path().join("diagnostics-wiring");
     assert!(dir.join("fig-reliability-cell0.svg").exists() && dir.join("reliability.csv").exists());
     // Re-rendering from the files alone gives the same report (reliability bins included).
-    kdlab::report::rerender(&dir).unwrap();
+    kdlab::report::rerender(&dir, &kdlab::registry::Registry::builtin()).unwrap();
     assert_eq!(std::fs::read_to_string(out.path().join("diagnostics-wiring.md")).unwrap(), report);
 }

@@ -42,7 +42,7 @@ fn a_diverging_cell_fails_alone_and_is_reported() {
     let study = parse(std::path::Path::new("diverging.toml"), STUDY, &LoadOptions::default()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let summary = kdlab::runner::run(&study, &kdlab::runner::RunOptions { jobs: 2, ..kdlab::runner::RunOptions::new(out.path()) }).unwrap();
-    let rows = kdlab::results::read(&out.path().join("diverging"), &["student.learning_rate".to_string()]).unwrap();
+    let rows = kdlab::results::read(&out.path().join("diverging"), &["student.learning_rate".to_string()], kdlab::registry::Registry::builtin().metrics()).unwrap();
     // The sane cell: every student row computed. The absurd one: every student row failed,
     // each with a reason; its teacher rows (which do not depend on the student) computed.
     for r in rows.iter().filter(|r| r.arm != "teacher") {

@@ -1,27 +1,21 @@
-//! Distillation arms: how a student's training targets are built from labels and a teacher.
-//!
-//! Every arm of a cell sees the same data split, the same teacher and the same student
-//! initialisation for a given seed, so arms compare paired by seed. Adding an arm is a change
-//! here only: a variant of [`Arm`], its entry in [`Arm::ALL`], its name, description,
-//! [`Arm::uses_crossfit`] and [`Arm::gamma_rule`].
+//! How a student's training targets are built from labels and a teacher: the losses and
+//! targets the methods of [`crate::method`] use.
 //!
 //! Semiparametric KD (Dao et al. 2021): the teacher's p̂ is a plug-in estimate of the Bayes
-//! probabilities p0. *Cross-fitting* scores each training point with a teacher fit on the other
-//! folds; *loss correction* steps the target in the direction y − p̂. For a loss on the scale
-//! g (g(p) = p or log p), the corrected target is g(p̂) + γ·(y − p̂): γ = 0 is plain KD,
-//! γ = g′(p̂) the full (Neyman-orthogonal) correction, and the variance-aware
+//! probabilities p0. *Cross-fitting* ([`cross_fit`]) scores each training point with a teacher
+//! fit on the other folds; *loss correction* steps the target in the direction y − p̂. For a
+//! loss on the scale g (g(p) = p or log p), the corrected target is g(p̂) + γ·(y − p̂): γ = 0 is
+//! plain KD, γ = g′(p̂) the full (Neyman-orthogonal) correction, and the variance-aware
 //! γ = c·g′(p̂) / (c + (y − p̂)²) trades the correction's variance against the teacher's bias,
-//! with c chosen by cross-validation on labels.
+//! with c chosen by cross-validation on labels ([`select_c`]).
 //!
 //! Submodules hold the losses and schedules of other KD methods as pure, unit-tested functions
-//! (candle tensors a training loop can add to a student's loss, with f64 references); the
-//! knowledge arms are targets built here ([`knowledge_targets`]), the others are trained by
-//! `crate::methods`: [`knowledge`] (Tang et al.'s partial teachers and gradient rescaling),
-//! [`feature`] (Miles & Mikolajczyk's projector, normalisation and LogSum loss),
-//! [`lipschitz_kd`] (LONDON's transmitting-matrix spectral norms), [`relational`] (RKD
-//! distance and angle, GKD graphs), [`route`] (RCO's anchor checkpoints and stage epochs) and
-//! [`meta`] (MetaDistil's finite-difference hypergradient and quiz split); [`error`] holds
-//! their shared error type.
+//! (candle tensors a training loop can add to a student's loss, with f64 references):
+//! [`knowledge`] (Tang et al.'s partial teachers and gradient rescaling), [`feature`] (Miles &
+//! Mikolajczyk's projector, normalisation and LogSum loss), [`lipschitz_kd`] (LONDON's
+//! transmitting-matrix spectral norms), [`relational`] (RKD distance and angle, GKD graphs),
+//! [`route`] (RCO's anchor checkpoints and stage epochs) and [`meta`] (MetaDistil's
+//! finite-difference hypergradient and quiz split); [`error`] holds their shared error type.
 
 mod corrected;
 pub mod error;
@@ -168,162 +162,6 @@ impl DistillSpec {
     }
 }
 
-/// A distillation recipe a study can name in `arms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Arm {
-    Labels,
-    Kd,
-    Crossfit,
-    GammaConstant,
-    GammaCorrected,
-    FullOrthogonal,
-    Enhanced,
-    /// Fidelity studies' control: KD from an independent teacher, scored against this cell's.
-    KdIndependent,
-    /// Tang et al.'s partial teachers ([`knowledge`]): label smoothing with ε matched to the
-    /// teacher's off-label mass, the teacher's p_t,y alone, and class-averaged teacher rows.
-    LabelSmoothing,
-    KdInstance,
-    KdClassAveraged,
-    /// Arms that read the teacher network (see `crate::methods`).
-    FeatureKd,
-    London,
-    LondonDetached,
-    Rkd,
-    Gkd,
-    Rco,
-    MetaDistil,
-}
-
-/// Which γ an arm uses in the corrected target g(p̂) + γ·(y − p̂).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum GammaRule {
-    /// γ = 0: plain KD.
-    Zero,
-    /// γ = `distill.gamma`.
-    Constant,
-    /// γ = c·g′(p̂)/(c + (y − p̂)²), c chosen by cross-validation on labels.
-    VarianceAware,
-    /// γ = g′(p̂): the full orthogonal correction.
-    Full,
-}
-
-impl GammaRule {
-    /// The power of the teacher's squared error that the student's error tracks, by the
-    /// semiparametric theory: to the first power without correction, to the second with one.
-    pub fn predicted_rate(self) -> f64 {
-        match self {
-            GammaRule::Zero => 1.0,
-            GammaRule::Constant | GammaRule::VarianceAware | GammaRule::Full => 2.0,
-        }
-    }
-}
-
-impl Arm {
-    pub const ALL: &'static [Arm] = &[
-        Arm::Labels,
-        Arm::Kd,
-        Arm::Crossfit,
-        Arm::GammaConstant,
-        Arm::GammaCorrected,
-        Arm::FullOrthogonal,
-        Arm::Enhanced,
-        Arm::KdIndependent,
-        Arm::LabelSmoothing,
-        Arm::KdInstance,
-        Arm::KdClassAveraged,
-        Arm::FeatureKd,
-        Arm::London,
-        Arm::LondonDetached,
-        Arm::Rkd,
-        Arm::Gkd,
-        Arm::Rco,
-        Arm::MetaDistil,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arm::Labels => "labels",
-            Arm::Kd => "kd",
-            Arm::Crossfit => "crossfit",
-            Arm::GammaConstant => "gamma-constant",
-            Arm::GammaCorrected => "gamma-corrected",
-            Arm::FullOrthogonal => "full-orthogonal",
-            Arm::Enhanced => "enhanced",
-            Arm::KdIndependent => "kd-independent",
-            Arm::LabelSmoothing => "label-smoothing",
-            Arm::KdInstance => "kd-instance",
-            Arm::KdClassAveraged => "kd-class-averaged",
-            Arm::FeatureKd => "feature-kd",
-            Arm::London => "london",
-            Arm::LondonDetached => "london-detached",
-            Arm::Rkd => "rkd",
-            Arm::Gkd => "gkd",
-            Arm::Rco => "rco",
-            Arm::MetaDistil => "meta-distil",
-        }
-    }
-
-    pub fn description(self) -> &'static str {
-        match self {
-            Arm::Labels => "no distillation: the student fits the training labels",
-            Arm::Kd => "plain KD: targets from a teacher fit on the same training points (γ = 0)",
-            Arm::Crossfit => "cross-fit KD: each training point's target comes from a teacher fit on the other folds (γ = 0)",
-            Arm::GammaConstant => "KD with a constant correction γ = distill.gamma toward the label",
-            Arm::GammaCorrected => "KD with the variance-aware correction γ = c·g′(p̂)/(c + (y − p̂)²), c chosen by cross-validation on labels",
-            Arm::FullOrthogonal => "KD with the full orthogonal correction γ = g′(p̂)",
-            Arm::Enhanced => "enhanced KD: cross-fitting plus the variance-aware correction",
-            Arm::KdIndependent => "control (fidelity studies): KD, as `kd`, from an independent teacher (another seed); its agreement and KL are measured against this cell's teacher, i.e. A(t, s′)",
-            Arm::LabelSmoothing => "universe knowledge only (Tang et al.): label smoothing with ε matched to the tempered teacher's mean off-label mass, in place of the teacher term",
-            Arm::KdInstance => "universe + instance knowledge (KD-pt): the teacher's tempered p_t,y kept per example, the rest spread evenly over the other classes",
-            Arm::KdClassAveraged => "universe + domain knowledge (KD-sim): each example's target is the tempered teacher's mean row over its class",
-            Arm::FeatureKd => "KD plus feature distillation (Miles & Mikolajczyk): D(N(Z_s W + b) − N(Z_t)) on the penultimate features, projector, normalisation and distance from [method]",
-            Arm::London => "KD plus LONDON with the gradient flowing: matches σ_max of the student's and teacher's transmitting matrices between consecutive stages",
-            Arm::LondonDetached => "KD plus LONDON as released: σ_max computed without gradient, so the term adds a constant and cannot change training",
-            Arm::Rkd => "KD plus relational KD (Park et al.): distance- and angle-potential Huber losses on the penultimate features of each batch",
-            Arm::Gkd => "KD plus graph KD (Lassance et al.): squared difference of the normalised cosine-similarity graphs of the batch",
-            Arm::Rco => "route-constrained KD (Jin et al.): the student's epochs split over stages distilled from the teacher's checkpoints at equal epoch intervals, the last the final teacher",
-            Arm::MetaDistil => "MetaDistil with the pilot update (Zhou et al.): the teacher takes an SGD step on the finite-difference hypergradient of a pilot student's quiz loss before each real student step; quiz rows carved from the fit rows",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Arm> {
-        Arm::ALL.iter().copied().find(|a| a.name() == name)
-    }
-
-    pub fn names() -> Vec<&'static str> {
-        Arm::ALL.iter().map(|a| a.name()).collect()
-    }
-
-    /// Whether the arm needs a teacher at all.
-    pub fn uses_teacher(self) -> bool {
-        self != Arm::Labels
-    }
-
-    /// Whether the arm reads the teacher network itself (its activations, checkpoints or
-    /// weights), not only its probabilities.
-    pub fn needs_teacher_network(self) -> bool {
-        matches!(self, Arm::FeatureKd | Arm::London | Arm::LondonDetached | Arm::Rkd | Arm::Gkd | Arm::Rco | Arm::MetaDistil)
-    }
-
-    /// Whether the teacher's targets are out-of-fold (cross-fit).
-    pub fn uses_crossfit(self) -> bool {
-        matches!(self, Arm::Crossfit | Arm::Enhanced)
-    }
-
-    pub fn gamma_rule(self) -> GammaRule {
-        match self {
-            Arm::Labels | Arm::Kd | Arm::Crossfit | Arm::KdIndependent => GammaRule::Zero,
-            Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged => GammaRule::Zero,
-            Arm::FeatureKd | Arm::London | Arm::LondonDetached | Arm::Rkd | Arm::Gkd | Arm::Rco | Arm::MetaDistil => GammaRule::Zero,
-            Arm::GammaConstant => GammaRule::Constant,
-            Arm::GammaCorrected | Arm::Enhanced => GammaRule::VarianceAware,
-            Arm::FullOrthogonal => GammaRule::Full,
-        }
-    }
-}
-
 /// A resolved γ: the rule with its constant.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Gamma {
@@ -455,28 +293,6 @@ pub fn student_targets(
     }
 }
 
-/// The targets of a knowledge arm (Tang et al.'s partial teachers), `None` for other arms:
-/// (1 − α)·CE(labels) + α·τ²·CE(q, softmax(z/τ)) with q built from the tempered teacher p_t^τ,
-/// so each arm differs from `kd` only in what q keeps of the teacher.
-pub fn knowledge_targets(arm: Arm, y_fit: &[usize], teacher_fit: ArrayView2<f64>, n_classes: usize, spec: &DistillSpec) -> Result<Option<StudentTargets>, error::MethodError> {
-    let tempered_teacher = tempered(teacher_fit, spec.temperature);
-    let q = match arm {
-        Arm::LabelSmoothing => {
-            let eps = knowledge::matched_smoothing(tempered_teacher.view(), y_fit)?;
-            knowledge::label_smoothing_targets(y_fit, n_classes, eps)?
-        }
-        Arm::KdInstance => knowledge::instance_only_targets(tempered_teacher.view(), y_fit)?,
-        Arm::KdClassAveraged => knowledge::class_averaged_targets(tempered_teacher.view(), y_fit, n_classes)?,
-        _ => return Ok(None),
-    };
-    let soft = LossTerm::soft_ce(spec.alpha, spec.temperature, q);
-    Ok(Some(if spec.alpha >= 1.0 {
-        StudentTargets::Terms(vec![soft])
-    } else {
-        StudentTargets::Terms(vec![LossTerm::soft_ce(1.0 - spec.alpha, 1.0, one_hot(y_fit, n_classes)), soft])
-    }))
-}
-
 /// Out-of-fold teacher probabilities and the fold teachers that made them.
 pub struct CrossFit {
     /// n × k: row i comes from the teacher that did not see fold(i).
@@ -575,14 +391,6 @@ mod tests {
         let t = tempered(p.view(), 4.0);
         assert!((t.sum() - 1.0).abs() < 1e-12);
         assert!(t[[0, 0]] < 0.7 && t[[0, 2]] > 0.1 && t[[0, 3]] == 0.0);
-    }
-
-    #[test]
-    fn arm_names_round_trip() {
-        for &arm in Arm::ALL {
-            assert_eq!(Arm::from_name(arm.name()), Some(arm));
-        }
-        assert_eq!(Arm::from_name("kdd"), None);
     }
 
     #[test]

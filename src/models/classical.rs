@@ -106,7 +106,7 @@ impl Teacher for Knn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{GaussianMixture, Problem};
+    use crate::data::{gaussian_mixture::GaussianMixture, Problem};
 
     fn rows_sum_to_one(p: &Array2<f64>) {
         for row in p.rows() {

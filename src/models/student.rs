@@ -234,6 +234,15 @@ fn default_validation_fraction() -> f64 {
 }
 
 impl NeuralSpec {
+    /// The hidden widths as the study writes them: an MLP's layers, a CNN's conv widths
+    /// (`None` for a CNN given by width and depth, known only when it trains).
+    pub fn written_widths(&self) -> Option<Vec<usize>> {
+        match self.kind {
+            StudentKind::Cnn => self.widths.clone(),
+            _ => Some(self.hidden_layers()),
+        }
+    }
+
     pub fn hidden_layers(&self) -> Vec<usize> {
         match self.kind {
             StudentKind::Linear => vec![],
@@ -823,7 +832,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{GaussianMixture, Problem};
+    use crate::data::{gaussian_mixture::GaussianMixture, Problem};
 
     use super::test_support::spec;
 

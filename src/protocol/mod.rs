@@ -6,16 +6,17 @@
 //!   out-of-fold targets), γ-corrected where the arm corrects (Dao et al.).
 //! - [`crate::fidelity::Unit`]: students distilled from the teacher networks on a stream
 //!   (Stanton et al., Guo et al.).
-//! - [`crate::methods::Unit`]: students trained from the teacher network itself (feature,
-//!   relational, LONDON, RCO, MetaDistil arms).
+//! - [`crate::method::network::Unit`] (adapted in `network.rs`): students trained from the
+//!   teacher network itself (feature, relational, LONDON, RCO, MetaDistil arms).
 
+mod network;
 mod semiparametric;
 
 use std::collections::BTreeMap;
 
 pub use semiparametric::Semiparametric;
 
-use crate::distill::Arm;
+use crate::method::Arm;
 use crate::loss_surface::LossSurface;
 use crate::models::student::FittedStudent;
 use crate::models::ModelError;

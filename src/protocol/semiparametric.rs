@@ -6,7 +6,8 @@ use ndarray::{Array2, ArrayView2, Axis};
 
 use super::{ArmError, ArmFit, Protocol};
 use crate::data::Dataset;
-use crate::distill::{self, Arm, DistillSpec, Gamma, GammaRule};
+use crate::distill::{self, DistillSpec, Gamma};
+use crate::method::{Arm, GammaRule, TargetInputs};
 use crate::models::student::{self, StudentSpec};
 use crate::models::ModelError;
 
@@ -44,16 +45,13 @@ impl Semiparametric<'_> {
 
 impl Protocol for Semiparametric<'_> {
     fn fit_arm(&self, arm: Arm) -> Result<ArmFit, ArmError> {
-        let source = if arm.uses_crossfit() { self.out_of_fold } else { Some(self.teacher_train) };
+        let source = if arm.needs().out_of_fold { self.out_of_fold } else { Some(self.teacher_train) };
         let source = source.ok_or_else(|| ArmError::Unavailable("cross-fit teacher failed".into()))?;
         let teacher_fit = source.select(Axis(0), self.fit_idx);
         let (fit, val, k) = (self.fit, self.val, self.fit.n_classes);
         let (gamma, chosen_c) = self.gamma(arm, teacher_fit.view())?;
-        let knowledge = distill::knowledge_targets(arm, &fit.y, teacher_fit.view(), k, self.distill).map_err(|e| ModelError::Fit { model: "knowledge targets", reason: e.to_string() })?;
-        let targets = match knowledge {
-            Some(t) => t,
-            None => distill::student_targets(&fit.y, arm.uses_teacher().then(|| teacher_fit.view()), gamma, k, self.distill, self.student),
-        };
+        let inputs = TargetInputs { y: &fit.y, teacher: teacher_fit.view(), gamma, n_classes: k, distill: self.distill, student: self.student };
+        let targets = arm.targets(&inputs).map_err(|e| ModelError::Fit { model: arm.name(), reason: e.to_string() })?;
         let fitted = student::fit(self.student, fit.x.view(), &targets, val.x.view(), &val.y, k, self.seed)?;
         Ok(ArmFit { chosen_c, ..ArmFit::new(fitted) })
     }

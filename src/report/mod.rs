@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::distill::Arm;
 use crate::fsio;
 use crate::models::student::EARLY_STOPPING_RULE;
 use crate::plot::{self, Interval, Series};
 use crate::provenance::Provenance;
-use crate::metric::{self, Better, MetricInfo, Section};
+use crate::metric::{Better, MetricInfo, Section};
+use crate::registry::Registry;
 use crate::results::{self, Row, RowKind};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Study};
@@ -103,9 +103,9 @@ fn cell_table(w: &mut String, study: &Study, rows: &[Row], cell: &crate::study::
 }
 
 /// One line per metric of `names` that some row carries: its description and direction.
-fn metric_legend(w: &mut String, names: &[&str], rows: &[Row]) {
+fn metric_legend(w: &mut String, registry: &Registry, names: &[&str], rows: &[Row]) {
     for metric in names.iter().filter(|m| rows.iter().any(|r| r.get(m).is_some())) {
-        if let Some(info) = metric::metric(metric) {
+        if let Some(info) = registry.metric(metric) {
             let _ = writeln!(w, "- `{}`: {} ({}; {}).", info.name, info.description, info.unit, match info.better {
                 Better::Lower => "lower is better",
                 Better::Higher => "higher is better",
@@ -143,22 +143,23 @@ pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Pa
     Ok(report)
 }
 
-/// Re-renders a report from a results directory (`<out>/<study>/`) without recomputing.
-pub fn rerender(results_dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
+/// Re-renders a report from a results directory (`<out>/<study>/`) without recomputing; the
+/// study is read against `registry`, which must know its methods and metrics.
+pub fn rerender(results_dir: &Path, registry: &Registry) -> Result<PathBuf, Box<dyn std::error::Error + Send + Sync>> {
     let provenance: Provenance = serde_json::from_slice(&std::fs::read(results_dir.join("provenance.json"))?)?;
     let source = std::fs::read_to_string(results_dir.join("study.toml"))?;
     // A sequential run is read with the file's own plan; any other with the seeds it ran.
     let seeds = if provenance.seed_plan.is_some() { None } else { Some(provenance.seeds) };
-    let study = study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds, quick: provenance.quick })?;
+    let study = study::parse(Path::new(&provenance.study_file), &source, &study::LoadOptions { seeds, quick: provenance.quick, registry: registry.clone() })?;
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
-    let rows = results::read(results_dir, &axes)?;
+    let rows = results::read(results_dir, &axes, study.registry.metrics())?;
     let out = results_dir.parent().unwrap_or(Path::new("."));
     Ok(render_all(&study, &rows, &provenance, out)?)
 }
 
 /// The arms shown, teacher first.
 fn shown_arms(study: &Study, rows: &[Row]) -> Vec<String> {
-    let crossfit = study.arms.iter().any(|a| a.uses_crossfit()).then(|| RowKind::CrossfitTeacher.arm().to_string());
+    let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold).then(|| RowKind::CrossfitTeacher.arm().to_string());
     let oracle = rows.iter().any(|r| r.kind() == RowKind::Oracle).then(|| RowKind::Oracle.arm().to_string());
     std::iter::once(RowKind::Teacher.arm().to_string()).chain(crossfit).chain(oracle).chain(study.arms.iter().map(|a| a.name().to_string())).collect()
 }
@@ -347,7 +348,7 @@ fn setup(w: &mut String, r: &Report) {
     if rows.iter().any(|r| r.kind() == RowKind::Oracle) {
         let _ = writeln!(w, "  - `oracle`: the oracle student f0, the student class fit to the exact p0 on a fresh sample (once per cell); `student_error` = E‖f̂ − f0‖² measures each student against it.");
     }
-    if study.arms.iter().any(|a| a.uses_crossfit()) {
+    if study.arms.iter().any(|a| a.needs().out_of_fold) {
         let _ = writeln!(w, "  - `crossfit-teacher`: the cross-fit fold teachers' own scores, each metric averaged over the folds; `teacher_error_out_of_fold` is the error of the out-of-fold targets.");
     }
     if prov.teacher_uses > 0 {
@@ -389,8 +390,8 @@ fn results_section(w: &mut String, r: &Report) {
     let Report { study, rows, .. } = *r;
     let _ = writeln!(w, "## Results\n");
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds that computed.\n");
-    let shown = metric::in_section(Section::Results);
-    metric_legend(w, &shown, rows);
+    let shown = study.registry.in_section(Section::Results);
+    metric_legend(w, &study.registry, &shown, rows);
     for cell in &study.cells {
         let _ = writeln!(w, "### Cell {}: {}\n", cell.index, cell_title(study, cell));
         cell_table(w, study, rows, cell, &present_metrics(&shown, rows, cell.index));
@@ -401,16 +402,16 @@ fn results_section(w: &mut String, r: &Report) {
 fn protocol_sections(w: &mut String, r: &Report) {
     let Report { study, rows, .. } = *r;
     for (title, sections) in PROTOCOL_SECTIONS {
-        let groups: Vec<Vec<&str>> = sections.iter().map(|&s| metric::in_section(s)).collect();
+        let groups: Vec<Vec<&str>> = sections.iter().map(|&s| study.registry.in_section(s)).collect();
         let shown = |m: &&MetricInfo| m.sections.iter().any(|s| sections.contains(s));
-        let all: Vec<&str> = metric::METRICS.iter().filter(shown).map(|m| m.name).collect();
-        let own: Vec<&str> = metric::METRICS.iter().filter(|m| m.sections.iter().all(|s| sections.contains(s)) && shown(m)).map(|m| m.name).collect();
+        let all: Vec<&str> = study.registry.metrics().iter().copied().filter(shown).map(|m| m.name).collect();
+        let own: Vec<&str> = study.registry.metrics().iter().copied().filter(|m| m.sections.iter().all(|s| sections.contains(s)) && shown(m)).map(|m| m.name).collect();
         if !rows.iter().any(|r| own.iter().any(|m| r.get(m).is_some())) {
             continue;
         }
         let _ = writeln!(w, "## {title}\n");
         let _ = writeln!(w, "Mean [95% CI] over seeds, per cell; a metric a row does not have is –.\n");
-        metric_legend(w, &all, rows);
+        metric_legend(w, &study.registry, &all, rows);
         for cell in &study.cells {
             let _ = writeln!(w, "### {title}, cell {}: {}\n", cell.index, cell_title(study, cell));
             for group in &groups {
@@ -430,8 +431,8 @@ fn diagnostics_section(w: &mut String, r: &Report) {
     if study.cells.iter().any(|c| c.config.diagnostics.is_some()) {
         let _ = writeln!(w, "## Diagnostics\n");
         let _ = writeln!(w, "Asked for by the study's `[diagnostics]` section; computed on the test set for the teacher and every student. Mean [95% CI] over seeds; the per-seed uncertainty of each number (permutation null, bootstrap interval) is its own column. Each number is labelled with what it estimates: a certified bound, a heuristic, or an estimate.\n");
-        let shown = metric::in_section(Section::Diagnostics);
-        metric_legend(w, &shown, rows);
+        let shown = study.registry.in_section(Section::Diagnostics);
+        metric_legend(w, &study.registry, &shown, rows);
         for cell in &study.cells {
             let present = present_metrics(&shown, rows, cell.index);
             if present.is_empty() {
@@ -553,11 +554,6 @@ pub fn write_index(out: &Path) -> io::Result<()> {
         let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.failed_rows);
     }
     fsio::write_atomic(&out.join("README.md"), md.as_bytes())
-}
-
-/// All arm names kdlab knows, for `kdlab list`.
-pub fn known_arms() -> Vec<(&'static str, &'static str)> {
-    Arm::ALL.iter().map(|a| (a.name(), a.description())).collect()
 }
 
 #[cfg(test)]

@@ -15,14 +15,16 @@ use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
 use crate::data::DataSpec;
-use crate::distill::{Arm, DistillLoss, DistillSpec};
+use crate::distill::{DistillLoss, DistillSpec};
+use crate::method::{self, Arm, GammaRule, Misfit};
+use crate::registry::Registry;
 use crate::models::student::{StudentKind, StudentSpec};
 use crate::models::TeacherSpec;
 use crate::seed;
 use crate::theory::TheorySpec;
 use crate::diagnostics::suite::DiagnosticsSpec;
 use crate::fidelity::FidelitySpec;
-use crate::methods::MethodSpec;
+use crate::method::MethodSpec;
 
 mod predictions;
 mod seed_plan;
@@ -187,6 +189,8 @@ pub struct Study {
     pub cells: Vec<Cell>,
     pub predictions: Vec<Prediction>,
     pub quick: bool,
+    /// The methods and metrics it was read against (its results columns and report follow).
+    pub registry: Registry,
 }
 
 const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method", "predictions", "quick"];
@@ -211,6 +215,8 @@ pub struct LoadOptions {
     pub seeds: Option<usize>,
     /// The smoke version: at most [`QUICK_SEEDS`] seeds, and the file's `[quick]` overrides.
     pub quick: bool,
+    /// The methods and metrics the study may name (default: kdlab's own).
+    pub registry: Registry,
 }
 
 /// Reads, validates and expands a study file.
@@ -250,7 +256,7 @@ pub fn parse(path: &Path, source: &str, options: &LoadOptions) -> Result<Study, 
         message: format!("invalid TOML: {}", e.message().trim()),
         hint: None,
     })?;
-    let ctx = Ctx { path, source, spans: spans.get_ref() };
+    let ctx = Ctx { path, source, spans: spans.get_ref(), registry: &options.registry };
     ctx.study(table, options)
 }
 
@@ -258,6 +264,7 @@ struct Ctx<'a> {
     path: &'a Path,
     source: &'a str,
     spans: &'a DeTable<'a>,
+    registry: &'a Registry,
 }
 
 /// One step of a key path inside the document.
@@ -399,6 +406,7 @@ impl<'a> Ctx<'a> {
             cells,
             predictions,
             quick: options.quick,
+            registry: options.registry.clone(),
         })
     }
 
@@ -462,7 +470,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn arms(&self, table: &Table) -> Result<Vec<Arm>, StudyError> {
-        let known = Arm::names();
+        let known = self.registry.arm_names();
         let Some(value) = table.get("arms") else {
             return Err(self.err_hint(&[], "the study has no `arms`", Some(format!("add e.g. `arms = [\"labels\", \"kd\"]`; known arms: {}", known.join(", ")))));
         };
@@ -478,7 +486,7 @@ impl<'a> Ctx<'a> {
             let Value::String(name) = item else {
                 return Err(self.err(&path, format!("must be an arm name, got {}", item.type_str())));
             };
-            let arm = Arm::from_name(name).ok_or_else(|| self.unknown_key(&path, name, &known, "arm"))?;
+            let arm = self.registry.arm(name).ok_or_else(|| self.unknown_key(&path, name, &known, "arm"))?;
             if arms.contains(&arm) {
                 return Err(self.err(&path, format!("arm `{name}` is listed twice")));
             }
@@ -649,13 +657,13 @@ impl<'a> Ctx<'a> {
         Ok(CellConfig { data, teacher, student, distill, theory, diagnostics, fidelity, method })
     }
 
-    /// Knowledge arms need a network student; method arms also a network teacher, and run
-    /// outside the fidelity protocol.
+    /// Arms that train a network student need one; arms that read the teacher network also a
+    /// network teacher that suits them, and run outside the fidelity protocol.
     fn arms_fit_models(&self, arms: &[Arm], cells: &[Cell]) -> Result<(), StudyError> {
-        // Beside a method arm every arm trains in `methods::Unit`, which has no cross-fitting
-        // or corrections.
-        if arms.iter().any(|a| a.needs_teacher_network()) {
-            let plain = |a: &Arm| matches!(a, Arm::Labels | Arm::Kd | Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged) || a.needs_teacher_network();
+        // Beside a method arm every arm trains in `method::network::Unit`, which has no
+        // cross-fitting, corrections or independent teacher.
+        if arms.iter().any(|a| a.needs().teacher_network) {
+            let plain = |a: &Arm| !a.needs().out_of_fold && !a.needs().independent_teacher && a.gamma_rule() == GammaRule::Zero;
             if let Some(i) = arms.iter().position(|a| !plain(a)) {
                 return Err(self.err_hint(
                     &[Step::Key("arms"), Step::Index(i)],
@@ -666,27 +674,32 @@ impl<'a> Ctx<'a> {
         }
         for (i, arm) in arms.iter().enumerate() {
             let at = [Step::Key("arms"), Step::Index(i)];
-            let knowledge = matches!(arm, Arm::LabelSmoothing | Arm::KdInstance | Arm::KdClassAveraged);
-            if !knowledge && !arm.needs_teacher_network() {
+            if !arm.needs().network_student {
                 continue;
             }
             for cell in cells {
-                if !matches!(cell.config.student, StudentSpec::Neural(_)) {
-                    return Err(self.err_hint(&at, format!("arm `{}` trains a network student", arm.name()), Some("use student kind = \"mlp\", \"linear\" or \"cnn\"".into())));
-                }
-                if !arm.needs_teacher_network() {
-                    continue;
-                }
-                if cell.config.teacher.network().is_none() {
-                    return Err(self.err_hint(&at, format!("arm `{}` reads the teacher network's activations or weights", arm.name()), Some("use teacher kind = \"mlp\" or \"cnn\"".into())));
-                }
-                if cell.config.fidelity.is_some() {
-                    return Err(self.err(&at, format!("arm `{}` is not part of the fidelity protocol", arm.name())));
-                }
-                self.method_fits(*arm, &at, cell)?;
+                self.arm_fits_cell(*arm, &at, cell)?;
             }
         }
         Ok(())
+    }
+
+    /// What an arm that trains a network student needs of one cell's models.
+    fn arm_fits_cell(&self, arm: Arm, at: &[Step], cell: &Cell) -> Result<(), StudyError> {
+        let StudentSpec::Neural(student) = &cell.config.student else {
+            return Err(self.err_hint(at, format!("arm `{}` trains a network student", arm.name()), Some("use student kind = \"mlp\", \"linear\" or \"cnn\"".into())));
+        };
+        if !arm.needs().teacher_network {
+            return Ok(());
+        }
+        let Some(teacher) = cell.config.teacher.network() else {
+            return Err(self.err_hint(at, format!("arm `{}` reads the teacher network's activations or weights", arm.name()), Some("use teacher kind = \"mlp\" or \"cnn\"".into())));
+        };
+        if cell.config.fidelity.is_some() {
+            return Err(self.err(at, format!("arm `{}` is not part of the fidelity protocol", arm.name())));
+        }
+        let settings = cell.config.method.clone().unwrap_or_default();
+        arm.fits(student, &teacher.network, &settings).map_err(|Misfit { message, hint }| self.err_hint(at, message, hint))
     }
 
     /// A fidelity study names only the fidelity arms, with the independent control beside
@@ -698,40 +711,13 @@ impl<'a> Ctx<'a> {
                 let names: Vec<&str> = crate::fidelity::ARMS.iter().map(|a| a.name()).collect();
                 return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(*bad))], format!("arm `{}` is not part of the fidelity protocol", bad.name()), Some(format!("a [fidelity] study's arms: {}", names.join(", ")))));
             }
-            if arms.contains(&Arm::Kd) && !arms.contains(&Arm::KdIndependent) {
+            if arms.contains(&method::KD) && !arms.contains(&method::KD_INDEPENDENT) {
                 return Err(self.err_hint(&[Step::Key("arms")], "a fidelity study reports the independent-student control A(t, s′) beside A(t, s)", Some("add \"kd-independent\" to `arms`".into())));
             }
-        } else if arms.contains(&Arm::KdIndependent) {
-            return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(Arm::KdIndependent))], "`kd-independent` is the control of the fidelity protocol", Some("add a [fidelity] section, or remove the arm".into())));
+        } else if arms.contains(&method::KD_INDEPENDENT) {
+            return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(method::KD_INDEPENDENT))], "`kd-independent` is the control of the fidelity protocol", Some("add a [fidelity] section, or remove the arm".into())));
         }
         Ok(())
-    }
-
-    /// What a method arm needs of the two networks, where their layer widths are written out
-    /// (a CNN given by `width` and `depth` is checked when it trains).
-    fn method_fits(&self, arm: Arm, at: &[Step], cell: &Cell) -> Result<(), StudyError> {
-        let (StudentSpec::Neural(s), Some(t)) = (&cell.config.student, cell.config.teacher.network()) else { return Ok(()) };
-        let widths = |n: &crate::models::student::NeuralSpec| match n.kind {
-            StudentKind::Cnn => n.widths.clone(),
-            _ => Some(n.hidden_layers()),
-        };
-        let method = cell.config.method.clone().unwrap_or_default();
-        match (arm, widths(s), widths(&t.network)) {
-            (Arm::London | Arm::LondonDetached, Some(ws), Some(wt)) if ws.len() != wt.len() => Err(self.err_hint(
-                at,
-                format!("LONDON matches one σ per stage pair, so student and teacher need as many hidden layers (student {}, teacher {})", ws.len(), wt.len()),
-                Some("give the student as many hidden layers (or conv widths) as the teacher".into()),
-            )),
-            (Arm::FeatureKd, Some(ws), Some(wt)) if method.projector == crate::methods::Projector::Identity && ws.last() != wt.last() => Err(self.err_hint(
-                at,
-                format!("an identity projector needs equal penultimate widths (student {:?}, teacher {:?})", ws.last(), wt.last()),
-                Some("set method.projector = \"linear\"".into()),
-            )),
-            (Arm::MetaDistil, _, _) if s.augment.as_ref().is_some_and(|a| !a.is_identity()) => {
-                Err(self.err_hint(at, "meta-distil trains on the rows as they are (no augmentation)", Some("remove student.augment".into())))
-            }
-            _ => Ok(()),
-        }
     }
 
     /// What the fidelity protocol needs of the other sections: network teacher and student,
@@ -746,7 +732,7 @@ impl<'a> Ctx<'a> {
         if spec.extra != crate::fidelity::Extra::None && spec.n_extra > 0 && distill.alpha < 1.0 {
             return Err(self.err_hint(&[Step::Key("distill"), Step::Key("alpha")], format!("extra distillation rows carry no labels, so the label term cannot apply (alpha = {})", distill.alpha), Some("set alpha = 1 (pure distillation, as Stanton et al.)".into())));
         }
-        if spec.extra == crate::fidelity::Extra::Fresh && !matches!(data, DataSpec::Mnist1d(_) | DataSpec::GaussianMixture(_) | DataSpec::MulticlassSynthetic(_) | DataSpec::SyntheticImages(_)) {
+        if spec.extra == crate::fidelity::Extra::Fresh && !data.kind().fresh_rows() {
             return Err(self.err(&[Step::Key("fidelity"), Step::Key("extra")], "fresh rows need a generated data kind (mnist1d or a synthetic kind)"));
         }
         let same_architecture = t.network.kind == s.kind && t.network.hidden == s.hidden && t.network.widths == s.widths && t.network.width == s.width && t.network.depth == s.depth && t.network.downsample == s.downsample;

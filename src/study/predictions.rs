@@ -4,8 +4,7 @@
 use toml::{Table, Value};
 
 use super::{default_statement, level_label, Comparison, Ctx, Expect, Prediction, RawAxis, Step, StudyError, TestKind, PREDICTION_KEYS};
-use crate::distill::Arm;
-use crate::metric;
+use crate::method::Arm;
 use crate::results::RowKind;
 
 impl Ctx<'_> {
@@ -80,9 +79,9 @@ impl Entry<'_, '_, '_> {
         if earlier.iter().any(|o| o.id == id) {
             return Err(ctx.err(&self.at("id"), format!("prediction id `{id}` is used twice")));
         }
-        let metric = self.string("metric")?.ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `metric`", Some(format!("known metrics: {}", metric::metric_names().join(", ")))))?;
-        if metric::metric(&metric).is_none() {
-            return Err(ctx.unknown_key(&self.at("metric"), &metric, &metric::metric_names(), "metric"));
+        let metric = self.string("metric")?.ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `metric`", Some(format!("known metrics: {}", ctx.registry.metric_names().join(", ")))))?;
+        if ctx.registry.metric(&metric).is_none() {
+            return Err(ctx.unknown_key(&self.at("metric"), &metric, &ctx.registry.metric_names(), "metric"));
         }
         let expect = self.expect()?;
         let test = self.test_kind()?;
@@ -153,7 +152,7 @@ impl Entry<'_, '_, '_> {
 
     /// An arm of the study, named at `path`.
     fn arm(&self, name: &str, path: &[Step]) -> Result<Arm, StudyError> {
-        let arm = Arm::from_name(name).ok_or_else(|| self.ctx.unknown_key(path, name, &Arm::names(), "arm"))?;
+        let arm = self.ctx.registry.arm(name).ok_or_else(|| self.ctx.unknown_key(path, name, &self.ctx.registry.arm_names(), "arm"))?;
         if !self.arms.contains(&arm) {
             let known = self.arms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
             return Err(self.ctx.err_hint(path, format!("arm `{name}` is not among the study's arms"), Some(format!("the study's arms: {known}"))));
@@ -172,8 +171,8 @@ impl Entry<'_, '_, '_> {
     }
 
     fn correlation(&self, metric: &str, with: String) -> Result<Comparison, StudyError> {
-        if metric::metric(&with).is_none() {
-            return Err(self.ctx.unknown_key(&self.at("correlate"), &with, &metric::metric_names(), "metric"));
+        if self.ctx.registry.metric(&with).is_none() {
+            return Err(self.ctx.unknown_key(&self.at("correlate"), &with, &self.ctx.registry.metric_names(), "metric"));
         }
         if with == metric {
             return Err(self.ctx.err(&self.at("correlate"), "correlates a metric with itself"));

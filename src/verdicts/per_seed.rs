@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::metric::{self, Better};
+use crate::metric::Better;
 use crate::results::Row;
 use crate::study::{Comparison, Prediction, Study};
 
@@ -162,7 +162,7 @@ fn sides(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize) -> 
             Comparison::Arms { lhs, rhs } => out.push(Side::Rows { lhs: (c, lhs.name().into()), rhs: (c, rhs.name().into()) }),
             Comparison::ArmVsBest { lhs, candidates } => {
                 let names: Vec<&str> = candidates.iter().map(|a| a.name()).collect();
-                if let Some(best) = best_candidate(rows, &prediction.metric, c, &names, seeds) {
+                if let Some(best) = best_candidate(study, rows, &prediction.metric, c, &names, seeds) {
                     out.push(Side::Rows { lhs: (c, lhs.name().into()), rhs: (c, best.into()) });
                 }
             }
@@ -182,8 +182,8 @@ fn sides(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize) -> 
 
 /// The candidate arm with the better mean of `metric` in `cell` over seeds `0..seeds` (chosen on
 /// the same data, which favours the candidates).
-fn best_candidate<'a>(rows: &[Row], metric: &str, cell: usize, candidates: &[&'a str], seeds: usize) -> Option<&'a str> {
-    let better = metric::metric(metric).map(|m| m.better).unwrap_or(Better::Lower);
+fn best_candidate<'a>(study: &Study, rows: &[Row], metric: &str, cell: usize, candidates: &[&'a str], seeds: usize) -> Option<&'a str> {
+    let better = study.registry.metric(metric).map(|m| m.better).unwrap_or(Better::Lower);
     let mean = |arm: &str| {
         let v: Vec<f64> = rows.iter().filter(|r| r.cell_index == cell && r.arm == arm && r.seed < seeds && r.failure.is_none()).filter_map(|r| r.get(metric)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)

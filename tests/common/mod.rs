@@ -13,7 +13,7 @@ pub fn run_study(source: &str) -> (Study, Vec<Row>) {
     let out = tempfile::tempdir().unwrap();
     runner::run(&study, &RunOptions { jobs: 2, ..kdlab::runner::RunOptions::new(out.path()) }).unwrap();
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
-    let rows = kdlab::results::read(&out.path().join(&study.name), &axes).unwrap();
+    let rows = kdlab::results::read(&out.path().join(&study.name), &axes, study.registry.metrics()).unwrap();
     assert!(rows.iter().all(|r| r.failure.is_none()), "no row may fail");
     (study, rows)
 }
