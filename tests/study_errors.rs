@@ -195,3 +195,12 @@ fn image_data_kinds_parse_and_name_bad_keys() {
     let e = parse(Path::new("s.toml"), &synthetic, &LoadOptions::default()).unwrap_err();
     check(&e, 9, "data.sigma", "must be finite and > 0");
 }
+
+#[test]
+fn a_prediction_key_of_the_wrong_type_or_name_is_located() {
+    let e = broken("metric = \"excess_risk\"", "metric = 3");
+    check(&e, 25, "predictions[0].metric", "expected a string");
+    let e = broken("expect = \"lower\"", "expect = \"lower\"\nmargn = 0.1");
+    check(&e, 28, "predictions[0].margn", "unknown prediction key");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `margin`?"));
+}

@@ -197,7 +197,7 @@ const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "ar
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
-const PREDICTION_KEYS: &[&str] = &["id", "statement", "metric", "compare", "expect", "axis", "arm", "where", "test", "margin", "correlate", "min_effect"];
+
 /// Salts cell ids. Kept at the first release's value so ids stay stable; which code computed a
 /// stored result is the code fingerprint's job ([`crate::fingerprint`]).
 const CELL_ID_SALT: &str = "0.1.0";

@@ -1,9 +1,11 @@
-//! The `[[predictions]]` entries of a study: each read, checked against the study's arms, grid
-//! axes and metrics, with every error located at its key.
+//! The `[[predictions]]` entries of a study: each read by serde into a [`RawPrediction`] (its
+//! keys and their types), then checked against the study's arms, grid axes and metrics, with
+//! every error located at its key.
 
+use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{default_statement, level_label, Comparison, Ctx, Expect, Prediction, RawAxis, Step, StudyError, TestKind, PREDICTION_KEYS};
+use super::{backticked, default_statement, expected_fields, level_label, Comparison, Ctx, Expect, Prediction, RawAxis, Step, StudyError, TestKind};
 use crate::method::Arm;
 use crate::results::RowKind;
 
@@ -18,17 +20,54 @@ impl Ctx<'_> {
             let Value::Table(p) = item else {
                 return Err(self.err(&[Step::Key("predictions"), Step::Index(i)], format!("must be a table, got {}", item.type_str())));
             };
-            let prediction = Entry { ctx: self, p, i, arms, axes }.read(&out)?;
+            let raw = self.raw_prediction(i, p)?;
+            let prediction = Entry { ctx: self, raw, i, arms, axes }.read(&out)?;
             out.push(prediction);
         }
         Ok(out)
     }
+
+    /// The `i`th entry's keys and their types, or the error at the offending key.
+    fn raw_prediction(&self, i: usize, table: &Table) -> Result<RawPrediction, StudyError> {
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(Value::Table(table.clone()), &mut track);
+        RawPrediction::deserialize(de).map_err(|e| {
+            let message = e.message().trim().to_string();
+            if let Some(field) = backticked(&message, "unknown field `") {
+                let expected = expected_fields(&message);
+                let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+                return self.unknown_key(&[Step::Key("predictions"), Step::Index(i), Step::Key(&field)], &field, &expected, "prediction key");
+            }
+            let key = track.path().iter().next().map(|s| s.to_string()).unwrap_or_default();
+            self.err(&[Step::Key("predictions"), Step::Index(i), Step::Key(&key)], message)
+        })
+    }
+}
+
+/// One `[[predictions]]` table as written. `compare` and `where` hold arm names, grid levels
+/// or constants, so they stay TOML values until [`Entry`] reads them against the study.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrediction {
+    id: Option<String>,
+    statement: Option<String>,
+    metric: Option<String>,
+    compare: Option<Value>,
+    expect: Option<String>,
+    axis: Option<String>,
+    arm: Option<String>,
+    #[serde(rename = "where")]
+    filter: Option<Value>,
+    test: Option<String>,
+    margin: Option<f64>,
+    correlate: Option<String>,
+    min_effect: Option<f64>,
 }
 
 /// One `[[predictions]]` table, the `i`th, of a study with `arms` and `axes`.
 struct Entry<'e, 'a, 's> {
     ctx: &'e Ctx<'a>,
-    p: &'e Table,
+    raw: RawPrediction,
     i: usize,
     arms: &'e [Arm],
     axes: &'e [RawAxis<'s>],
@@ -49,61 +88,45 @@ impl Entry<'_, '_, '_> {
         [Step::Key("predictions"), Step::Index(self.i)]
     }
 
-    fn string(&self, k: &'static str) -> Result<Option<String>, StudyError> {
-        match self.p.get(k) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.ctx.err(&self.at(k), format!("must be a string, got {}", v.type_str()))),
-        }
-    }
-
     /// An optional number at `k`, at least 0 (`strict`: above 0); `rule` ends the error.
-    fn number(&self, k: &'static str, strict: bool, rule: &str) -> Result<Option<f64>, StudyError> {
-        let ok = |m: f64| m.is_finite() && (m > 0.0 || (!strict && m >= 0.0));
-        match self.p.get(k) {
-            None => Ok(None),
-            Some(Value::Float(m)) if ok(*m) => Ok(Some(*m)),
-            Some(Value::Integer(m)) if ok(*m as f64) => Ok(Some(*m as f64)),
-            Some(v) => Err(self.ctx.err(&self.at(k), format!("must be {rule}, got {v}"))),
+    fn number(&self, k: &'static str, value: Option<f64>, strict: bool, rule: &str) -> Result<Option<f64>, StudyError> {
+        match value {
+            Some(m) if !(m.is_finite() && (m > 0.0 || (!strict && m >= 0.0))) => Err(self.ctx.err(&self.at(k), format!("must be {rule}, got {m}"))),
+            _ => Ok(value),
         }
     }
 
     fn read(&self, earlier: &[Prediction]) -> Result<Prediction, StudyError> {
-        let ctx = self.ctx;
-        for key in self.p.keys() {
-            if !PREDICTION_KEYS.contains(&key.as_str()) {
-                return Err(ctx.unknown_key(&self.at(key), key, PREDICTION_KEYS, "prediction key"));
-            }
-        }
-        let id = self.string("id")?.ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `id`", Some("add `id = \"short-name\"`".into())))?;
+        let (ctx, raw) = (self.ctx, &self.raw);
+        let id = raw.id.clone().ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `id`", Some("add `id = \"short-name\"`".into())))?;
         if earlier.iter().any(|o| o.id == id) {
             return Err(ctx.err(&self.at("id"), format!("prediction id `{id}` is used twice")));
         }
-        let metric = self.string("metric")?.ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `metric`", Some(format!("known metrics: {}", ctx.registry.metric_names().join(", ")))))?;
+        let metric = raw.metric.clone().ok_or_else(|| ctx.err_hint(&self.here(), "prediction has no `metric`", Some(format!("known metrics: {}", ctx.registry.metric_names().join(", ")))))?;
         if ctx.registry.metric(&metric).is_none() {
             return Err(ctx.unknown_key(&self.at("metric"), &metric, &ctx.registry.metric_names(), "metric"));
         }
         let expect = self.expect()?;
         let test = self.test_kind()?;
-        let margin = self.number("margin", false, "a number >= 0")?;
-        let min_effect = self.number("min_effect", true, "a number > 0 (the smallest effect the claim cares about)")?;
+        let margin = self.number("margin", raw.margin, false, "a number >= 0")?;
+        let min_effect = self.number("min_effect", raw.min_effect, true, "a number > 0 (the smallest effect the claim cares about)")?;
         if margin.is_some() && test == TestKind::PitmanMorgan {
             return Err(ctx.err(&self.at("margin"), "a margin applies to means, not to a variance test"));
         }
-        let correlate = self.string("correlate")?;
+        let correlate = raw.correlate.clone();
         let compare = self.compare(&correlate)?;
         let test = self.correlation_test(&correlate, test)?;
         if correlate.is_some() && margin.is_some() {
             return Err(ctx.err(&self.at("margin"), "a margin applies to differences, not to a correlation"));
         }
-        let comparison = match (self.string("axis")?, correlate) {
+        let comparison = match (raw.axis.clone(), correlate) {
             (Some(_), Some(_)) => return Err(ctx.err(&self.at("axis"), "a correlation prediction pools its arm's rows over cells; use `where` to restrict them")),
             (None, Some(with)) => self.correlation(&metric, with)?,
             (None, None) => self.arms_comparison(&compare, test)?,
             (Some(axis_key), None) => self.levels_comparison(&axis_key, &compare)?,
         };
         let filter = self.filter(&comparison)?;
-        let statement = self.string("statement")?.unwrap_or_else(|| default_statement(&metric, &comparison, expect, self.axes));
+        let statement = raw.statement.clone().unwrap_or_else(|| default_statement(&metric, &comparison, expect, self.axes));
         if matches!(comparison, Comparison::Correlation { .. }) && min_effect.is_some_and(|m| m >= 1.0) {
             return Err(ctx.err(&self.at("min_effect"), "a correlation's smallest effect of interest is an r below 1"));
         }
@@ -111,7 +134,7 @@ impl Entry<'_, '_, '_> {
     }
 
     fn expect(&self) -> Result<Expect, StudyError> {
-        match self.string("expect")?.as_deref() {
+        match self.raw.expect.as_deref() {
             Some("lower") => Ok(Expect::Lower),
             Some("higher") => Ok(Expect::Higher),
             Some(other) => Err(self.ctx.err_hint(&self.at("expect"), format!("unknown direction `{other}`"), Some("use \"lower\" or \"higher\" (lhs compared with rhs)".into()))),
@@ -120,7 +143,7 @@ impl Entry<'_, '_, '_> {
     }
 
     fn test_kind(&self) -> Result<TestKind, StudyError> {
-        match self.string("test")?.as_deref() {
+        match self.raw.test.as_deref() {
             None | Some("paired-t") => Ok(TestKind::PairedT),
             Some("wilcoxon") => Ok(TestKind::Wilcoxon),
             Some("pitman-morgan") => Ok(TestKind::PitmanMorgan),
@@ -131,7 +154,7 @@ impl Entry<'_, '_, '_> {
 
     /// The `compare` pair (empty for a correlation, which compares nothing).
     fn compare(&self, correlate: &Option<String>) -> Result<Vec<Value>, StudyError> {
-        match (self.p.get("compare"), correlate) {
+        match (&self.raw.compare, correlate) {
             (Some(_), Some(_)) => Err(self.ctx.err_hint(&self.at("compare"), "a prediction with `correlate` compares no arms or levels", Some("remove `compare`".into()))),
             (None, Some(_)) => Ok(Vec::new()),
             (Some(Value::Array(c)), None) if c.len() == 2 => Ok(c.clone()),
@@ -142,7 +165,7 @@ impl Entry<'_, '_, '_> {
 
     /// A correlation always uses the Pearson test, and the Pearson test only a correlation.
     fn correlation_test(&self, correlate: &Option<String>, test: TestKind) -> Result<TestKind, StudyError> {
-        match (correlate, self.p.get("test")) {
+        match (correlate, &self.raw.test) {
             (Some(_), None) => Ok(TestKind::Pearson),
             (Some(_), Some(_)) => Err(self.ctx.err(&self.at("test"), "a correlation prediction always uses the Pearson test; remove `test`")),
             (None, _) if test == TestKind::Pearson => Err(self.ctx.err_hint(&self.at("test"), "the Pearson test goes with `correlate`", Some("add `correlate = \"accuracy\"` (the second metric)".into()))),
@@ -163,7 +186,7 @@ impl Entry<'_, '_, '_> {
     /// The `arm` key of a correlation or a level comparison: an arm of the study or one of the
     /// pseudo-arms `pseudo` allows; `missing` is the hint when there is none.
     fn row_arm(&self, pseudo: &[RowKind], missing: (&str, &str)) -> Result<String, StudyError> {
-        match self.string("arm")? {
+        match self.raw.arm.clone() {
             Some(a) if pseudo.iter().any(|k| k.pseudo_arm() == Some(a.as_str())) => Ok(a),
             Some(a) => Ok(self.arm(&a, &self.at("arm"))?.name().to_string()),
             None => Err(self.ctx.err_hint(&self.here(), missing.0, Some(missing.1.into()))),
@@ -184,7 +207,7 @@ impl Entry<'_, '_, '_> {
     /// Two arms, an arm and a constant, or an arm and the best of several arms.
     fn arms_comparison(&self, compare: &[Value], test: TestKind) -> Result<Comparison, StudyError> {
         let ctx = self.ctx;
-        if self.p.contains_key("arm") {
+        if self.raw.arm.is_some() {
             return Err(ctx.err_hint(&self.at("arm"), "`arm` only goes with `axis`", Some("to compare arms, list them in `compare`".into())));
         }
         let Value::String(lhs_name) = &compare[0] else {
@@ -251,7 +274,7 @@ impl Entry<'_, '_, '_> {
     /// The `where` filter: (axis index, level) pairs, none on the axis a level comparison
     /// compares.
     fn filter(&self, comparison: &Comparison) -> Result<Vec<(usize, String)>, StudyError> {
-        let w = match self.p.get("where") {
+        let w = match &self.raw.filter {
             None => return Ok(Vec::new()),
             Some(Value::Table(w)) => w,
             Some(v) => return Err(self.ctx.err(&self.at("where"), format!("must be a table of axis levels, e.g. where = {{ \"data.n_train\" = 100 }}, got {}", v.type_str()))),
