@@ -31,6 +31,7 @@ pub mod report;
 pub mod resources;
 pub mod results;
 pub mod runner;
+pub mod schedule;
 pub mod seed;
 pub mod stats;
 pub mod study;

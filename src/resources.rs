@@ -7,8 +7,13 @@
 //! at full depth, 48 bytes each; the B cross-fit forests are alive together); `jobs` units run
 //! at once, and the shared teachers' outputs of the whole study stay in memory. Measured peaks
 //! of the shipped studies are in RELIABILITY.md.
+//!
+//! [`unit_work`] is a coarser, relative estimate of a unit's compute, by which the runner
+//! starts the longest units first.
 
 use crate::data::DataSpec;
+use crate::method::GammaRule;
+use crate::models::student::{NeuralSpec, StudentKind, StudentSpec};
 use crate::models::TeacherSpec;
 use crate::study::Study;
 
@@ -92,6 +97,45 @@ pub fn estimate(study: &Study, jobs: usize) -> MemoryEstimate {
             gib(worst_unit)
         ),
     }
+}
+
+/// A unit's relative compute, for scheduling the longest units first: training rows × epochs
+/// × a per-row cost (features × hidden widths for networks, trees × depth for forests), times
+/// the student fits of its arms (a variance-aware γ's c grid adds cross-validation fits), plus
+/// the teacher's fits. Only the order matters, so constants are left out.
+pub fn unit_work(study: &Study, cell: &crate::study::Cell) -> f64 {
+    let cfg = &cell.config;
+    let d = data_size(&cfg.data);
+    let extra = cfg.fidelity.as_ref().filter(|f| f.extra != crate::fidelity::Extra::None).map_or(0.0, |f| f.n_extra as f64);
+    let rows = d.train + extra;
+    let c_grid = (cfg.distill.c_grid.len() * cfg.distill.cv_folds) as f64;
+    let student_fits: f64 = study.arms.iter().map(|a| 1.0 + if a.gamma_rule() == GammaRule::VarianceAware { c_grid } else { 0.0 }).sum();
+    let student = rows * student_row_cost(&cfg.student, d.features);
+    let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold);
+    let teacher_fits = 1.0 + if crossfit { cfg.distill.crossfit_folds as f64 } else { 0.0 };
+    let teacher = d.train * match &cfg.teacher {
+        TeacherSpec::Forest(f) => f.n_trees as f64 * d.train.max(2.0).log2(),
+        TeacherSpec::Cnn(n) | TeacherSpec::Mlp(n) => n.members as f64 * neural_row_cost(&n.network, d.features),
+        _ => d.features,
+    };
+    student_fits * student + teacher_fits * teacher
+}
+
+fn student_row_cost(student: &StudentSpec, features: f64) -> f64 {
+    match student {
+        StudentSpec::Neural(n) => neural_row_cost(n, features),
+        StudentSpec::ForestRegressor(f) => f.n_trees as f64 * 16.0,
+    }
+}
+
+/// Epochs × features × the sum of the hidden widths (conv channels, 9 taps each).
+fn neural_row_cost(n: &NeuralSpec, features: f64) -> f64 {
+    let widths: f64 = match n.written_widths() {
+        Some(w) if n.kind == StudentKind::Cnn => 9.0 * w.iter().sum::<usize>() as f64,
+        Some(w) => w.iter().sum::<usize>().max(1) as f64,
+        None => 9.0 * (n.width.unwrap_or(16) * n.depth.unwrap_or(3) * 2) as f64,
+    };
+    n.epochs as f64 * features * widths
 }
 
 /// Memory the system can give now: `MemAvailable` of /proc/meminfo, when readable.

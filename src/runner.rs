@@ -35,6 +35,7 @@ use crate::protocol::{Protocol, Semiparametric};
 use crate::provenance::{Provenance, SchedulerRecord};
 use crate::report;
 use crate::resources;
+use crate::schedule;
 use crate::distill;
 use crate::execution::{Execution, StageTimes};
 use crate::results::{self, Row, RowKind, Shard};
@@ -247,13 +248,18 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
         .filter(|&c| pending.iter().any(|u| u.0 == c) && study.cells[c].config.theory.oracle_n > 0 && study.cells[c].config.data.problem().is_some())
         .collect();
     let progress = Progress::new(options.progress, &study.name, teacher_jobs.len() + pending.len(), reused);
+    // Longest units (and their teachers) first, so no core idles at the end.
+    let work: BTreeMap<usize, f64> = pending.iter().map(|&(c, _)| (c, resources::unit_work(study, &study.cells[c]))).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
     let compute_start = Instant::now();
     let (teachers, oracles) = pool.install(|| {
-        let obtained: Vec<(String, Option<(TeacherOutputs, bool)>)> = teacher_jobs
-            .par_iter()
-            .map(|(key, &(c, s))| (key.clone(), obtain_teacher(study, &options.data, &teacher_cache, key, c, s, false)))
-            .collect();
+        let jobs: Vec<(&String, &(usize, usize))> = teacher_jobs.iter().collect();
+        let obtained: Mutex<Vec<(String, Option<(TeacherOutputs, bool)>)>> = Mutex::new(Vec::new());
+        schedule::longest_first(&jobs, |(_, (c, _))| work[c], |&(key, &(c, s))| {
+            let got = obtain_teacher(study, &options.data, &teacher_cache, key, c, s, false);
+            obtained.lock().expect("no panics while locked").push((key.clone(), got));
+        });
+        let obtained = obtained.into_inner().expect("no panics while locked");
         // Teachers that another process (an array task needing the same teacher) was fitting:
         // wait for it, holding no claim, then load its result.
         let teachers: BTreeMap<String, (Arc<TeacherOutputs>, bool)> = obtained
@@ -276,7 +282,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     let computed: Mutex<Vec<((usize, usize), Shard)>> = Mutex::new(Vec::new());
     let write_errors: Mutex<Vec<RunError>> = Mutex::new(Vec::new());
     pool.install(|| {
-        pending.par_iter().for_each(|&(c, s)| {
+        schedule::longest_first(&pending, |(c, _)| work[c], |&(c, s)| {
             let key = teacher_key(study, &study.cells[c], s, &options.code);
             let owner = teacher_jobs[&key] == (c, s);
             let (outputs, loaded) = &teachers[&key];
