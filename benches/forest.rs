@@ -142,7 +142,7 @@ fn main() {
     let mut oof_accuracy = 0.0;
     for _ in 0..3 {
         let t = Instant::now();
-        let cf = kdlab::distill::cross_fit(&teacher, x_train, y_train, n_classes, &spec, 0).expect("cross-fit");
+        let cf = kdlab::distill::cross_fit(&teacher, kdlab::data::Rows::tabular(x_train), y_train, n_classes, &spec, 0).expect("cross-fit");
         times.push(t.elapsed().as_secs_f64());
         let correct = cf.out_of_fold.rows().into_iter().zip(y_train).filter(|(p, &y)| {
             let best = (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b });

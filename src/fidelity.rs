@@ -33,6 +33,7 @@ use crate::models::ensemble::NetworkEnsemble;
 use crate::models::loss::{distillation_loss, target_tensor, Batch, BatchLoss, LossTerm};
 use crate::models::tensor::{from_tensor, to_tensor};
 use crate::models::student::{self, one_hot, Architecture, FittedStudent, NeuralSpec, Network};
+use crate::data::Rows;
 use crate::models::{ModelError, Teacher};
 use crate::protocol::{ArmError, ArmFit, Protocol};
 use crate::loss_surface::LossSurface;
@@ -224,12 +225,12 @@ impl Unit<'_> {
             }
         }
         let start = match self.spec.init_lambda {
-            Some(lambda) if arm.needs().teacher => Some(interpolated_start(self.student, &teacher, lambda, stream.ncols(), k, self.seed)?),
+            Some(lambda) if arm.needs().teacher => Some(interpolated_start(self.student, &teacher, lambda, self.fit.rows().with(stream.view()), k, self.seed)?),
             _ => None,
         };
         // A labels student trains on the labelled rows only.
         let x_train = if !arm.needs().teacher { self.fit.x.view() } else { stream.view() };
-        let network = student::train_from(self.student, x_train, &terms, self.val.x.view(), &self.val.y, k, self.seed, start.as_deref())?;
+        let network = student::train_from(self.student, self.fit.rows().with(x_train), &terms, self.val.x.view(), &self.val.y, k, self.seed, start.as_deref())?;
         let metrics = self.measure(arm, &network, &stream)?;
         let surface = match first_seed && self.spec.loss_surface && arm == method::KD {
             true => Some(self.surface(&network, &teacher, &stream, start.as_deref())?),
@@ -245,7 +246,7 @@ impl Unit<'_> {
         let own_teacher = self.teacher_of(arm);
         let main = &self.teachers.main;
         let augment = |x: ArrayView2<f64>, label: &str| -> Array2<f64> {
-            match (&self.student.augment, self.student.image_shape) {
+            match (&self.student.augment, self.fit.image_shape) {
                 (Some(a), Some((h, w))) if !a.is_identity() => a.apply(x, h, w, seed::derive(self.seed, &["fidelity", label])).x,
                 _ => x.to_owned(),
             }
@@ -300,7 +301,7 @@ impl Unit<'_> {
     fn surface(&self, net: &Network, teacher: &NetworkEnsemble, stream: &Array2<f64>, start: Option<&[Tensor]>) -> Result<LossSurface, ModelError> {
         let k = self.fit.n_classes;
         let member = teacher.members.first().ok_or_else(|| ModelError::Fit { model: "loss surface", reason: "the teacher has no members".into() })?;
-        let probe = student::initial_network(self.student, stream.ncols(), k, self.seed)?;
+        let probe = student::initial_network(self.student, self.fit.rows().with(stream.view()), k, self.seed)?;
         let theta0 = match start {
             Some(s) => s.to_vec(),
             None => probe.weights()?,
@@ -377,8 +378,8 @@ pub fn plane_basis(u: &[f64], v: &[f64]) -> (Vec<f64>, Vec<f64>, (f64, f64), (f6
 
 /// λ·θ_teacher + (1 − λ)·θ_random, θ_random the student's own seeded initialisation (the
 /// teacher's first member, which must have the student's architecture).
-fn interpolated_start(spec: &NeuralSpec, teacher: &NetworkEnsemble, lambda: f64, n_features: usize, k: usize, seed: u64) -> Result<Vec<Tensor>, ModelError> {
-    let random = student::initial_network(spec, n_features, k, seed)?.weights()?;
+fn interpolated_start(spec: &NeuralSpec, teacher: &NetworkEnsemble, lambda: f64, rows: Rows, k: usize, seed: u64) -> Result<Vec<Tensor>, ModelError> {
+    let random = student::initial_network(spec, rows, k, seed)?.weights()?;
     let member = teacher.members.first().ok_or_else(|| ModelError::Fit { model: "init_lambda", reason: "the teacher has no members".into() })?;
     let theta_t = member.weights()?;
     if random.len() != theta_t.len() || random.iter().zip(&theta_t).any(|(a, b)| a.dims() != b.dims()) {
@@ -416,7 +417,7 @@ pub fn teacher_attention(spec: &FidelitySpec, teacher: &NetworkEnsemble, teacher
         if let Some(v) = iou(test.x.view(), attention::CamKind::PredictedClass) {
             m.insert("teacher_iou_classcam".into(), v);
         }
-        if let (Some(a), Some((h, w))) = (&student.augment, student.image_shape) {
+        if let (Some(a), Some((h, w))) = (&student.augment, test.image_shape) {
             if !a.is_identity() {
                 let x = a.apply(test.x.view(), h, w, seed::derive(seed_value, &["fidelity", "test"])).x;
                 if let Some(v) = iou(x.view(), attention::CamKind::SumOfClasses) {
@@ -431,7 +432,7 @@ pub fn teacher_attention(spec: &FidelitySpec, teacher: &NetworkEnsemble, teacher
     for (i, c) in cnns.iter().enumerate() {
         let member_seed = seed::derive(teacher_seed, &["member", &i.to_string()]);
         let spec = teacher_spec.member_spec(i);
-        let Ok(init) = student::initial_network(&spec, test.x.ncols(), c.shape.n_classes, member_seed) else { continue };
+        let Ok(init) = student::initial_network(&spec, test.rows(), c.shape.n_classes, member_seed) else { continue };
         let Architecture::Cnn(c0) = &init.architecture else { continue };
         if let (Ok(a), Ok(b)) = (attention::class_sum_direction(c), attention::class_sum_direction(c0)) {
             let diff = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();

@@ -678,14 +678,14 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
     let k = train.n_classes;
     times.data = t.elapsed().as_secs_f64();
 
-    let teacher_spec = cfg.teacher.for_images(train.image_shape);
+    let teacher_spec = &cfg.teacher;
     let t = Instant::now();
     let mut networks = None;
     let mut network = None;
     let teacher: Box<dyn crate::models::Teacher> = match (&cfg.fidelity, teacher_spec.network()) {
         (Some(_), Some(net)) => {
-            let pair = net.fit(train.x.view(), &train.y, k, teacher_seed).and_then(|main| {
-                let independent = net.fit(train.x.view(), &train.y, k, fidelity::independent_seed(teacher_seed))?;
+            let pair = net.fit(train.rows(), &train.y, k, teacher_seed).and_then(|main| {
+                let independent = net.fit(train.rows(), &train.y, k, fidelity::independent_seed(teacher_seed))?;
                 Ok(fidelity::TeacherPair { main: Arc::new(main), independent: Arc::new(independent) })
             });
             match pair {
@@ -699,9 +699,11 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
         }
         (None, Some(net)) if needs_teacher_network(study) => {
             // RCO distils from the teacher's checkpoints, so the teacher keeps its route.
-            let mut net = net.clone();
-            net.network.keep_route = study.arms.iter().any(|a| a.needs().teacher_checkpoints);
-            match net.fit(train.x.view(), &train.y, k, teacher_seed) {
+            let fitted = match study.arms.iter().any(|a| a.needs().teacher_checkpoints) {
+                true => net.fit_keeping_route(train.rows(), &train.y, k, teacher_seed),
+                false => net.fit(train.rows(), &train.y, k, teacher_seed),
+            };
+            match fitted {
                 Ok(ensemble) => {
                     let ensemble = Arc::new(ensemble);
                     network = Some(ensemble.clone());
@@ -710,7 +712,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
                 Err(e) => return failed(format!("teacher: {e}"), times),
             }
         }
-        _ => match teacher_spec.fit(train.x.view(), &train.y, k, teacher_seed) {
+        _ => match teacher_spec.fit(train.rows(), &train.y, k, teacher_seed) {
             Ok(t) => t,
             Err(e) => return failed(format!("teacher: {e}"), times),
         },
@@ -743,7 +745,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
 
     let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold).then(|| {
         let t = Instant::now();
-        let fit = distill::cross_fit(&teacher_spec, train.x.view(), &train.y, k, &cfg.distill, teacher_seed);
+        let fit = distill::cross_fit(teacher_spec, train.rows(), &train.y, k, &cfg.distill, teacher_seed);
         times.teacher += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let out = fit.map(|cf| {
@@ -782,8 +784,7 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
         Ok(d) => d,
         Err(e) => return failed(e, times),
     };
-    // CNNs read the image shape from the data; the study's specs (and their hashes) do not hold it.
-    let student_spec = cfg.student.for_images(train.image_shape);
+    let student_spec = &cfg.student;
     times.data += t.elapsed().as_secs_f64();
 
     let (mut rows, out_of_fold) = rows_of.teacher_rows(teacher);
@@ -806,9 +807,8 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     }
     times.students += t.elapsed().as_secs_f64();
 
-    let teacher_for_images = cfg.teacher.for_images(train.image_shape);
     let sets = UnitSets { fit: &fit, val: &val, test: &test, population: &population, fit_idx: &fit_idx, out_of_fold, student_seed, teacher_seed };
-    let protocol = unit_protocol(cell, rep, teacher, (&student_spec, &teacher_for_images), &sets);
+    let protocol = unit_protocol(cell, rep, teacher, (student_spec, &cfg.teacher), &sets);
     let t = Instant::now();
     rows[0].metrics.extend(protocol.teacher_metrics());
     times.metrics += t.elapsed().as_secs_f64();
@@ -1016,7 +1016,7 @@ fn fit_oracle(study: &Study, cell: &Cell) -> crate::models::Result<FittedStudent
     let base = seed::derive(study.base_seed, &["oracle", &cell.id]);
     let sample = problem.sample(cfg.theory.oracle_n, seed::derive(base, &["sample"]));
     let p0 = sample.p0.as_ref().expect("synthetic problems carry p0");
-    let spec = &cfg.student.for_images(sample.image_shape);
+    let spec = &cfg.student;
     let targets = match spec {
         StudentSpec::Neural(_) => StudentTargets::Terms(vec![LossTerm::soft_ce(1.0, 1.0, p0.clone())]),
         StudentSpec::ForestRegressor(_) => {
@@ -1041,7 +1041,7 @@ fn fit_oracle(study: &Study, cell: &Cell) -> crate::models::Result<FittedStudent
         other => other.clone(),
     };
     let val = problem.sample((cfg.theory.oracle_n / 5).max(100), seed::derive(base, &["validation"]));
-    student::fit(&spec, sample.x.view(), &targets, val.x.view(), &val.y, k, seed::derive(base, &["fit"]))
+    student::fit(&spec, sample.rows(), &targets, val.x.view(), &val.y, k, seed::derive(base, &["fit"]))
 }
 
 /// The cross-fit teachers' own scores: each metric averaged over the B fold teachers, plus the

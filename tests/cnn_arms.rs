@@ -6,6 +6,7 @@
 use kdlab::distill::{self, DistillLoss, DistillSpec, Gamma};
 use kdlab::method::{GammaRule, TargetInputs, BUILTIN};
 use kdlab::models::student::{self, StudentSpec};
+use kdlab::data::Rows;
 use kdlab::models::TeacherSpec;
 use kdlab::study::{parse, LoadOptions};
 use ndarray::{Array2, Axis};
@@ -47,15 +48,15 @@ schedule = "cosine"
 fn every_arm_trains_a_cnn_student_from_a_cnn_teacher() {
     let study = parse(std::path::Path::new("cnn-arms.toml"), STUDY, &LoadOptions::default()).unwrap();
     let cfg = &study.cells[0].config;
-    let teacher_spec: TeacherSpec = cfg.teacher.for_images(Some((6, 6)));
-    let student_spec: StudentSpec = cfg.student.for_images(Some((6, 6)));
+    let (teacher_spec, student_spec): (&TeacherSpec, &StudentSpec) = (&cfg.teacher, &cfg.student);
     let (x, y) = stripes(60, 1);
     let (x_val, y_val) = stripes(20, 2);
     let k = 2;
-    let teacher = teacher_spec.fit(x.view(), &y, k, 3).unwrap();
+    let rows = Rows::new(x.view(), Some((6, 6)));
+    let teacher = teacher_spec.fit(rows, &y, k, 3).unwrap();
     let p_teacher = teacher.predict_proba(x.view());
     let small = DistillSpec { crossfit_folds: 3, cv_folds: 2, c_grid: vec![0.01, 1.0], temperature: 2.0, alpha: 0.7, ..DistillSpec::default() };
-    let crossfit = distill::cross_fit(&teacher_spec, x.view(), &y, k, &small, 4).unwrap();
+    let crossfit = distill::cross_fit(teacher_spec, rows, &y, k, &small, 4).unwrap();
     for loss in [DistillLoss::Ce, DistillLoss::MseP, DistillLoss::MseLogp] {
         let spec = DistillSpec { loss: Some(loss), ..small.clone() };
         // Arms that read the teacher network train in `method::network` (tests/methods.rs); here
@@ -67,13 +68,13 @@ fn every_arm_trains_a_cnn_student_from_a_cnn_teacher() {
                 GammaRule::Constant => Gamma::Constant(spec.gamma),
                 GammaRule::Full => Gamma::Full,
                 GammaRule::VarianceAware => {
-                    let (c, _) = distill::select_c(&spec, &student_spec, x.view(), &y, source.view(), x_val.view(), &y_val, k, 5).unwrap();
+                    let (c, _) = distill::select_c(&spec, student_spec, rows, &y, source.view(), x_val.view(), &y_val, k, 5).unwrap();
                     Gamma::VarianceAware { c }
                 }
             };
-            let inputs = TargetInputs { y: &y, teacher: source.view(), gamma, n_classes: k, distill: &spec, student: &student_spec };
+            let inputs = TargetInputs { y: &y, teacher: source.view(), gamma, n_classes: k, distill: &spec, student: student_spec };
             let targets = arm.targets(&inputs).unwrap();
-            let fitted = student::fit(&student_spec, x.view(), &targets, x_val.view(), &y_val, k, 6).unwrap();
+            let fitted = student::fit(student_spec, rows, &targets, x_val.view(), &y_val, k, 6).unwrap();
             let p = fitted.predict_proba(x_val.view()).unwrap();
             assert_eq!(p.dim(), (20, 2));
             for row in p.axis_iter(Axis(0)) {
@@ -89,15 +90,15 @@ fn every_arm_trains_a_cnn_student_from_a_cnn_teacher() {
 fn augmented_training_with_mixup_is_deterministic_per_seed() {
     let with_augment = STUDY.replace("schedule = \"cosine\"", "schedule = \"cosine\"\naugment = \"strong\"");
     let study = parse(std::path::Path::new("cnn-arms.toml"), &with_augment.replace("kind = \"gaussian-mixture\"", "kind = \"digits\"\nsmall = true"), &LoadOptions::default()).unwrap();
-    let student_spec: StudentSpec = study.cells[0].config.student.for_images(Some((6, 6)));
-    let StudentSpec::Neural(n) = &student_spec else { panic!("a network student") };
+    let student_spec: &StudentSpec = &study.cells[0].config.student;
+    let StudentSpec::Neural(n) = student_spec else { panic!("a network student") };
     assert!(n.augment.as_ref().is_some_and(|a| a.mixup > 0.0), "the strong level uses mixup");
     let (x, y) = stripes(60, 1);
     let (x_val, y_val) = stripes(20, 2);
     let spec = DistillSpec { temperature: 2.0, ..DistillSpec::default() };
     let soft = Array2::from_shape_fn((60, 2), |(i, c)| if c == y[i] { 0.8 } else { 0.2 });
-    let targets = distill::student_targets(&y, Some(soft.view()), Gamma::Zero, 2, &spec, &student_spec);
-    let fit = |seed| student::fit(&student_spec, x.view(), &targets, x_val.view(), &y_val, 2, seed).unwrap().predict_proba(x_val.view()).unwrap();
+    let targets = distill::student_targets(&y, Some(soft.view()), Gamma::Zero, 2, &spec, student_spec);
+    let fit = |seed| student::fit(student_spec, Rows::new(x.view(), Some((6, 6))), &targets, x_val.view(), &y_val, 2, seed).unwrap().predict_proba(x_val.view()).unwrap();
     assert_eq!(fit(7), fit(7), "augmented training must be reproducible for a seed");
     assert_ne!(fit(7), fit(8));
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use kdlab::data::Rows;
 use candle_core::{Device, Tensor, Var};
 use kdlab::diagnostics::attention;
 use kdlab::metrics;
@@ -58,7 +59,7 @@ fn kl_is_zero_on_itself_nonnegative_and_directional() {
 fn mlp_member(weights: &[f32], bias: &[f32], k: usize) -> kdlab::models::student::Network {
     // A linear "network" (one layer) with the given weights: logits = x W + b.
     let spec = NeuralSpec { kind: StudentKind::Linear, ..NeuralSpec::default() };
-    let net = student::initial_network(&spec, weights.len() / k, k, 0).unwrap();
+    let net = student::initial_network(&spec, Rows::tabular(ndarray::Array2::zeros((0, weights.len() / k)).view()), k, 0).unwrap();
     let w = Tensor::from_vec(weights.to_vec(), (weights.len() / k, k), &Device::Cpu).unwrap();
     let b = Tensor::from_vec(bias.to_vec(), k, &Device::Cpu).unwrap();
     net.set_weights(&[w, b]).unwrap();
@@ -176,15 +177,16 @@ fn sgd_without_weight_decay_never_moves_the_sum_cam_direction() {
     // value under SGD without weight decay (f32 rounding only); weight decay shrinks it.
     let (x, y) = kdlab::models::cnn::stripes(120, 8, 3);
     let k = 2;
-    let base = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), epochs: 15, learning_rate: 0.05, weight_decay: 0.0, optimizer: OptimizerKind::SgdNesterov, validation_fraction: 0.0, image_shape: Some((8, 8)), ..NeuralSpec::default() };
+    let base = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), epochs: 15, learning_rate: 0.05, weight_decay: 0.0, optimizer: OptimizerKind::SgdNesterov, validation_fraction: 0.0, ..NeuralSpec::default() };
     let terms = [LossTerm::soft_ce(1.0, 1.0, one_hot(&y, k))];
     let direction = |net: &kdlab::models::student::Network| match &net.architecture {
         Architecture::Cnn(c) => attention::class_sum_direction(c).unwrap(),
         Architecture::Mlp(_) => unreachable!(),
     };
     let drift = |spec: &NeuralSpec| {
-        let start = direction(&student::initial_network(spec, 64, k, 9).unwrap());
-        let trained = student::train(spec, x.view(), &terms, x.slice(ndarray::s![..0, ..]), &[], k, 9).unwrap();
+        let rows = Rows::new(x.view(), Some((8, 8)));
+        let start = direction(&student::initial_network(spec, rows, k, 9).unwrap());
+        let trained = student::train(spec, rows, &terms, x.slice(ndarray::s![..0, ..]), &[], k, 9).unwrap();
         let end = direction(&trained);
         start.iter().zip(&end).map(|(a, b)| (a - b).abs()).fold(0.0f64, f64::max)
     };

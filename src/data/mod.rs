@@ -52,6 +52,30 @@ impl std::fmt::Debug for DataStore {
     }
 }
 
+/// Rows of features and, for image data, their (height, width): the layout a CNN's input layer
+/// and image augmentation read. It comes with the data, never from the study.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub x: ArrayView2<'a, f64>,
+    pub image_shape: Option<(usize, usize)>,
+}
+
+impl<'a> Rows<'a> {
+    pub fn new(x: ArrayView2<'a, f64>, image_shape: Option<(usize, usize)>) -> Rows<'a> {
+        Rows { x, image_shape }
+    }
+
+    /// Rows without an image layout.
+    pub fn tabular(x: ArrayView2<'a, f64>) -> Rows<'a> {
+        Rows { x, image_shape: None }
+    }
+
+    /// Other rows `x` with this layout (e.g. a selection of these rows).
+    pub fn with<'b>(&self, x: ArrayView2<'b, f64>) -> Rows<'b> {
+        Rows { x, image_shape: self.image_shape }
+    }
+}
+
 /// Rows of features with class labels; `p0` holds the exact Bayes probabilities when known.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -71,6 +95,11 @@ impl Dataset {
 
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()
+    }
+
+    /// The features with their image layout, as models take them.
+    pub fn rows(&self) -> Rows<'_> {
+        Rows::new(self.x.view(), self.image_shape)
     }
 
     /// The rows at `idx`, in that order.

@@ -70,7 +70,7 @@ mod tests {
         let onehot = one_hot(&y, 2);
         let p_hat = onehot.mapv(|p| 0.8 * p + 0.1);
         let terms = [LossTerm::new(1.0, CorrectedCrossEntropy::new(1.0, p_hat.view(), onehot.view(), &Array1::from_elem(y.len(), 0.5)))];
-        let net = train(&cnn_spec(), x.view(), &terms, x_val.view(), &y_val, 2, 5).unwrap();
+        let net = train(&cnn_spec(), crate::data::Rows::new(x.view(), Some((6, 6))), &terms, x_val.view(), &y_val, 2, 5).unwrap();
         let acc = crate::metrics::accuracy(net.predict_proba(x_test.view()).unwrap().view(), &y_test).unwrap();
         assert!(acc > 0.9, "accuracy {acc}");
     }

@@ -57,9 +57,9 @@ fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
     let (train_idx, quiz_idx) = meta::carve_quiz(unit.fit.len(), unit.spec.quiz_fraction, Some(&unit.fit.y), seed::derive(unit.seed, &["quiz"])).map_err(method_error)?;
     let train = unit.fit.select(&train_idx);
     let quiz = unit.fit.select(&quiz_idx);
-    let teacher = student::initial_network(&unit.teacher_network, unit.fit.x.ncols(), k, unit.seed)?;
+    let teacher = student::initial_network(&unit.teacher_network, unit.fit.rows(), k, unit.seed)?;
     teacher.set_weights(&unit.member()?.weights()?)?;
-    let net = student::initial_network(unit.student, unit.fit.x.ncols(), k, unit.seed)?;
+    let net = student::initial_network(unit.student, unit.fit.rows(), k, unit.seed)?;
     let svars = net.vars();
     let tvars = teacher.vars();
     let mut opt = crate::models::optim::Opt::new(unit.student.optimizer, svars.clone(), unit.student.learning_rate, unit.student.momentum.unwrap_or(0.9), unit.student.weight_decay)?;

@@ -77,8 +77,9 @@ impl Unit<'_> {
         }
     }
 
-    pub fn train(&self, terms: &[LossTerm], x: ArrayView2<f64>, spec: &NeuralSpec, start: Option<&[Tensor]>) -> Result<Network, ModelError> {
-        student::train_from(spec, x, terms, self.val.x.view(), &self.val.y, self.k(), self.seed, start)
+    /// Trains `spec` on the unit's fit rows with `terms`, from `start` when given.
+    pub fn train(&self, terms: &[LossTerm], spec: &NeuralSpec, start: Option<&[Tensor]>) -> Result<Network, ModelError> {
+        student::train_from(spec, self.fit.rows(), terms, self.val.x.view(), &self.val.y, self.k(), self.seed, start)
     }
 
     /// Trains the student of `arm`.
@@ -91,7 +92,7 @@ impl Unit<'_> {
                 if let Some((weight, term)) = arm.activation_term(self)? {
                     terms.push(LossTerm::new(weight, ActivationTerm(term)));
                 }
-                self.train(&terms, self.fit.x.view(), self.student, None)?
+                self.train(&terms, self.student, None)?
             }
         };
         let metrics = self.measure(&network, p_t.view())?;
@@ -107,7 +108,7 @@ impl Unit<'_> {
     /// widths and depths a method term needs to agree on).
     pub fn probe_activations(&self) -> Result<(Activations, Activations), ModelError> {
         let probe = self.probe()?;
-        let student = student::initial_network(self.student, self.fit.x.ncols(), self.k(), self.seed)?;
+        let student = student::initial_network(self.student, self.fit.rows(), self.k(), self.seed)?;
         Ok((student.activations(&probe)?, self.member()?.activations(&probe)?))
     }
 

@@ -49,7 +49,7 @@ fn fit_rco(unit: &Unit) -> Result<Network, ModelError> {
     let mut start: Option<Vec<Tensor>> = None;
     let mut network = None;
     for (i, (&anchor, &stage_epochs)) in anchors.iter().zip(&epochs).enumerate() {
-        let anchor_net = student::initial_network(&unit.teacher_network, unit.fit.x.ncols(), unit.k(), unit.seed)?;
+        let anchor_net = student::initial_network(&unit.teacher_network, unit.fit.rows(), unit.k(), unit.seed)?;
         // The last stage uses the final teacher (which differs from the last checkpoint when
         // the teacher was early-stopped).
         if i + 1 == anchors.len() {
@@ -63,7 +63,7 @@ fn fit_rco(unit: &Unit) -> Result<Network, ModelError> {
         let p = anchor.try_predict_proba(unit.fit.x.view())?;
         let terms = unit.target_terms(KD, p.view(), &unit.fit.y)?;
         let spec = NeuralSpec { epochs: stage_epochs, ..unit.student.clone() };
-        let net = unit.train(&terms, unit.fit.x.view(), &spec, start.as_deref())?;
+        let net = unit.train(&terms, &spec, start.as_deref())?;
         start = Some(net.weights()?);
         network = Some(net);
     }

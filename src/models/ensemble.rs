@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::LossTerm;
 use super::student::{self, NeuralSpec, Network, StudentKind};
 use super::{Result, Teacher};
+use crate::data::Rows;
 use crate::data::validation_split;
 use crate::seed;
 
@@ -96,8 +97,19 @@ impl NetworkTeacherSpec {
         spec
     }
 
-    /// Trains the members on (x, y); member i uses seed derive(seed, ["member", i]).
-    pub fn fit(&self, x: ArrayView2<f64>, y: &[usize], n_classes: usize, seed: u64) -> Result<NetworkEnsemble> {
+    /// Trains the members on (rows, y); member i uses seed derive(seed, ["member", i]).
+    pub fn fit(&self, rows: Rows, y: &[usize], n_classes: usize, seed: u64) -> Result<NetworkEnsemble> {
+        self.fit_members(rows, y, n_classes, seed, false)
+    }
+
+    /// [`Self::fit`], each member keeping its weights after every epoch in [`Network::route`]
+    /// (what route-constrained distillation follows).
+    pub fn fit_keeping_route(&self, rows: Rows, y: &[usize], n_classes: usize, seed: u64) -> Result<NetworkEnsemble> {
+        self.fit_members(rows, y, n_classes, seed, true)
+    }
+
+    fn fit_members(&self, rows: Rows, y: &[usize], n_classes: usize, seed: u64, keep_route: bool) -> Result<NetworkEnsemble> {
+        let x = rows.x;
         let members = (0..self.members)
             .map(|i| {
                 let spec = self.member_spec(i);
@@ -106,7 +118,9 @@ impl NetworkTeacherSpec {
                 let y_fit: Vec<usize> = fit.iter().map(|&r| y[r]).collect();
                 let y_val: Vec<usize> = val.iter().map(|&r| y[r]).collect();
                 let terms = [LossTerm::soft_ce(1.0, 1.0, student::one_hot(&y_fit, n_classes))];
-                student::train(&spec, x.select(Axis(0), &fit).view(), &terms, x.select(Axis(0), &val).view(), &y_val, n_classes, member_seed)
+                let x_fit = x.select(Axis(0), &fit);
+                let training = student::Training { keep_route, ..student::Training::default() };
+                student::train_with(&spec, rows.with(x_fit.view()), &terms, x.select(Axis(0), &val).view(), &y_val, n_classes, member_seed, training)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(NetworkEnsemble { members, reduction: self.reduction })
@@ -171,7 +185,7 @@ mod tests {
     }
 
     fn spec(members: usize, reduction: Reduction) -> NetworkTeacherSpec {
-        let network = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), epochs: 5, patience: 5, image_shape: Some((6, 6)), ..NeuralSpec::default() };
+        let network = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), epochs: 5, patience: 5, ..NeuralSpec::default() };
         NetworkTeacherSpec { members, reduction, member_augment: None, network }
     }
 
@@ -179,11 +193,11 @@ mod tests {
     fn an_ensemble_of_identical_members_equals_the_member() {
         let (x, y) = halves(60, 1);
         for reduction in [Reduction::MeanLogits, Reduction::MeanProbabilities] {
-            let single = spec(1, reduction).fit(x.view(), &y, 2, 3).unwrap();
+            let single = spec(1, reduction).fit(Rows::new(x.view(), Some((6, 6))), &y, 2, 3).unwrap();
             let member = single.members.into_iter().next().unwrap();
             let p_member = member.predict_proba(x.view()).unwrap();
             // Three bit-identical members: the same seed trains the same network.
-            let copies = (0..3).map(|_| spec(1, reduction).fit(x.view(), &y, 2, 3).unwrap().members.remove(0)).collect();
+            let copies = (0..3).map(|_| spec(1, reduction).fit(Rows::new(x.view(), Some((6, 6))), &y, 2, 3).unwrap().members.remove(0)).collect();
             let ensemble = NetworkEnsemble { members: copies, reduction };
             let p = ensemble.predict_proba(x.view());
             let diff = (&p - &p_member).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
@@ -198,7 +212,7 @@ mod tests {
     #[test]
     fn reductions_differ_in_general_and_members_have_their_own_seeds() {
         let (x, y) = halves(60, 2);
-        let a = spec(3, Reduction::MeanLogits).fit(x.view(), &y, 2, 4).unwrap();
+        let a = spec(3, Reduction::MeanLogits).fit(Rows::new(x.view(), Some((6, 6))), &y, 2, 4).unwrap();
         let z0 = a.members[0].predict_logits(x.view()).unwrap();
         let z1 = a.members[1].predict_logits(x.view()).unwrap();
         assert_ne!(z0, z1, "members must differ");
@@ -217,9 +231,7 @@ mod tests {
     #[test]
     fn a_cnn_without_an_image_shape_is_an_error() {
         let (x, y) = halves(20, 3);
-        let mut s = spec(1, Reduction::MeanLogits);
-        s.network.image_shape = None;
-        let err = s.fit(x.view(), &y, 2, 1).err().unwrap().to_string();
+        let err = spec(1, Reduction::MeanLogits).fit(Rows::tabular(x.view()), &y, 2, 1).err().unwrap().to_string();
         assert!(err.contains("needs image data"), "{err}");
     }
 }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use forest::{ForestParams, MaxFeatures, RandomForestClassifier, RandomForestRegressor};
 
+use crate::data::Rows;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{model} failed to fit: {reason}")]
@@ -239,8 +241,9 @@ impl TeacherSpec {
         Ok(())
     }
 
-    /// Fits the teacher on (x, y); every random choice derives from `seed`.
-    pub fn fit(&self, x: ArrayView2<f64>, y: &[usize], n_classes: usize, seed: u64) -> Result<Box<dyn Teacher>> {
+    /// Fits the teacher on (rows, y); every random choice derives from `seed`.
+    pub fn fit(&self, rows: Rows, y: &[usize], n_classes: usize, seed: u64) -> Result<Box<dyn Teacher>> {
+        let x = rows.x;
         Ok(match self {
             TeacherSpec::Forest(s) => {
                 let params = forest_params(s.n_trees, s.max_depth, s.min_samples_leaf, &s.max_features, "forest", ForestParams::default())?;
@@ -249,7 +252,7 @@ impl TeacherSpec {
             TeacherSpec::Logistic(s) => Box::new(classical::Logistic::fit(x, y, n_classes, s.alpha, s.max_iterations)?),
             TeacherSpec::Knn(s) => Box::new(classical::Knn::fit(x, y, n_classes, s.k)?),
             TeacherSpec::NaiveBayes(s) => Box::new(classical::NaiveBayes::fit(x, y, n_classes, s.var_smoothing)?),
-            TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => Box::new(s.fit(x, y, n_classes, seed)?),
+            TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => Box::new(s.fit(rows, y, n_classes, seed)?),
         })
     }
 
@@ -259,23 +262,6 @@ impl TeacherSpec {
         match self {
             TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => Some(s),
             _ => None,
-        }
-    }
-
-    /// The spec with the data's image shape filled in (what a CNN teacher needs to fit).
-    pub fn for_images(&self, image_shape: Option<(usize, usize)>) -> TeacherSpec {
-        match self {
-            TeacherSpec::Cnn(s) => {
-                let mut s = s.clone();
-                s.network.image_shape = image_shape;
-                TeacherSpec::Cnn(s)
-            }
-            TeacherSpec::Mlp(s) => {
-                let mut s = s.clone();
-                s.network.image_shape = image_shape;
-                TeacherSpec::Mlp(s)
-            }
-            other => other.clone(),
         }
     }
 }

@@ -20,6 +20,7 @@ use super::loss::{soft_cross_entropy, Activations, Batch, LossTerm};
 use super::optim::{Opt, OptimizerKind, Schedule};
 use super::tensor::{from_tensor, to_tensor};
 use super::{ForestParams, ModelError, RandomForestRegressor, Result, WeightInit};
+use crate::data::Rows;
 use crate::seed;
 
 /// The early-stopping rule, as the report states it.
@@ -85,14 +86,6 @@ pub struct NeuralSpec {
     /// The cosine schedule's final learning rate (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_learning_rate: Option<f64>,
-    /// The data's image (height, width), set by the runner from the data (a CNN needs it),
-    /// never read from a study.
-    #[serde(skip)]
-    pub image_shape: Option<(usize, usize)>,
-    /// Keep a copy of the weights after every epoch in [`Network::route`] (set by the runner
-    /// for route-constrained distillation, never read from a study).
-    #[serde(skip)]
-    pub keep_route: bool,
     /// Augmentation of the training stream (a level name or a table, see `augment`); never
     /// applied to validation or test data. Image data only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,8 +112,6 @@ impl Default for NeuralSpec {
             momentum: None,
             schedule: Schedule::default(),
             min_learning_rate: None,
-            image_shape: None,
-            keep_route: false,
             augment: None,
         }
     }
@@ -198,14 +189,6 @@ impl StudentSpec {
         }
     }
 
-    /// The spec with the data's image shape filled in (what a CNN needs to fit).
-    pub fn for_images(&self, image_shape: Option<(usize, usize)>) -> StudentSpec {
-        match self {
-            StudentSpec::Neural(s) => StudentSpec::Neural(NeuralSpec { image_shape, ..s.clone() }),
-            other => other.clone(),
-        }
-    }
-
     pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         match self {
             StudentSpec::Neural(s) => s.check(),
@@ -251,10 +234,11 @@ impl NeuralSpec {
         }
     }
 
-    /// The CNN's layers for `image_shape`: channels per conv layer and which have stride 2.
-    pub fn cnn_shape(&self, n_features: usize, n_classes: usize) -> Result<CnnShape> {
+    /// The CNN's layers for images of `image_shape`: channels per conv layer and which have
+    /// stride 2.
+    pub fn cnn_shape(&self, image_shape: Option<(usize, usize)>, n_features: usize, n_classes: usize) -> Result<CnnShape> {
         let fail = |reason: String| ModelError::Fit { model: "cnn", reason };
-        let (height, width) = self.image_shape.ok_or_else(|| {
+        let (height, width) = image_shape.ok_or_else(|| {
             fail("a CNN needs image data (a data kind with a height and width); these data are not images".into())
         })?;
         if height * width != n_features {
@@ -374,7 +358,7 @@ pub struct Network {
     /// The epoch whose weights were kept (1-based) and the epochs run.
     pub best_epoch: usize,
     pub epochs_run: usize,
-    /// The weights after each epoch, when the spec's `keep_route` is set (else empty).
+    /// The weights after each epoch, when [`Training::keep_route`] is set (else empty).
     pub route: Vec<Vec<Tensor>>,
 }
 
@@ -396,10 +380,11 @@ impl Network {
         Ok(Network { architecture: Architecture::Mlp(layers), best_epoch: 0, epochs_run: 0, route: Vec::new() })
     }
 
-    /// The untrained network `spec` describes, weights from `seed`.
-    pub fn new(spec: &NeuralSpec, n_features: usize, n_classes: usize, seed: u64) -> Result<Network> {
+    /// The untrained network `spec` describes for inputs laid out as `rows`, weights from `seed`.
+    pub fn new(spec: &NeuralSpec, rows: Rows, n_classes: usize, seed: u64) -> Result<Network> {
+        let n_features = rows.x.ncols();
         if spec.kind == StudentKind::Cnn {
-            let cnn = Cnn::with_init(spec.cnn_shape(n_features, n_classes)?, seed, spec.init)?;
+            let cnn = Cnn::with_init(spec.cnn_shape(rows.image_shape, n_features, n_classes)?, seed, spec.init)?;
             return Ok(Network { architecture: Architecture::Cnn(cnn), best_epoch: 0, epochs_run: 0, route: Vec::new() });
         }
         let mut sizes = vec![n_features];
@@ -507,54 +492,53 @@ impl Network {
     }
 }
 
-/// Trains a student on `x_fit` with the given loss terms, early-stopped on labelled
+/// Trains a student on the fit rows with the given loss terms, early-stopped on labelled
 /// validation rows. Returns `ModelError::Diverged` when the loss stops being finite.
-pub fn train(
-    spec: &NeuralSpec,
-    x_fit: ArrayView2<f64>,
-    terms: &[LossTerm],
-    x_val: ArrayView2<f64>,
-    y_val: &[usize],
-    n_classes: usize,
-    seed: u64,
-) -> Result<Network> {
-    train_from(spec, x_fit, terms, x_val, y_val, n_classes, seed, None)
+pub fn train(spec: &NeuralSpec, fit: Rows, terms: &[LossTerm], x_val: ArrayView2<f64>, y_val: &[usize], n_classes: usize, seed: u64) -> Result<Network> {
+    train_with(spec, fit, terms, x_val, y_val, n_classes, seed, Training::default())
 }
 
-/// The untrained network [`train`] starts from for `seed`.
-pub fn initial_network(spec: &NeuralSpec, n_features: usize, n_classes: usize, seed: u64) -> Result<Network> {
-    Network::new(spec, n_features, n_classes, seed::derive(seed, &["init"]))
+/// The untrained network [`train`] starts from for `seed`, for inputs laid out as `rows`.
+pub fn initial_network(spec: &NeuralSpec, rows: Rows, n_classes: usize, seed: u64) -> Result<Network> {
+    Network::new(spec, rows, n_classes, seed::derive(seed, &["init"]))
 }
 
 /// [`train`], starting from the weights `start` (in [`Network::vars`] order) instead of the
-/// seeded initialisation when given. Without validation rows nothing is early-stopped: the
-/// final weights are kept.
+/// seeded initialisation when given.
 #[allow(clippy::too_many_arguments)]
-pub fn train_from(
-    spec: &NeuralSpec,
-    x_fit: ArrayView2<f64>,
-    terms: &[LossTerm],
-    x_val: ArrayView2<f64>,
-    y_val: &[usize],
-    n_classes: usize,
-    seed: u64,
-    start: Option<&[Tensor]>,
-) -> Result<Network> {
-    let mut net = initial_network(spec, x_fit.ncols(), n_classes, seed)?;
-    if let Some(start) = start {
+pub fn train_from(spec: &NeuralSpec, fit: Rows, terms: &[LossTerm], x_val: ArrayView2<f64>, y_val: &[usize], n_classes: usize, seed: u64, start: Option<&[Tensor]>) -> Result<Network> {
+    train_with(spec, fit, terms, x_val, y_val, n_classes, seed, Training { start, keep_route: false })
+}
+
+/// How a training run starts and what it keeps, beside the study's settings (which the runner
+/// and the methods decide, never a study file).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Training<'s> {
+    /// Weights to start from (in [`Network::vars`] order) instead of the seeded initialisation.
+    pub start: Option<&'s [Tensor]>,
+    /// Keep a copy of the weights after every epoch in [`Network::route`].
+    pub keep_route: bool,
+}
+
+/// [`train`] as `training` says. Without validation rows nothing is early-stopped: the final
+/// weights are kept.
+#[allow(clippy::too_many_arguments)]
+pub fn train_with(spec: &NeuralSpec, fit: Rows, terms: &[LossTerm], x_val: ArrayView2<f64>, y_val: &[usize], n_classes: usize, seed: u64, training: Training) -> Result<Network> {
+    let mut net = initial_network(spec, fit, n_classes, seed)?;
+    if let Some(start) = training.start {
         net.set_weights(start)?;
     }
     // Losses with their own variables (projectors) train them with the student's.
     let mut vars = net.vars();
     vars.extend(terms.iter().flat_map(|t| t.loss.vars()));
     let mut opt = Opt::new(spec.optimizer, vars, spec.learning_rate, spec.momentum.unwrap_or(0.9), spec.weight_decay)?;
-    let mut stream = BatchStream::new(spec, x_fit, seed)?;
+    let mut stream = BatchStream::new(spec, fit, seed)?;
     let validation = Validation::new(x_val, y_val, n_classes)?;
     let mut best = (f64::INFINITY, net.snapshot()?, 0usize);
     for epoch in 1..=spec.epochs {
         stream.train_epoch(&net, &mut opt, terms, epoch)?;
         net.epochs_run = epoch;
-        if spec.keep_route {
+        if training.keep_route {
             net.route.push(net.snapshot()?);
         }
         let Some(validation) = &validation else {
@@ -615,9 +599,10 @@ struct BatchStream<'a, 'x> {
 }
 
 impl<'a, 'x> BatchStream<'a, 'x> {
-    fn new(spec: &'a NeuralSpec, x_fit: ArrayView2<'x, f64>, seed: u64) -> Result<BatchStream<'a, 'x>> {
+    fn new(spec: &'a NeuralSpec, fit: Rows<'x>, seed: u64) -> Result<BatchStream<'a, 'x>> {
+        let x_fit = fit.x;
         // Augmentation applies to image rows of the training stream only.
-        let augment = match (&spec.augment, spec.image_shape) {
+        let augment = match (&spec.augment, fit.image_shape) {
             (Some(a), Some(shape)) if !a.is_identity() => Some((a, shape)),
             _ => None,
         };
@@ -731,7 +716,7 @@ pub enum StudentTargets {
 /// labelled validation rows.
 pub fn fit(
     spec: &StudentSpec,
-    x_fit: ArrayView2<f64>,
+    fit: Rows,
     targets: &StudentTargets,
     x_val: ArrayView2<f64>,
     y_val: &[usize],
@@ -739,9 +724,9 @@ pub fn fit(
     seed: u64,
 ) -> Result<FittedStudent> {
     match (spec, targets) {
-        (StudentSpec::Neural(s), StudentTargets::Terms(terms)) => Ok(FittedStudent::Network(train(s, x_fit, terms, x_val, y_val, n_classes, seed)?)),
+        (StudentSpec::Neural(s), StudentTargets::Terms(terms)) => Ok(FittedStudent::Network(train(s, fit, terms, x_val, y_val, n_classes, seed)?)),
         (StudentSpec::ForestRegressor(s), StudentTargets::Regression { target, scale }) => {
-            Ok(FittedStudent::Forest(ForestStudent::fit(s, x_fit, target, *scale, seed)?))
+            Ok(FittedStudent::Forest(ForestStudent::fit(s, fit.x, target, *scale, seed)?))
         }
         _ => unreachable!("targets are built for the student family they train"),
     }
@@ -825,7 +810,7 @@ pub(crate) mod test_support {
 
     /// A CNN of two conv layers on 6×6 images (the `stripes` task).
     pub fn cnn_spec() -> NeuralSpec {
-        NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), image_shape: Some((6, 6)), ..spec(StudentKind::Cnn) }
+        NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), ..spec(StudentKind::Cnn) }
     }
 }
 
@@ -842,7 +827,7 @@ mod tests {
     /// unchanged by the option: the same seed gives the same weights as before it existed.
     #[test]
     fn he_initialisation_scales_hidden_layers_only() {
-        let mlp = |init| Network::new(&NeuralSpec { kind: StudentKind::Mlp, hidden: Some(vec![256]), init, ..NeuralSpec::default() }, 64, 3, 5).unwrap();
+        let mlp = |init| Network::new(&NeuralSpec { kind: StudentKind::Mlp, hidden: Some(vec![256]), init, ..NeuralSpec::default() }, Rows::tabular(Array2::zeros((0, 64)).view()), 3, 5).unwrap();
         let variance = |net: &Network, layer: usize| {
             let w: Vec<f32> = net.vars()[2 * layer].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
             w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / w.len() as f64
@@ -860,7 +845,7 @@ mod tests {
         let data = problem.sample(64, 1);
         let terms = [LossTerm::soft_ce(1.0, 1.0, one_hot(&data.y, 2))];
         let empty = Array2::<f64>::zeros((0, 2));
-        let train_with = |keep_route| train(&NeuralSpec { epochs: 5, validation_fraction: 0.0, keep_route, ..spec(StudentKind::Mlp) }, data.x.view(), &terms, empty.view(), &[], 2, 3).unwrap();
+        let train_with = |keep_route| super::train_with(&NeuralSpec { epochs: 5, validation_fraction: 0.0, ..spec(StudentKind::Mlp) }, data.rows(), &terms, empty.view(), &[], 2, 3, Training { keep_route, ..Training::default() }).unwrap();
         let (kept, plain) = (train_with(true), train_with(false));
         assert_eq!((kept.route.len(), plain.route.len()), (5, 0));
         // The last checkpoint is the final network, and keeping the route changes no weight.
@@ -878,7 +863,7 @@ mod tests {
         let test = problem.sample(1000, 3);
         for kind in [StudentKind::Linear, StudentKind::Mlp] {
             let terms = [LossTerm::soft_ce(1.0, 1.0, one_hot(&train_set.y, 2))];
-            let fit = || train(&spec(kind), train_set.x.view(), &terms, val.x.view(), &val.y, 2, 9).unwrap();
+            let fit = || train(&spec(kind), train_set.rows(), &terms, val.x.view(), &val.y, 2, 9).unwrap();
             let a = fit().predict_proba(test.x.view()).unwrap();
             let b = fit().predict_proba(test.x.view()).unwrap();
             assert_eq!(a, b, "same seed must give bit-identical students");
@@ -914,7 +899,7 @@ mod tests {
         ];
         for (name, spec, term) in variants {
             let terms = [term];
-            let net = train(&spec, x.view(), &terms, x_val.view(), &y_val, 2, 5).unwrap();
+            let net = train(&spec, Rows::new(x.view(), Some((6, 6))), &terms, x_val.view(), &y_val, 2, 5).unwrap();
             let p = net.predict_proba(x_test.view()).unwrap();
             assert_eq!(p.dim(), (400, 2));
             assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-5), "{name}: rows must sum to 1");
@@ -927,7 +912,7 @@ mod tests {
     fn cnn_students_are_reproducible_for_a_seed() {
         let (x, y) = crate::models::cnn::stripes(80, 6, 4);
         let terms = [LossTerm::soft_ce(1.0, 1.0, one_hot(&y, 2))];
-        let fit = |seed| train(&NeuralSpec { epochs: 3, ..cnn_spec() }, x.view(), &terms, x.view(), &y, 2, seed).unwrap().predict_proba(x.view()).unwrap();
+        let fit = |seed| train(&NeuralSpec { epochs: 3, ..cnn_spec() }, Rows::new(x.view(), Some((6, 6))), &terms, x.view(), &y, 2, seed).unwrap().predict_proba(x.view()).unwrap();
         assert_eq!(fit(1), fit(1));
         assert_ne!(fit(1), fit(2));
     }
@@ -943,10 +928,10 @@ mod tests {
         assert_eq!(bad(NeuralSpec { min_learning_rate: Some(0.0), ..spec(StudentKind::Mlp) }), Some("min_learning_rate"));
         assert_eq!(bad(NeuralSpec { schedule: Schedule::Cosine, min_learning_rate: Some(1.0), ..spec(StudentKind::Mlp) }), Some("min_learning_rate"));
         assert_eq!(bad(cnn_spec()), None);
-        let shape = NeuralSpec { width: Some(8), depth: Some(4), widths: None, ..cnn_spec() }.cnn_shape(36, 3).unwrap();
+        let shape = NeuralSpec { width: Some(8), depth: Some(4), widths: None, ..cnn_spec() }.cnn_shape(Some((6, 6)), 36, 3).unwrap();
         assert_eq!(shape.channels, vec![8, 16, 32, 32]);
         assert_eq!(shape.downsample, vec![false, true, true, false]);
-        let err = NeuralSpec { image_shape: None, ..cnn_spec() }.cnn_shape(36, 3).err().unwrap().to_string();
+        let err = cnn_spec().cnn_shape(None, 36, 3).err().unwrap().to_string();
         assert!(err.contains("needs image data"), "{err}");
     }
 
@@ -955,7 +940,7 @@ mod tests {
     #[test]
     fn default_keys_do_not_change_the_serialised_spec() {
         let json = serde_json::to_string(&spec(StudentKind::Mlp)).unwrap();
-        for key in ["optimizer", "schedule", "momentum", "widths", "image_shape"] {
+        for key in ["optimizer", "schedule", "momentum", "widths"] {
             assert!(!json.contains(key), "{json}");
         }
     }
@@ -967,7 +952,7 @@ mod tests {
         let mut bad = one_hot(&d.y, 2);
         bad[[0, 0]] = f64::NAN;
         let terms = [LossTerm::soft_ce(1.0, 1.0, bad)];
-        let err = train(&spec(StudentKind::Linear), d.x.view(), &terms, d.x.view(), &d.y, 2, 1).err().unwrap();
+        let err = train(&spec(StudentKind::Linear), d.rows(), &terms, d.x.view(), &d.y, 2, 1).err().unwrap();
         assert!(matches!(err, ModelError::Diverged { .. }), "{err}");
     }
 }

@@ -36,7 +36,7 @@ impl Semiparametric<'_> {
             GammaRule::Full => (Gamma::Full, None),
             GammaRule::VarianceAware => {
                 let (fit, val) = (self.fit, self.val);
-                let (c, _) = distill::select_c(self.distill, self.student, fit.x.view(), &fit.y, teacher_fit, val.x.view(), &val.y, fit.n_classes, self.seed)?;
+                let (c, _) = distill::select_c(self.distill, self.student, fit.rows(), &fit.y, teacher_fit, val.x.view(), &val.y, fit.n_classes, self.seed)?;
                 (Gamma::VarianceAware { c }, Some(c))
             }
         })
@@ -52,7 +52,7 @@ impl Protocol for Semiparametric<'_> {
         let (gamma, chosen_c) = self.gamma(arm, teacher_fit.view())?;
         let inputs = TargetInputs { y: &fit.y, teacher: teacher_fit.view(), gamma, n_classes: k, distill: self.distill, student: self.student };
         let targets = arm.targets(&inputs).map_err(|e| ModelError::Fit { model: arm.name(), reason: e.to_string() })?;
-        let fitted = student::fit(self.student, fit.x.view(), &targets, val.x.view(), &val.y, k, self.seed)?;
+        let fitted = student::fit(self.student, fit.rows(), &targets, val.x.view(), &val.y, k, self.seed)?;
         Ok(ArmFit { chosen_c, ..ArmFit::new(fitted) })
     }
 }
