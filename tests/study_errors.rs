@@ -204,3 +204,28 @@ fn a_prediction_key_of_the_wrong_type_or_name_is_located() {
     check(&e, 28, "predictions[0].margn", "unknown prediction key");
     assert_eq!(e.hint.as_deref(), Some("did you mean `margin`?"));
 }
+
+#[test]
+fn a_method_key_for_an_arm_the_study_does_not_run_is_refused() {
+    let source = r#"
+name = "m"
+claim = "c"
+arms = ["kd", "rkd"]
+[data]
+kind = "digits"
+small = true
+[teacher]
+kind = "mlp"
+hidden = [16]
+[student]
+kind = "mlp"
+hidden = [8]
+[method]
+rkd_angle_weight = 50.0
+gkd_weight = 2.0
+"#;
+    let e = parse(Path::new("studies/m.toml"), source, &LoadOptions::default()).unwrap_err();
+    check(&e, 16, "method.gkd_weight", "read only by `gkd`, which the study does not run");
+    let with_gkd = source.replace("arms = [\"kd\", \"rkd\"]", "arms = [\"kd\", \"rkd\", \"gkd\"]");
+    parse(Path::new("studies/m.toml"), &with_gkd, &LoadOptions::default()).unwrap();
+}

@@ -23,6 +23,9 @@ use crate::models::ModelError;
 
 pub use super::settings::{FeatureLossName, MethodSpec, NormalisationName, Projector};
 
+/// The `[method]` keys the unit itself reads for every arm (the σ gap it measures).
+pub const UNIT_SETTINGS: &[&str] = &["power_iterations"];
+
 /// Rows of the test set the geometry and Lipschitz metrics read (B³ angle terms and B × B
 /// distance matrices stay small).
 const PROBE_ROWS: usize = 256;

@@ -389,6 +389,7 @@ impl<'a> Ctx<'a> {
         let cells = self.cells(&sections, &axes, base_seed)?;
         self.arms_fit_protocol(&table, &arms)?;
         self.arms_fit_models(&arms, &cells)?;
+        self.method_keys_are_read(&table, &arms)?;
         let predictions = self.predictions(&table, &arms, &axes)?;
 
         Ok(Study {
@@ -700,6 +701,28 @@ impl<'a> Ctx<'a> {
         }
         let settings = cell.config.method.clone().unwrap_or_default();
         arm.fits(student, &teacher.network, &settings).map_err(|Misfit { message, hint }| self.err_hint(at, message, hint))
+    }
+
+    /// Every `[method]` key the study sets is read by one of its arms (a key for an arm the
+    /// study does not run would silently change nothing).
+    fn method_keys_are_read(&self, table: &Table, arms: &[Arm]) -> Result<(), StudyError> {
+        let Some(Value::Table(keys)) = table.get("method") else { return Ok(()) };
+        let network_unit = arms.iter().any(|a| a.needs().teacher_network);
+        for key in keys.keys().map(String::as_str) {
+            let read = |a: &Arm| a.settings().contains(&key);
+            if arms.iter().any(read) || (network_unit && method::network::UNIT_SETTINGS.contains(&key)) {
+                continue;
+            }
+            let readers: Vec<String> = self.registry.arms().iter().filter(|a| read(a)).map(|a| format!("`{}`", a.name())).collect();
+            if !readers.is_empty() {
+                return Err(self.err_hint(
+                    &[Step::Key("method"), Step::Key(key)],
+                    format!("`{key}` is read only by {}, which the study does not run", readers.join(" and ")),
+                    Some("add the arm to `arms`, or remove the key".into()),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A fidelity study names only the fidelity arms, with the independent control beside
