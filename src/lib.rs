@@ -4,7 +4,8 @@
 //! grid axes and predictions. [`runner`] computes every (cell, seed) unit, [`results`] stores
 //! one row per (cell, seed, arm), and [`report`] renders the Markdown report with verdicts.
 //! What a study may name is registered once: arms in [`method`], metrics in [`metric`], data
-//! kinds in [`data`]; a program adds its own through [`registry::Registry`].
+//! kinds in [`data`]; a program adds its own methods and metrics through
+//! [`registry::Registry`].
 //! See `ARCHITECTURE.md` for the map.
 
 pub mod augment;

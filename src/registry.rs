@@ -24,12 +24,6 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-impl PartialEq for Registry {
-    fn eq(&self, other: &Registry) -> bool {
-        self.methods == other.methods && self.metric_names() == other.metric_names()
-    }
-}
-
 impl Registry {
     /// kdlab's own methods and metrics.
     pub fn builtin() -> Registry {
@@ -40,6 +34,9 @@ impl Registry {
     /// taken name is a programming error.
     pub fn with_method(mut self, method: &'static dyn Method) -> Registry {
         assert!(self.arm(method.name()).is_none(), "a method named `{}` is already registered", method.name());
+        if let Some(conflict) = method.needs().conflict() {
+            panic!("method `{}` states needs that cannot be met: {conflict}", method.name());
+        }
         self.methods.push(Arm(method));
         self
     }

@@ -248,7 +248,8 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
         .filter(|&c| pending.iter().any(|u| u.0 == c) && study.cells[c].config.theory.oracle_n > 0 && study.cells[c].config.data.problem().is_some())
         .collect();
     let progress = Progress::new(options.progress, &study.name, teacher_jobs.len() + pending.len(), reused);
-    // Longest units (and their teachers) first, so no core idles at the end.
+    // Longest units first, so no core idles at the end; teachers in the order of the units
+    // that own them.
     let work: BTreeMap<usize, f64> = pending.iter().map(|&(c, _)| (c, resources::unit_work(study, &study.cells[c]))).collect();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build()?;
     let compute_start = Instant::now();

@@ -303,22 +303,22 @@ pub struct CrossFit {
 
 /// Cross-fitting: B teachers, teacher t fit on every fold but t (in parallel), each training
 /// point scored by the teacher that never saw it.
-pub fn cross_fit(teacher: &TeacherSpec, x: Rows, y: &[usize], n_classes: usize, spec: &DistillSpec, seed: u64) -> models::Result<CrossFit> {
+pub fn cross_fit(teacher: &TeacherSpec, train: Rows, y: &[usize], n_classes: usize, spec: &DistillSpec, seed: u64) -> models::Result<CrossFit> {
     let folds = kfold(y.len(), spec.crossfit_folds, spec.stratified.then_some(y), seed::derive(seed, &["folds"]));
     let fits: Vec<models::Result<Box<dyn Teacher>>> = (0..spec.crossfit_folds)
         .into_par_iter()
         .map(|t| {
             let rows: Vec<usize> = (0..y.len()).filter(|&i| folds[i] != t).collect();
-            let x_t = x.x.select(Axis(0), &rows);
+            let x_t = train.x.select(Axis(0), &rows);
             let y_t: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
-            teacher.fit(x.with(x_t.view()), &y_t, n_classes, seed::derive(seed, &["fold-teacher", &t.to_string()]))
+            teacher.fit(train.with(x_t.view()), &y_t, n_classes, seed::derive(seed, &["fold-teacher", &t.to_string()]))
         })
         .collect();
     let teachers = fits.into_iter().collect::<models::Result<Vec<_>>>()?;
     let mut out_of_fold = Array2::zeros((y.len(), n_classes));
     for (t, teacher) in teachers.iter().enumerate() {
         let rows: Vec<usize> = (0..y.len()).filter(|&i| folds[i] == t).collect();
-        let p = teacher.predict_proba(x.x.select(Axis(0), &rows).view());
+        let p = teacher.predict_proba(train.x.select(Axis(0), &rows).view());
         for (r, &i) in rows.iter().enumerate() {
             out_of_fold.row_mut(i).assign(&p.row(r));
         }
@@ -350,7 +350,7 @@ pub fn kfold(n: usize, k: usize, stratify: Option<&[usize]>, seed: u64) -> Vec<u
 pub fn select_c(
     spec: &DistillSpec,
     student: &StudentSpec,
-    x_fit: Rows,
+    fit: Rows,
     y_fit: &[usize],
     teacher_fit: ArrayView2<f64>,
     x_val: ArrayView2<f64>,
@@ -369,9 +369,9 @@ pub fn select_c(
             let y_held: Vec<usize> = held.iter().map(|&i| y_fit[i]).collect();
             let p_train = teacher_fit.select(Axis(0), &train);
             let targets = student_targets(&y_train, Some(p_train.view()), Gamma::VarianceAware { c }, n_classes, spec, student);
-            let x_train = x_fit.x.select(Axis(0), &train);
-            let fitted = student::fit(student, x_fit.with(x_train.view()), &targets, x_val, y_val, n_classes, seed::derive(seed, &["cv", &f.to_string()]))?;
-            let p = fitted.predict_proba(x_fit.x.select(Axis(0), &held).view())?;
+            let x_train = fit.x.select(Axis(0), &train);
+            let fitted = student::fit(student, fit.with(x_train.view()), &targets, x_val, y_val, n_classes, seed::derive(seed, &["cv", &f.to_string()]))?;
+            let p = fitted.predict_proba(fit.x.select(Axis(0), &held).view())?;
             total += metrics::brier(p.view(), &y_held).unwrap_or(f64::INFINITY);
         }
         scores.push(total / spec.cv_folds as f64);

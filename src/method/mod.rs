@@ -4,7 +4,8 @@
 //! semiparametric theory predicts for it, the `[method]` keys it reads, whether the cell's
 //! networks suit it, how it builds its student's targets from labels and teacher
 //! probabilities, and, for methods that read the teacher network, its extra loss term or its
-//! own training procedure. The protocols ask the arm; none of them matches on a method's name.
+//! own training procedure. The semiparametric and network protocols ask the arm and never match
+//! on its name; the fidelity protocol runs its own three arms (`labels`, `kd`, the control).
 //!
 //! Adding a method is one file implementing [`Method`] and one line in [`BUILTIN`] (a program
 //! or a test can also register its own with [`crate::registry::Registry::with_method`]).
@@ -89,6 +90,26 @@ impl Needs {
         Needs { teacher: true, out_of_fold: false, teacher_network: false, teacher_checkpoints: false, independent_teacher: false, network_student: false };
     /// A method that reads the teacher network and trains a network student.
     pub const NETWORK: Needs = Needs { teacher_network: true, network_student: true, ..Needs::PROBABILITIES };
+
+    /// Why these needs cannot be met together, if they cannot: every teacher-derived need
+    /// needs a teacher, the checkpoints and the network come with a network student, and
+    /// cross-fitting and the independent teacher have no network unit.
+    pub fn conflict(&self) -> Option<&'static str> {
+        let teacherless = !self.teacher && (self.out_of_fold || self.teacher_network || self.teacher_checkpoints || self.independent_teacher);
+        if teacherless {
+            return Some("an arm that reads the teacher needs `teacher`");
+        }
+        if self.teacher_checkpoints && !self.teacher_network {
+            return Some("the teacher's checkpoints come with `teacher_network`");
+        }
+        if self.teacher_network && !self.network_student {
+            return Some("an arm that reads the teacher network trains a network student");
+        }
+        if self.teacher_network && (self.out_of_fold || self.independent_teacher) {
+            return Some("arms that read the teacher network have no cross-fitting or independent teacher");
+        }
+        None
+    }
 }
 
 /// Which γ an arm uses in the corrected target g(p̂) + γ·(y − p̂).
@@ -135,7 +156,10 @@ pub struct Misfit {
 /// An activation loss with its weight in the student's loss.
 pub type WeightedTerm = (f64, Arc<dyn ActivationLoss>);
 
-/// A distillation method: one arm a study can name.
+/// A distillation method: one arm a study can name. What a method overrides must agree with
+/// its [`Needs`]: `fits`, `activation_term` and `train` are called only for methods that need
+/// the teacher network (they train in [`network::Unit`]); a method whose `targets` are loss
+/// terms needs a network student.
 pub trait Method: Sync {
     /// The name a study's `arms` and the results' `arm` column use.
     fn name(&self) -> &'static str;
@@ -170,13 +194,14 @@ pub trait Method: Sync {
         Ok(distill::student_targets(t.y, self.needs().teacher.then_some(t.teacher), t.gamma, t.n_classes, t.distill, t.student))
     }
 
-    /// The extra loss term of a method that reads the teacher's activations.
+    /// The extra loss term of a method that reads the teacher's activations (needs
+    /// `teacher_network`).
     fn activation_term(&self, _unit: &network::Unit) -> Result<Option<WeightedTerm>, ModelError> {
         Ok(None)
     }
 
-    /// A method with its own training procedure trains here; `None`: the standard loop on
-    /// its targets plus its activation term.
+    /// A method with its own training procedure (needs `teacher_network`) trains here;
+    /// `None`: the standard loop on its targets plus its activation term.
     fn train(&self, _unit: &network::Unit) -> Option<Result<Network, ModelError>> {
         None
     }
@@ -231,6 +256,15 @@ mod tests {
         let n = names.len();
         names.dedup();
         assert_eq!(names.len(), n, "two methods share a name");
+    }
+
+    #[test]
+    fn builtin_needs_are_consistent() {
+        for arm in BUILTIN {
+            assert_eq!(arm.needs().conflict(), None, "{}", arm.name());
+        }
+        let checkpoints_alone = Needs { teacher_checkpoints: true, ..Needs::PROBABILITIES };
+        assert!(checkpoints_alone.conflict().is_some());
     }
 
     #[test]

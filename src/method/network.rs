@@ -21,7 +21,7 @@ use crate::models::student::{self, NeuralSpec, Network, StudentSpec, StudentTarg
 use crate::models::tensor::{from_tensor, to_tensor};
 use crate::models::ModelError;
 
-pub use super::settings::{FeatureLossName, MethodSpec, NormalisationName, Projector};
+use super::settings::MethodSpec;
 
 /// The `[method]` keys the unit itself reads for every arm (the σ gap it measures).
 pub const UNIT_SETTINGS: &[&str] = &["power_iterations"];

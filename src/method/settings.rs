@@ -1,5 +1,6 @@
 //! The `[method]` section: the settings of the methods that read the teacher network. Each
-//! key is read only by the arms that name it in [`super::Method::settings`].
+//! key is read by the arms that name it in [`super::Method::settings`] (and
+//! `power_iterations` also by [`super::network::Unit`]'s σ gap).
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,8 @@ pub enum Projector {
     Identity,
 }
 
-/// The `[method]` section: settings of the method arms (each read only by its arm).
+/// The `[method]` section: settings of the method arms (see the module comment for who reads
+/// each key).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSpec {

@@ -728,7 +728,10 @@ pub fn fit(
         (StudentSpec::ForestRegressor(s), StudentTargets::Regression { target, scale }) => {
             Ok(FittedStudent::Forest(ForestStudent::fit(s, fit.x, target, *scale, seed)?))
         }
-        _ => unreachable!("targets are built for the student family they train"),
+        // A registered method whose targets do not suit the cell's student (it should declare
+        // `Needs::network_student`): an error for the arm's row, not a panic.
+        (StudentSpec::Neural(_), _) => Err(ModelError::Fit { model: "student", reason: "a network student needs loss-term targets".into() }),
+        (StudentSpec::ForestRegressor(_), _) => Err(ModelError::Fit { model: "student", reason: "a forest student needs a regression target; this arm's targets are for a network student".into() }),
     }
 }
 

@@ -737,8 +737,8 @@ impl<'a> Ctx<'a> {
             if arms.contains(&method::KD) && !arms.contains(&method::KD_INDEPENDENT) {
                 return Err(self.err_hint(&[Step::Key("arms")], "a fidelity study reports the independent-student control A(t, s′) beside A(t, s)", Some("add \"kd-independent\" to `arms`".into())));
             }
-        } else if arms.contains(&method::KD_INDEPENDENT) {
-            return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(method::KD_INDEPENDENT))], "`kd-independent` is the control of the fidelity protocol", Some("add a [fidelity] section, or remove the arm".into())));
+        } else if let Some(control) = arms.iter().find(|a| a.needs().independent_teacher) {
+            return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(*control))], format!("`{}` is the control of the fidelity protocol", control.name()), Some("add a [fidelity] section, or remove the arm".into())));
         }
         Ok(())
     }
