@@ -255,7 +255,7 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     let compute_start = Instant::now();
     let (teachers, oracles) = pool.install(|| {
         let jobs: Vec<(&String, &(usize, usize))> = teacher_jobs.iter().collect();
-        let obtained: Mutex<Vec<(String, Option<(TeacherOutputs, bool)>)>> = Mutex::new(Vec::new());
+        let obtained: Mutex<Vec<ObtainedTeacher>> = Mutex::new(Vec::new());
         schedule::longest_first(&jobs, |(_, (c, _))| work[c], |&(key, &(c, s))| {
             let got = obtain_teacher(study, &options.data, &teacher_cache, key, c, s, false);
             obtained.lock().expect("no panics while locked").push((key.clone(), got));
@@ -315,6 +315,10 @@ pub fn run_units(study: &Study, units: &[(usize, usize)], options: &RunOptions) 
     shards.extend(computed);
     Ok(UnitsOutcome { shards, computed: pending.len(), reused, compute_seconds, teachers })
 }
+
+/// A teacher-cache key with the teacher obtained for it and whether it came from the cache
+/// (`None` while another process fits it).
+type ObtainedTeacher = (String, Option<(TeacherOutputs, bool)>);
 
 /// What one array task did.
 pub struct CellSummary {
