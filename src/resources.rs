@@ -155,11 +155,18 @@ mod tests {
     use super::*;
     use crate::study::{parse, LoadOptions};
 
-    fn study(teacher: &str, n_train: usize) -> Study {
-        let source = format!(
+    fn source(teacher: &str, n_train: usize) -> String {
+        format!(
             "name = \"m\"\nclaim = \"c\"\nseeds = 2\narms = [\"kd\", \"crossfit\"]\n[data]\nkind = \"gaussian-mixture\"\nn_train = {n_train}\n[teacher]\n{teacher}\n[student]\nkind = \"mlp\"\n"
-        );
-        parse(std::path::Path::new("m.toml"), &source, &LoadOptions::default()).unwrap()
+        )
+    }
+
+    fn study(teacher: &str, n_train: usize) -> Study {
+        from_source(&source(teacher, n_train))
+    }
+
+    fn from_source(source: &str) -> Study {
+        parse(std::path::Path::new("m.toml"), source, &LoadOptions::default()).unwrap()
     }
 
     #[test]
@@ -172,6 +179,18 @@ mod tests {
         // A full-depth 1000-tree forest on 1000 rows, and its 10 cross-fit copies: about
         // 11 × 1000 trees × 2000 nodes × 64 bytes ≈ 1.4 GB.
         assert!(more_trees > 1.3e9 && more_trees < 2.0e9, "{more_trees}");
+    }
+
+    #[test]
+    fn unit_work_grows_with_rows_epochs_and_corrected_arms() {
+        let cell = |s: &Study| unit_work(s, &s.cells[0]);
+        let forest = "kind = \"forest\"\nn_trees = 10";
+        let base = study(forest, 1000);
+        assert!(cell(&study(forest, 10_000)) > cell(&base));
+        let longer = from_source(&source(forest, 1000).replace("kind = \"mlp\"\n", "kind = \"mlp\"\nepochs = 400\n"));
+        assert!(cell(&longer) > cell(&base));
+        let corrected = from_source(&source(forest, 1000).replace("[\"kd\", \"crossfit\"]", "[\"kd\", \"crossfit\", \"gamma-corrected\"]"));
+        assert!(cell(&corrected) > cell(&base), "the c grid's cross-validation fits count");
     }
 
     #[test]

@@ -82,6 +82,25 @@ fn a_study_runs_a_registered_method_and_metric() {
     assert!(unknown.contains("label-copy"), "{unknown}");
 }
 
+/// A method whose targets do not suit the cell's student (loss terms for a forest student,
+/// which `label-copy` does not declare it cannot train) fails its rows with the reason; the
+/// other arms and the report go on.
+#[test]
+fn targets_that_do_not_suit_the_student_fail_the_row_not_the_run() {
+    let source = STUDY.replace("kind = \"mlp\"\nhidden = [8]\nepochs = 20", "kind = \"forest-regressor\"\nn_trees = 5");
+    let study = parse(Path::new("extension.toml"), &source, &LoadOptions { registry: registry(), ..LoadOptions::default() }).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    runner::run(&study, &RunOptions { jobs: 2, ..RunOptions::new(out.path()) }).unwrap();
+    let rows = kdlab::results::read(&out.path().join("extension"), &[], study.registry.metrics()).unwrap();
+    let copies: Vec<_> = rows.iter().filter(|r| r.arm == "label-copy").collect();
+    assert_eq!(copies.len(), 4);
+    for r in copies {
+        let reason = r.failure.as_deref().expect("the arm's rows fail");
+        assert!(reason.contains("forest student needs a regression target"), "{reason}");
+    }
+    assert!(rows.iter().filter(|r| r.arm == "kd").all(|r| r.failure.is_none()), "the other arms train");
+}
+
 #[test]
 fn a_taken_name_cannot_be_registered_twice() {
     let twice = std::panic::catch_unwind(|| Registry::builtin().with_method(&toy_method::LabelCopy).with_method(&toy_method::LabelCopy));
