@@ -1,24 +1,67 @@
 //! Training steps per second of a small CNN, kdlab's im2col network against the same network
-//! built on candle's own `conv2d`. `scripts/bench-cnn.sh` runs it beside PyTorch.
+//! built on candle's own `conv2d`, with the arithmetic rate they reach and its share of the
+//! machine's peak. `scripts/bench-cnn.sh` runs it beside PyTorch.
 //!
-//! Network (both): conv 1→16 (3×3, pad 1) → ReLU → conv 16→32 (3×3, stride 2, pad 1) → ReLU →
-//! conv 32→64 (3×3, stride 2, pad 1) → ReLU → global average pool → linear 64→10.
-//! Batch 64 of 28×28 random images (fixed seed), random labels, cross-entropy, plain SGD
-//! (lr 0.01), `KDLAB_BENCH_STEPS` timed steps (default 200) after 10 warm-up steps. Threads:
-//! candle's gemm uses RAYON_NUM_THREADS. Allocator settings as in the kdlab binary
-//! (`kdlab::malloc`), unless KDLAB_BENCH_GLIBC_DEFAULTS is set.
+//! Networks (`KDLAB_BENCH_SHAPE`): `bench` (the default), conv 1→16 (3×3, pad 1) → ReLU → conv
+//! 16→32 (stride 2) → ReLU → conv 32→64 (stride 2) → ReLU → global average pool → linear
+//! 64→10; `attention`, the attention-augmentation study's teacher member, conv 8-16-32-32
+//! (layers 2 and 3 stride 2), He initialisation. Batch 64 of 28×28 random images (fixed seed),
+//! random labels, cross-entropy, plain SGD (lr 0.01), `KDLAB_BENCH_STEPS` timed steps (default
+//! 200) after 10 warm-up steps. Threads: candle's gemm uses RAYON_NUM_THREADS. Allocator
+//! settings as in the kdlab binary (`kdlab::malloc`), unless KDLAB_BENCH_GLIBC_DEFAULTS is set.
+//!
+//! GFLOP/s counts the convolutions' and the head's multiply-adds as two flops each: forward,
+//! weight gradient and input gradient (none for the first layer's input), per step. The peak is
+//! computed, not measured: f32 lanes of the widest vector unit in /proc/cpuinfo's flags
+//! (AVX-512: 16, AVX2: 8) × 2 FMA units × 2 flops × the current clock it reports, per core.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Optimizer, SGD};
 use kdlab::models::cnn::{Cnn, CnnShape};
+use kdlab::models::WeightInit;
 use rand::Rng;
 
 const BATCH: usize = 64;
 const SIDE: usize = 28;
 const CHANNELS: [usize; 3] = [16, 32, 64];
 const CLASSES: usize = 10;
+
+/// The network `KDLAB_BENCH_SHAPE` names, and its initialisation.
+fn shape() -> (&'static str, CnnShape, WeightInit) {
+    let (channels, downsample) = (CHANNELS.to_vec(), vec![false, true, true]);
+    match std::env::var("KDLAB_BENCH_SHAPE").as_deref() {
+        Ok("attention") => ("attention", CnnShape { height: SIDE, width: SIDE, channels: vec![8, 16, 32, 32], downsample: vec![false, true, true, false], n_classes: CLASSES }, WeightInit::He),
+        _ => ("bench", CnnShape { height: SIDE, width: SIDE, channels, downsample, n_classes: CLASSES }, WeightInit::Uniform),
+    }
+}
+
+/// Flops of one training step: 2 per multiply-add of each conv layer's forward pass, weight
+/// gradient and (but for the first layer) input gradient, and of the head's three gemms.
+fn flops_per_step(shape: &CnnShape) -> f64 {
+    let (mut h, mut w, mut c_in) = (shape.height, shape.width, 1);
+    let mut flops = 0.0;
+    for (i, (&c_out, &down)) in shape.channels.iter().zip(&shape.downsample).enumerate() {
+        if down {
+            (h, w) = (h.div_ceil(2), w.div_ceil(2));
+        }
+        let macs = (BATCH * h * w * (9 * c_in + 1) * c_out) as f64;
+        flops += 2.0 * macs * if i == 0 { 2.0 } else { 3.0 };
+        c_in = c_out;
+    }
+    flops + 3.0 * 2.0 * (BATCH * (c_in + 1) * shape.n_classes) as f64
+}
+
+/// The computed single-precision peak of one core, GFLOP/s, and how it was computed.
+fn peak_per_core() -> Option<(f64, String)> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    let (lanes, unit) = if flags.contains(" avx512f") { (16.0, "AVX-512") } else if flags.contains(" avx2") { (8.0, "AVX2") } else { (4.0, "SSE") };
+    let mhz: f64 = info.lines().find(|l| l.starts_with("cpu MHz"))?.split(':').nth(1)?.trim().parse().ok()?;
+    let peak = lanes * 2.0 * 2.0 * mhz / 1000.0;
+    Some((peak, format!("{unit}, {lanes} f32 lanes × 2 FMA units × 2 flops × {:.2} GHz", mhz / 1000.0)))
+}
 
 fn data(seed: u64) -> (Tensor, Tensor) {
     let mut rng = kdlab::seed::rng(seed);
@@ -80,11 +123,20 @@ fn main() {
     }
     let steps: usize = std::env::var("KDLAB_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let threads = candle_core::utils::get_num_threads();
-    let shape = CnnShape { height: SIDE, width: SIDE, channels: CHANNELS.to_vec(), downsample: vec![false, true, true], n_classes: CLASSES };
-    let net = Cnn::new(shape, 2).unwrap();
+    let (name, shape, init) = shape();
+    let flops = flops_per_step(&shape);
+    let net = Cnn::with_init(shape, 2, init).unwrap();
     let kdlab = time(net.vars(), |x| net.logits(x).unwrap(), steps);
-    println!("kdlab cnn: {kdlab:.1} steps/s ({threads} threads, batch {BATCH}, {SIDE}x{SIDE}, {steps} steps)");
-    if std::env::var("KDLAB_BENCH_SKIP_CANDLE").is_err() {
+    println!("kdlab cnn: {kdlab:.1} steps/s ({threads} threads, {name} network, batch {BATCH}, {SIDE}x{SIDE}, {steps} steps)");
+    let gflops = kdlab * flops / 1e9;
+    match peak_per_core() {
+        Some((peak, how)) => {
+            let share = 100.0 * gflops / (peak * threads as f64);
+            println!("kdlab cnn: {:.3} GFLOP/step, {gflops:.1} GFLOP/s = {share:.0}% of {threads} core(s)' computed peak of {peak:.0} GFLOP/s each ({how})", flops / 1e9);
+        }
+        None => println!("kdlab cnn: {:.3} GFLOP/step, {gflops:.1} GFLOP/s (no /proc/cpuinfo for a peak)", flops / 1e9),
+    }
+    if std::env::var("KDLAB_BENCH_SKIP_CANDLE").is_err() && name == "bench" {
         let (vars, forward) = candle_conv2d_net();
         let candle = time(vars, forward, (steps / 4).max(10));
         println!("candle conv2d cnn: {candle:.1} steps/s ({threads} threads)");
