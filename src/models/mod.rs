@@ -7,6 +7,7 @@
 
 pub mod classical;
 pub mod cnn;
+pub mod conv;
 pub mod ensemble;
 pub mod forest;
 pub mod loss;
