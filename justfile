@@ -40,6 +40,7 @@ bench: setup
     scripts/bench-forest.sh
     scripts/bench-ksg.sh
     scripts/bench-cnn.sh
+    scripts/bench-mlp.sh
 
 # Corpus seeded with the shipped and the broken study files; a panic stops it with the input.
 # Fuzz the study parser for SECONDS (cargo-fuzz, nightly Rust); prints the execution count.

@@ -9,7 +9,7 @@
 # 28x28 random images, cross-entropy, plain SGD. Both run on 1 thread (how the study runner
 # uses candle: one model per core) and on all cores. Runs alternate and the best of
 # BENCH_REPEATS is kept, so load from other processes hurts both sides alike.
-# A throwaway venv with CPU PyTorch lives in target/bench-venv-torch.
+# A throwaway venv with CPU PyTorch lives in target/bench-venv-torch (scripts/torch-venv.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,15 +18,7 @@ steps=${KDLAB_BENCH_STEPS:-200}
 repeats=${BENCH_REPEATS:-3}
 cores=$(nproc)
 
-if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    # The CPU-only wheel index first. Where it cannot be reached, PyPI's torch: its wheel
-    # alone does not import (it loads the CUDA libraries at import time, even on a machine
-    # without a GPU), so it comes with its CUDA dependencies, several GB.
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --retries 1 --timeout 20 \
-        --index-url https://download.pytorch.org/whl/cpu torch numpy \
-        || "$venv/bin/pip" install --quiet --disable-pip-version-check torch numpy
-fi
+scripts/torch-venv.sh
 
 # Build once up front so no timing includes compilation; build output stays on stderr.
 cargo bench --quiet --bench cnn --no-run
