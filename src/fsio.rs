@@ -152,6 +152,16 @@ pub fn wait_released(path: &Path) {
     }
 }
 
+/// SHA-256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+/// SHA-256 of a file's bytes, in hex.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    Ok(sha256_hex(&std::fs::read(path)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

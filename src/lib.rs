@@ -8,6 +8,7 @@
 //! [`registry::Registry`].
 //! See `ARCHITECTURE.md` for the map.
 
+pub mod analyze;
 pub mod augment;
 pub mod cluster;
 pub mod data;

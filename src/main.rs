@@ -123,6 +123,16 @@ enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Decide a claim's predictions on results computed elsewhere: an analyze file names the
+    /// results table (one row per seed × arm), its axes and the predictions; writes the same
+    /// report, verdicts.json and results files as a study.
+    Analyze {
+        /// The analyze file (TOML).
+        file: PathBuf,
+        /// Output directory for the report and its files.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+    },
     /// Re-render a report from stored results (a results directory, `reports/<study>/`), or,
     /// given a study, merge the shards of its array tasks into the results and the report.
     Report {
@@ -267,6 +277,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Metrics => {
             print!("{}", kdlab::metric::markdown_table(Registry::builtin().metrics()));
+            Ok(())
+        }
+        Command::Analyze { file, out } => {
+            let report = kdlab::analyze::run(&file, &out, Registry::builtin())?;
+            println!("{}", report.display());
             Ok(())
         }
         Command::Report { target, common, jobs, submit_next_look } => {

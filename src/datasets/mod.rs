@@ -41,7 +41,7 @@ pub use idx::{fashion_mnist, mnist, read_idx, read_idx_images, Idx};
 pub use mnist1d::{mnist1d, mnist1d_official, mnist1d_unstandardised, Mnist1dConfig};
 pub use optdigits::{optdigits, optdigits_small, read_optdigits};
 pub use synthetic_images::{SyntheticImages, SyntheticImagesConfig};
-pub use table::{load_table, ColumnKind, FileFormat, LoadReport, MissingPolicy, MAX_CATEGORIES, MISSING_MARKERS};
+pub use table::{load_table, Cells, ColumnKind, FileFormat, LoadReport, MissingPolicy, RawTable, MAX_CATEGORIES, MISSING_MARKERS};
 pub use uci::{adult, magic};
 
 /// The data cache when the command line names none, relative to the working directory.

@@ -319,8 +319,37 @@ fn read_parquet(path: &Path) -> Result<(Vec<String>, DataFrame)> {
     Ok((names, df))
 }
 
+/// A table's header and cells as read, before any interpretation: for readers of other kinds
+/// of tables (results tables) that want this module's format checks and row numbering.
+pub struct RawTable {
+    pub format: FileFormat,
+    pub names: Vec<String>,
+    frame: DataFrame,
+}
+
+impl RawTable {
+    /// Reads a CSV or Parquet file (format rule 1 of the module docs).
+    pub fn read(path: &Path) -> Result<RawTable> {
+        let format = detect_format(path)?;
+        let (names, frame) = match format {
+            FileFormat::Csv => read_csv(path)?,
+            FileFormat::Parquet => read_parquet(path)?,
+        };
+        Ok(RawTable { format, names, frame })
+    }
+
+    pub fn height(&self) -> usize {
+        self.frame.height()
+    }
+
+    /// The cells of column `index`.
+    pub fn cells(&self, path: &Path, index: usize) -> Result<Cells<'_>> {
+        column_cells(path, &self.names[index], self.frame.get_columns()[index].as_materialized_series())
+    }
+}
+
 /// A column's cells, borrowed from the frame.
-enum Cells<'a> {
+pub enum Cells<'a> {
     /// Text cells; `None` is null.
     Text(Vec<Option<&'a str>>),
     /// Numbers (Parquet numeric or boolean); `None` is null.
@@ -335,10 +364,38 @@ fn is_missing_text(s: Option<&str>) -> bool {
 }
 
 impl Cells<'_> {
-    fn missing(&self, i: usize) -> bool {
+    /// Whether cell `i` (rows from 0) is missing (rule 2 of the module docs).
+    pub fn missing(&self, i: usize) -> bool {
         match self {
             Cells::Text(v) => is_missing_text(v[i]),
             Cells::Num(v) => v[i].is_none(),
+        }
+    }
+
+    /// Cell `i` as trimmed text (a number as [`number_name`] writes it), `None` when missing.
+    pub fn text(&self, i: usize) -> Option<String> {
+        match self {
+            _ if self.missing(i) => None,
+            Cells::Text(v) => v[i].map(|s| s.trim().to_string()),
+            Cells::Num(v) => v[i].map(number_name),
+        }
+    }
+
+    /// Cell `i` of `column` as a finite number, `None` when missing; text that is not a number
+    /// and non-finite values are errors naming the row (from 1) and the column.
+    pub fn number(&self, path: &Path, column: &str, i: usize) -> Result<Option<f64>> {
+        let (value, text) = match self {
+            _ if self.missing(i) => return Ok(None),
+            Cells::Num(v) => (v[i], None),
+            Cells::Text(v) => {
+                let s = v[i].unwrap_or_default();
+                (parse_number(s), Some(s))
+            }
+        };
+        match (value, text) {
+            (Some(x), _) if x.is_finite() => Ok(Some(x)),
+            (Some(x), _) => Err(DataError::NonFinite { path: path.to_path_buf(), row: i + 1, column: column.to_string(), value: text.map_or_else(|| x.to_string(), str::to_string) }),
+            (None, t) => Err(DataError::NotANumber { path: path.to_path_buf(), row: i + 1, column: column.to_string(), value: t.unwrap_or_default().trim().to_string() }),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::study::{self, Study};
 use crate::theory;
 use crate::verdicts::{self, Decision, Evaluation};
 
-mod predictions;
+pub mod predictions;
 
 pub use predictions::{PredictionRecord, VerdictFile};
 
@@ -86,24 +86,24 @@ fn cell_title(study: &Study, cell: &crate::study::Cell) -> String {
 }
 
 /// The metrics of `names` that some row of `cell` carries.
-fn present_metrics<'a>(names: &[&'a str], rows: &[Row], cell: usize) -> Vec<&'a str> {
+pub(crate) fn present_metrics<'a>(names: &[&'a str], rows: &[Row], cell: usize) -> Vec<&'a str> {
     names.iter().copied().filter(|m| rows.iter().any(|r| r.cell_index == cell && r.get(m).is_some())).collect()
 }
 
 /// A cell's table: one line per shown arm, mean [95% CI] of each metric over seeds, with n.
-fn cell_table(w: &mut String, study: &Study, rows: &[Row], cell: &crate::study::Cell, metrics: &[&str]) {
+pub(crate) fn cell_table(w: &mut String, arms: &[String], rows: &[Row], cell: usize, metrics: &[&str]) {
     let _ = writeln!(w, "| arm | n | {} |", metrics.join(" | "));
     let _ = writeln!(w, "|---|---|{}", "---|".repeat(metrics.len()));
-    for arm in shown_arms(study, rows) {
-        let n = rows.iter().filter(|r| r.cell_index == cell.index && r.arm == arm && r.failure.is_none()).count();
-        let cells: Vec<String> = metrics.iter().map(|m| fmt_summary(&stats::summarize(&values(rows, cell.index, &arm, m)))).collect();
+    for arm in arms {
+        let n = rows.iter().filter(|r| r.cell_index == cell && &r.arm == arm && r.failure.is_none()).count();
+        let cells: Vec<String> = metrics.iter().map(|m| fmt_summary(&stats::summarize(&values(rows, cell, arm, m)))).collect();
         let _ = writeln!(w, "| {arm} | {n} | {} |", cells.join(" | "));
     }
     let _ = writeln!(w);
 }
 
 /// One line per metric of `names` that some row carries: its description and direction.
-fn metric_legend(w: &mut String, registry: &Registry, names: &[&str], rows: &[Row]) {
+pub(crate) fn metric_legend(w: &mut String, registry: &Registry, names: &[&str], rows: &[Row]) {
     for metric in names.iter().filter(|m| rows.iter().any(|r| r.get(m).is_some())) {
         if let Some(info) = registry.metric(metric) {
             let _ = writeln!(w, "- `{}`: {} ({}; {}).", info.name, info.description, info.unit, match info.better {
@@ -137,7 +137,7 @@ pub fn render_all(study: &Study, rows: &[Row], provenance: &Provenance, out: &Pa
     let markdown = render(&Report { study, rows, evaluation: &evaluation, prov: provenance, figures: &figures, rendered_by: crate::provenance::git_state() });
     let report = out.join(format!("{}.md", study.name));
     fsio::write_atomic(&report, markdown.as_bytes())?;
-    let verdicts = VerdictFile::new(study, rows, &evaluation);
+    let verdicts = VerdictFile::new(&study.into(), rows, &evaluation);
     fsio::write_atomic(&dir.join("verdicts.json"), serde_json::to_string_pretty(&verdicts).expect("serialisable").as_bytes())?;
     write_index(out)?;
     Ok(report)
@@ -333,7 +333,7 @@ fn header(w: &mut String, r: &Report) {
 fn setup(w: &mut String, r: &Report) {
     let Report { study, rows, evaluation, prov, .. } = *r;
     let _ = writeln!(w, "## Setup\n");
-    let _ = writeln!(w, "- Seeds: {} (base seed {}){}; cells: {}; rows: {}.", predictions::seed_design(study), study.base_seed, if study.quick { ", quick smoke version" } else { "" }, study.cells.len(), rows.len());
+    let _ = writeln!(w, "- Seeds: {} (base seed {}){}; cells: {}; rows: {}.", predictions::seed_design(&study.into()), study.base_seed, if study.quick { ", quick smoke version" } else { "" }, study.cells.len(), rows.len());
     if study.axes.is_empty() {
         let _ = writeln!(w, "- Grid: none (a single cell).");
     }
@@ -382,7 +382,7 @@ fn setup(w: &mut String, r: &Report) {
 
 /// The predictions, their verdicts and their statistics.
 fn predictions_section(w: &mut String, r: &Report) {
-    predictions::section(w, r.study, r.evaluation);
+    predictions::section(w, &r.study.into(), r.evaluation);
 }
 
 /// Per-cell results tables of the metrics every study has.
@@ -394,7 +394,7 @@ fn results_section(w: &mut String, r: &Report) {
     metric_legend(w, &study.registry, &shown, rows);
     for cell in &study.cells {
         let _ = writeln!(w, "### Cell {}: {}\n", cell.index, cell_title(study, cell));
-        cell_table(w, study, rows, cell, &present_metrics(&shown, rows, cell.index));
+        cell_table(w, &shown_arms(study, rows), rows, cell.index, &present_metrics(&shown, rows, cell.index));
     }
 }
 
@@ -417,7 +417,7 @@ fn protocol_sections(w: &mut String, r: &Report) {
             for group in &groups {
                 let present = present_metrics(group, rows, cell.index);
                 if !present.is_empty() {
-                    cell_table(w, study, rows, cell, &present);
+                    cell_table(w, &shown_arms(study, rows), rows, cell.index, &present);
                 }
             }
         }
@@ -439,7 +439,7 @@ fn diagnostics_section(w: &mut String, r: &Report) {
                 continue;
             }
             let _ = writeln!(w, "### Diagnostics, cell {}: {}\n", cell.index, cell_title(study, cell));
-            cell_table(w, study, rows, cell, &present);
+            cell_table(w, &shown_arms(study, rows), rows, cell.index, &present);
             let (lower, upper) = (values_by_seed(rows, cell.index, "lipschitz_lower"), values_by_seed(rows, cell.index, "lipschitz_upper"));
             let gaps: Vec<f64> = lower.iter().filter_map(|(key, lo)| upper.get(key).filter(|_| *lo > 0.0).map(|up| up / lo)).collect();
             if !gaps.is_empty() {

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::{fmt_num, fmt_p, verdict_word};
 use crate::results::Row;
 use crate::stats::Verdict;
-use crate::study::{Comparison, Expect, Study, TestKind};
+use crate::study::{Comparison, Expect, TestKind};
+use crate::verdicts::Design;
 use crate::study::SeedPlan;
 use crate::verdicts::sequential::Look;
 use crate::verdicts::{Decision, Evaluation, ALPHA, POWER};
@@ -110,11 +111,11 @@ impl PredictionRecord {
 }
 
 impl VerdictFile {
-    pub fn new(study: &Study, rows: &[Row], evaluation: &Evaluation) -> VerdictFile {
+    pub fn new(design: &Design, rows: &[Row], evaluation: &Evaluation) -> VerdictFile {
         let count = |v: Verdict| evaluation.decisions.iter().filter(|d| d.verdict == v).count();
         VerdictFile {
-            name: study.name.clone(),
-            claim: study.claim.clone(),
+            name: design.name.to_string(),
+            claim: design.claim.to_string(),
             supported: count(Verdict::Supported),
             contradicted: count(Verdict::Contradicted),
             inconclusive: count(Verdict::Inconclusive),
@@ -128,12 +129,13 @@ impl VerdictFile {
 }
 
 /// "10" or "looks at 5, 10, …, 40 (sequential)".
-pub fn seed_design(study: &Study) -> String {
-    if study.plan.is_sequential() {
-        let looks: Vec<String> = study.plan.looks().iter().map(|s| s.to_string()).collect();
-        format!("sequential design, looks at {} seeds (min {}, max {}, step {})", looks.join(", "), study.plan.min, study.plan.max, study.plan.step)
+pub fn seed_design(design: &Design) -> String {
+    let plan = design.plan;
+    if plan.is_sequential() {
+        let looks: Vec<String> = plan.looks().iter().map(|s| s.to_string()).collect();
+        format!("sequential design, looks at {} seeds (min {}, max {}, step {})", looks.join(", "), plan.min, plan.max, plan.step)
     } else {
-        study.seeds.to_string()
+        design.seeds.to_string()
     }
 }
 
@@ -177,7 +179,7 @@ fn seeds_text(n: Option<usize>) -> String {
 }
 
 /// The "Predictions" section: verdicts, power, looks, and the verdicts in words.
-pub fn section(w: &mut String, study: &Study, evaluation: &Evaluation) {
+pub fn section(w: &mut String, design: &Design, evaluation: &Evaluation) {
     let decisions = &evaluation.decisions;
     let _ = writeln!(w, "## Predictions\n");
     if decisions.is_empty() {
@@ -188,7 +190,7 @@ pub fn section(w: &mut String, study: &Study, evaluation: &Evaluation) {
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
     for d in decisions {
         let p = &d.prediction;
-        let cells = if p.filter.is_empty() { String::new() } else { format!(" (where {})", p.filter.iter().map(|(a, l)| format!("{} = {l}", study.axes[*a].key)).collect::<Vec<_>>().join(", ")) };
+        let cells = if p.filter.is_empty() { String::new() } else { format!(" (where {})", p.filter.iter().map(|(a, l)| format!("{} = {l}", design.axes[*a].key)).collect::<Vec<_>>().join(", ")) };
         let (effect, ci, pv) = match &d.test {
             Some(t) => (fmt_num(t.effect), format!("[{}, {}]", fmt_num(t.ci_low), fmt_num(t.ci_high)), fmt_p(t.p_value)),
             None => ("–".into(), "–".into(), "–".into()),

@@ -26,6 +26,7 @@ use crate::diagnostics::suite::DiagnosticsSpec;
 use crate::fidelity::FidelitySpec;
 use crate::method::MethodSpec;
 
+pub mod external;
 mod predictions;
 mod seed_plan;
 
@@ -234,30 +235,19 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Study, StudyError> {
 
 /// Parses study text (`path` is only used in messages and for the name of the file).
 pub fn parse(path: &Path, source: &str, options: &LoadOptions) -> Result<Study, StudyError> {
-    let spans = match DeTable::parse(source) {
-        Ok(t) => t,
-        Err(e) => {
-            let (line, column) = e.span().map(|s| line_col(source, s.start)).unzip();
-            return Err(StudyError {
-                file: path.to_path_buf(),
-                line,
-                column,
-                key: None,
-                message: format!("invalid TOML: {}", e.message().trim()),
-                hint: None,
-            });
-        }
-    };
-    let table: Table = toml::from_str(source).map_err(|e| StudyError {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        key: None,
-        message: format!("invalid TOML: {}", e.message().trim()),
-        hint: None,
-    })?;
+    let (spans, table) = parse_toml(path, source)?;
     let ctx = Ctx { path, source, spans: spans.get_ref(), registry: &options.registry };
     ctx.study(table, options)
+}
+
+/// The document with its spans (for locating errors) and as a plain table.
+fn parse_toml<'s>(path: &Path, source: &'s str) -> Result<(toml::Spanned<DeTable<'s>>, Table), StudyError> {
+    let spans = DeTable::parse(source).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(source, s.start)).unzip();
+        StudyError { file: path.to_path_buf(), line, column, key: None, message: format!("invalid TOML: {}", e.message().trim()), hint: None }
+    })?;
+    let table: Table = toml::from_str(source).map_err(|e| StudyError { file: path.to_path_buf(), line: None, column: None, key: None, message: format!("invalid TOML: {}", e.message().trim()), hint: None })?;
+    Ok((spans, table))
 }
 
 struct Ctx<'a> {
@@ -338,10 +328,7 @@ impl<'a> Ctx<'a> {
             self.study(table.clone(), &LoadOptions { quick: true, ..options.clone() })?;
             table.remove("quick");
         }
-        let name = self.required_string(&table, "name")?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(self.err(&[Step::Key("name")], format!("must be a plain name of letters, digits, '-' and '_' (it names the report files), got {name:?}")));
-        }
+        let name = self.plain_name(&table)?;
         let claim = self.required_string(&table, "claim")?;
         let description = match table.get("description") {
             None => None,
@@ -421,6 +408,15 @@ impl<'a> Ctx<'a> {
         };
         let hint = Some(hint);
         self.err_hint(path, format!("unknown {what} `{key}`"), hint)
+    }
+
+    /// `name`: letters, digits, '-' and '_', since it names the report files.
+    fn plain_name(&self, table: &Table) -> Result<String, StudyError> {
+        let name = self.required_string(table, "name")?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(self.err(&[Step::Key("name")], format!("must be a plain name of letters, digits, '-' and '_' (it names the report files), got {name:?}")));
+        }
+        Ok(name)
     }
 
     fn required_string(&self, table: &Table, key: &str) -> Result<String, StudyError> {

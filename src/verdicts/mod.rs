@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::results::Row;
 use crate::stats::{self, Verdict};
-use crate::study::{Expect, Prediction, Study};
+use crate::registry::Registry;
+use crate::study::{Expect, GridAxis, Prediction, Study};
 use seed_tests::{Method, SeedTest};
 use crate::study::SeedPlan;
 use sequential::Look;
@@ -126,14 +127,46 @@ pub struct Evaluation {
     pub next: Option<NextLook>,
 }
 
-/// Decides every prediction of `study` on `rows`: at each look of the study's seed plan (one
-/// look for a fixed design), Holm at that look's α over the predictions still undecided.
-pub fn evaluate(study: &Study, rows: &[Row]) -> Evaluation {
-    let plan = study.plan;
+/// What the verdict engine reads of a study: its grid, each cell's levels, its predictions,
+/// seed plan and metrics. A kdlab study gives one, and so does an analyze file of results
+/// computed elsewhere.
+pub struct Design<'a> {
+    pub name: &'a str,
+    pub claim: &'a str,
+    pub axes: &'a [GridAxis],
+    /// Each cell's levels (one per axis), by cell index.
+    pub cells: Vec<&'a [String]>,
+    pub predictions: &'a [Prediction],
+    pub plan: SeedPlan,
+    /// The most seeds any cell runs (`plan.max`).
+    pub seeds: usize,
+    pub registry: &'a Registry,
+}
+
+impl<'a> From<&'a Study> for Design<'a> {
+    fn from(study: &'a Study) -> Design<'a> {
+        Design {
+            name: &study.name,
+            claim: &study.claim,
+            axes: &study.axes,
+            cells: study.cells.iter().map(|c| c.levels.as_slice()).collect(),
+            predictions: &study.predictions,
+            plan: study.plan,
+            seeds: study.seeds,
+            registry: &study.registry,
+        }
+    }
+}
+
+/// Decides every prediction of a study on `rows`: at each look of its seed plan (one look for
+/// a fixed design), Holm at that look's α over the predictions still undecided.
+pub fn evaluate<'a>(design: impl Into<Design<'a>>, rows: &[Row]) -> Evaluation {
+    let design = &design.into();
+    let plan = design.plan;
     let (looks, levels) = (plan.looks(), sequential::alpha_per_look(&plan, ALPHA));
     let present: BTreeSet<(usize, usize)> = rows.iter().map(|r| (r.cell_index, r.seed)).collect();
-    let mut latest: Vec<Option<Decision>> = vec![None; study.predictions.len()];
-    let mut open: Vec<usize> = (0..study.predictions.len()).collect();
+    let mut latest: Vec<Option<Decision>> = vec![None; design.predictions.len()];
+    let mut open: Vec<usize> = (0..design.predictions.len()).collect();
     let mut taken = Vec::new();
     let mut next = None;
     for (k, (&seeds, &level)) in looks.iter().zip(&levels).enumerate() {
@@ -142,13 +175,13 @@ pub fn evaluate(study: &Study, rows: &[Row]) -> Evaluation {
         }
         let last = k + 1 == looks.len();
         if plan.is_sequential() {
-            let cells: BTreeSet<usize> = if k == 0 { (0..study.cells.len()).collect() } else { open.iter().flat_map(|&i| per_seed::cells_used(study, &study.predictions[i])).collect() };
+            let cells: BTreeSet<usize> = if k == 0 { (0..design.cells.len()).collect() } else { open.iter().flat_map(|&i| per_seed::cells_used(design, &design.predictions[i])).collect() };
             if cells.iter().any(|&c| (0..seeds).any(|s| !present.contains(&(c, s)))) {
                 next = Some(NextLook { index: k + 1, seeds, cells });
                 break;
             }
         }
-        let mut at_look: Vec<Decision> = open.iter().map(|&i| decide_one(study, rows, &study.predictions[i], seeds, level, k + 1)).collect();
+        let mut at_look: Vec<Decision> = open.iter().map(|&i| decide_one(design, rows, &design.predictions[i], seeds, level, k + 1)).collect();
         correct(&mut at_look, level);
         let mut decided = Vec::new();
         let mut still_open = Vec::new();
@@ -164,7 +197,7 @@ pub fn evaluate(study: &Study, rows: &[Row]) -> Evaluation {
         taken.push(Look { index: k + 1, seeds, alpha: level, decided });
         open = still_open;
     }
-    let decisions = latest.into_iter().zip(&study.predictions).map(|(d, p)| d.unwrap_or_else(|| not_reached(p))).collect();
+    let decisions = latest.into_iter().zip(design.predictions).map(|(d, p)| d.unwrap_or_else(|| not_reached(p))).collect();
     Evaluation { decisions, plan, looks: taken, next }
 }
 
@@ -196,8 +229,8 @@ fn margin_shift(prediction: &Prediction) -> f64 {
 }
 
 /// One prediction at one look, before the multiple-testing correction.
-fn decide_one(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize, level: f64, look: usize) -> Decision {
-    let sample = per_seed::collect(study, rows, prediction, seeds);
+fn decide_one(design: &Design, rows: &[Row], prediction: &Prediction, seeds: usize, level: f64, look: usize) -> Decision {
+    let sample = per_seed::collect(design, rows, prediction, seeds);
     let outcome = seed_tests::run(prediction.test, &sample, margin_shift(prediction));
     let power = outcome.as_ref().ok().map(|t| power_figures(t, prediction, level));
     let (test, no_test) = match outcome {

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::metric::Better;
 use crate::results::Row;
-use crate::study::{Comparison, Prediction, Study};
+use super::Design;
+use crate::study::{Comparison, Prediction};
 
 /// One (lhs, rhs) measurement of a prediction within one seed; `cell` is the lhs row's cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,21 +55,21 @@ impl Sample {
 }
 
 /// The cells whose rows a prediction reads (both sides of a level comparison).
-pub fn cells_used(study: &Study, prediction: &Prediction) -> BTreeSet<usize> {
+pub fn cells_used(design: &Design, prediction: &Prediction) -> BTreeSet<usize> {
     let passes = |levels: &[String]| prediction.filter.iter().all(|(axis, level)| &levels[*axis] == level);
     let mut out = BTreeSet::new();
-    for cell in study.cells.iter().filter(|c| passes(&c.levels)) {
+    for (index, levels) in design.cells.iter().enumerate().filter(|(_, l)| passes(l)) {
         match &prediction.comparison {
             Comparison::Levels { axis, lhs, rhs, .. } => {
-                if &cell.levels[*axis] == lhs {
-                    if let Some(partner) = level_partner(study, cell.index, *axis, rhs) {
-                        out.insert(cell.index);
+                if &levels[*axis] == lhs {
+                    if let Some(partner) = level_partner(design, index, *axis, rhs) {
+                        out.insert(index);
                         out.insert(partner);
                     }
                 }
             }
             _ => {
-                out.insert(cell.index);
+                out.insert(index);
             }
         }
     }
@@ -76,13 +77,9 @@ pub fn cells_used(study: &Study, prediction: &Prediction) -> BTreeSet<usize> {
 }
 
 /// The cell with the same levels as `cell` except `level` on `axis`.
-fn level_partner(study: &Study, cell: usize, axis: usize, level: &str) -> Option<usize> {
-    let levels = &study.cells[cell].levels;
-    study
-        .cells
-        .iter()
-        .find(|o| o.levels.iter().enumerate().all(|(a, l)| if a == axis { l == level } else { *l == levels[a] }))
-        .map(|o| o.index)
+fn level_partner(design: &Design, cell: usize, axis: usize, level: &str) -> Option<usize> {
+    let levels = design.cells[cell];
+    design.cells.iter().position(|o| o.iter().enumerate().all(|(a, l)| if a == axis { l == level } else { *l == levels[a] }))
 }
 
 /// Metrics of a model's own test predictions, continuous enough that two different models
@@ -100,14 +97,14 @@ fn fingerprint(row: &Row, value: f64) -> (String, u64, Vec<u64>) {
 }
 
 /// The pairs of `prediction` over seeds `0..seeds`, grouped by seed.
-pub fn collect(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize) -> Sample {
+pub fn collect(design: &Design, rows: &[Row], prediction: &Prediction, seeds: usize) -> Sample {
     let index: BTreeMap<(usize, usize, &str), &Row> = rows.iter().filter(|r| r.seed < seeds).map(|r| ((r.cell_index, r.seed, r.arm.as_str()), r)).collect();
     let row = |cell: usize, seed: usize, arm: &str| index.get(&(cell, seed, arm)).copied().filter(|r| r.failure.is_none());
     let value = |cell: usize, seed: usize, arm: &str, metric: &str| row(cell, seed, arm).and_then(|r| r.get(metric).map(|v| (v, r)));
     let metric = prediction.metric.as_str();
     let mut sample = Sample { seeds: Vec::new(), cells: 0, dropped: 0, duplicates: 0 };
     let mut cells = BTreeSet::new();
-    let sides = sides(study, rows, prediction, seeds);
+    let sides = sides(design, rows, prediction, seeds);
     for seed in 0..seeds {
         let mut seen = BTreeSet::new();
         let mut pairs = Vec::new();
@@ -153,24 +150,23 @@ impl Side {
     }
 }
 
-fn sides(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize) -> Vec<Side> {
+fn sides(design: &Design, rows: &[Row], prediction: &Prediction, seeds: usize) -> Vec<Side> {
     let passes = |levels: &[String]| prediction.filter.iter().all(|(axis, level)| &levels[*axis] == level);
     let mut out = Vec::new();
-    for cell in study.cells.iter().filter(|c| passes(&c.levels)) {
-        let c = cell.index;
+    for (c, levels) in design.cells.iter().enumerate().filter(|(_, l)| passes(l)) {
         match &prediction.comparison {
             Comparison::Arms { lhs, rhs } => out.push(Side::Rows { lhs: (c, lhs.name().into()), rhs: (c, rhs.name().into()) }),
             Comparison::ArmVsBest { lhs, candidates } => {
                 let names: Vec<&str> = candidates.iter().map(|a| a.name()).collect();
-                if let Some(best) = best_candidate(study, rows, &prediction.metric, c, &names, seeds) {
+                if let Some(best) = best_candidate(design, rows, &prediction.metric, c, &names, seeds) {
                     out.push(Side::Rows { lhs: (c, lhs.name().into()), rhs: (c, best.into()) });
                 }
             }
             Comparison::Constant { arm, value } => out.push(Side::Constant { cell: c, arm: arm.name().into(), value: *value }),
             Comparison::Correlation { with, arm } => out.push(Side::TwoMetrics { cell: c, arm: arm.clone(), with: with.clone() }),
             Comparison::Levels { axis, lhs, rhs, arm } => {
-                if &cell.levels[*axis] == lhs {
-                    if let Some(partner) = level_partner(study, c, *axis, rhs) {
+                if &levels[*axis] == lhs {
+                    if let Some(partner) = level_partner(design, c, *axis, rhs) {
                         out.push(Side::Rows { lhs: (c, arm.clone()), rhs: (partner, arm.clone()) });
                     }
                 }
@@ -182,8 +178,8 @@ fn sides(study: &Study, rows: &[Row], prediction: &Prediction, seeds: usize) -> 
 
 /// The candidate arm with the better mean of `metric` in `cell` over seeds `0..seeds` (chosen on
 /// the same data, which favours the candidates).
-fn best_candidate<'a>(study: &Study, rows: &[Row], metric: &str, cell: usize, candidates: &[&'a str], seeds: usize) -> Option<&'a str> {
-    let better = study.registry.metric(metric).map(|m| m.better).unwrap_or(Better::Lower);
+fn best_candidate<'a>(design: &Design, rows: &[Row], metric: &str, cell: usize, candidates: &[&'a str], seeds: usize) -> Option<&'a str> {
+    let better = design.registry.metric(metric).map(|m| m.better).unwrap_or(Better::Lower);
     let mean = |arm: &str| {
         let v: Vec<f64> = rows.iter().filter(|r| r.cell_index == cell && r.arm == arm && r.seed < seeds && r.failure.is_none()).filter_map(|r| r.get(metric)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)

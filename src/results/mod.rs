@@ -5,6 +5,8 @@
 //! `results.parquet` and `results.csv`. Timings are stored apart (`timings.csv`) so the results
 //! files of two runs are byte-identical.
 
+pub mod table;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;

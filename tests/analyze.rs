@@ -1,0 +1,137 @@
+//! `kdlab analyze`: the verdict engine on a results table computed elsewhere. Fed the
+//! `results.csv` of every shipped study with that study's predictions, it must reproduce the
+//! study's verdict table exactly; broken tables must fail with the file, row and column.
+
+use std::path::{Path, PathBuf};
+
+use kdlab::registry::Registry;
+use kdlab::study::{self, LoadOptions};
+
+/// The analyze file for a shipped study's stored results: its name, claim, axes, seed design
+/// and predictions, copied from the study file.
+fn analyze_file_for(study_path: &Path, results: &Path) -> String {
+    let study = study::load(study_path, &LoadOptions::default()).unwrap();
+    let raw: toml::Table = toml::from_str(&study.source).unwrap();
+    let mut t = toml::Table::new();
+    t.insert("name".into(), study.name.clone().into());
+    t.insert("claim".into(), study.claim.clone().into());
+    t.insert("results".into(), results.to_str().unwrap().into());
+    t.insert("axes".into(), toml::Value::Array(study.axes.iter().map(|a| a.key.clone().into()).collect()));
+    if let Some(seeds) = raw.get("seeds") {
+        t.insert("seeds".into(), seeds.clone());
+    }
+    if let Some(p) = raw.get("predictions") {
+        t.insert("predictions".into(), p.clone());
+    }
+    toml::to_string(&t).unwrap()
+}
+
+fn verdicts(path: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    serde_json::json!({ "counts": [v["supported"], v["contradicted"], v["inconclusive"], v["failed_rows"]], "looks": v["looks"], "predictions": v["predictions"] })
+}
+
+#[test]
+fn analyze_reproduces_every_shipped_studys_verdicts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for study_path in study::discover(&root.join("studies")).unwrap() {
+        let name = study_path.file_stem().unwrap().to_str().unwrap().to_string();
+        let shipped = root.join("reports").join(&name);
+        let file: PathBuf = out.path().join(format!("{name}.toml"));
+        std::fs::write(&file, analyze_file_for(&study_path, &shipped.join("results.csv"))).unwrap();
+        let report = kdlab::analyze::run(&file, &out.path().join("reports"), Registry::builtin()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.exists());
+        let ours = verdicts(&out.path().join("reports").join(&name).join("verdicts.json"));
+        assert_eq!(ours, verdicts(&shipped.join("verdicts.json")), "{name}: the verdicts differ");
+        checked += 1;
+    }
+    assert_eq!(checked, 24, "every shipped study is checked");
+}
+
+/// An analyze file for a fixture in `tests/broken-results/`: `teacher.depth` as the axis and
+/// one prediction (kd against labels).
+fn analyze_fixture(dir: &Path, table: &str, extra: &str) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken-results").join(table);
+    let file = dir.join(format!("{table}.toml"));
+    let text = format!(
+        "name = \"fixture\"\nclaim = \"kd beats labels\"\nresults = \"{}\"\naxes = [\"teacher.depth\"]\n{extra}\n[[predictions]]\nid = \"kd-beats-labels\"\nmetric = \"accuracy\"\ncompare = [\"kd\", \"labels\"]\nexpect = \"higher\"\n",
+        fixture.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn analyze_error(table: &str, extra: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = analyze_fixture(dir.path(), table, extra);
+    match kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()) {
+        Ok(_) => panic!("{table}: analyzed without an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_good_fixture_is_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = analyze_fixture(dir.path(), "good.csv", "");
+    kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()).unwrap();
+    let v = verdicts(&dir.path().join("out/fixture/verdicts.json"));
+    // kd is 0.05 above labels in every seed and cell: a constant difference, decided.
+    assert_eq!(v["counts"], serde_json::json!([1, 0, 0, 0]));
+}
+
+/// Each broken table and the error it must give: the file, and where known the row (from 1
+/// after the header) and the column.
+#[test]
+fn broken_results_tables_name_file_row_and_column() {
+    let cases: &[(&str, &[&str])] = &[
+        ("no-seed-column.csv", &["no-seed-column.csv", "no column `seed`"]),
+        ("seed-missing-for-one-arm.csv", &["column `seed`", "arm `kd` has no row for seed 2 in cell (teacher.depth = 4)"]),
+        ("non-numeric-metric.csv", &["row 4, column \"accuracy\": \"high\" is not a number"]),
+        ("duplicated-row.csv", &["row 17, column \"arm\"", "appears twice (rows 3 and 17)"]),
+        ("axis-with-one-level.csv", &["column `teacher.depth` is named as an axis but has one level (2)"]),
+        ("negative-seed.csv", &["row 3, column \"seed\": -1 is not a whole number >= 0"]),
+        ("fractional-seed.csv", &["row 3, column \"seed\": 1.5 is not a whole number >= 0"]),
+        ("undeclared-metric-column.csv", &["column `top5` is not `seed`, `arm`, an axis or a metric kdlab knows", "[metrics]"]),
+        ("empty-arm.csv", &["row 2, column \"arm\": no arm name"]),
+        ("infinite-metric.csv", &["row 6, column \"accuracy\": inf is not a finite number"]),
+        ("no-axis-column.csv", &["no column `teacher.depth`, which the analyze file names as an axis"]),
+        ("header-only.csv", &["header-only.csv", "no rows"]),
+        ("semicolon-separated.csv", &["semicolons", "only comma-separated CSV is read"]),
+        ("missing-level.csv", &["row 1, column \"teacher.depth\": no level"]),
+    ];
+    assert!(cases.len() >= 10);
+    for (table, expected) in cases {
+        let message = analyze_error(table, "");
+        for part in *expected {
+            assert!(message.contains(part), "{table}: expected {part:?} in {message:?}");
+        }
+    }
+}
+
+/// Analyze-file mistakes are located like a study file's: file, line and key.
+#[test]
+fn analyze_file_errors_name_the_line_and_key() {
+    let cases: &[(&str, &[&str])] = &[
+        ("[metrics]\naccuracy = \"higher\"", &["key `metrics.accuracy`", "kdlab knows the metric `accuracy`"]),
+        ("[metrics]\ntop5 = \"up\"", &["key `metrics.top5`", "must be \"higher\" or \"lower\""]),
+        ("seeds = 9", &["key `seeds`", "asks for 9 seeds but the results table has 4"]),
+        ("colour = \"blue\"", &["key `colour`", "unknown top-level key"]),
+    ];
+    for (extra, expected) in cases {
+        let message = analyze_error("good.csv", extra);
+        assert!(message.contains(".toml:"), "{extra}: no file and line in {message:?}");
+        for part in *expected {
+            assert!(message.contains(part), "{extra}: expected {part:?} in {message:?}");
+        }
+    }
+    // A prediction that names an arm the table does not have.
+    let dir = tempfile::tempdir().unwrap();
+    let file = analyze_fixture(dir.path(), "good.csv", "");
+    let text = std::fs::read_to_string(&file).unwrap().replace("[\"kd\", \"labels\"]", "[\"kd\", \"crossfit\"]");
+    std::fs::write(&file, text).unwrap();
+    let message = kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()).unwrap_err().to_string();
+    assert!(message.contains("crossfit"), "{message}");
+}
