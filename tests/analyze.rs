@@ -135,3 +135,18 @@ fn analyze_file_errors_name_the_line_and_key() {
     let message = kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()).unwrap_err().to_string();
     assert!(message.contains("crossfit"), "{message}");
 }
+
+/// The worked example in `examples/external-experiment/` (its committed results table, from
+/// `experiment.py`) is analysed as its README section says.
+#[test]
+fn the_worked_example_is_decided() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/external-experiment/analyze.toml");
+    let out = tempfile::tempdir().unwrap();
+    kdlab::analyze::run(&example, out.path(), Registry::builtin()).unwrap();
+    let v = verdicts(&out.path().join("external-digits/verdicts.json"));
+    // 10 seeds: three supported (agreement, non-inferior macro F1, more data helps), and
+    // cross-fitting with 100 images contradicted (its fold teachers see 80 images).
+    assert_eq!(v["counts"], serde_json::json!([3, 1, 0, 0]));
+    let report = std::fs::read_to_string(out.path().join("external-digits.md")).unwrap();
+    assert!(report.contains("`macro_f1`: declared in the analyze file"), "the declared metric is stated");
+}
