@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::report::predictions::{self, VerdictFile};
-use crate::report::{cell_table, metric_legend, present_metrics, write_index};
+use crate::report::{cell_table, interval_figures, metric_legend, present_metrics, write_index};
 use crate::study::external::ExternalStudy;
 use crate::verdicts::Evaluation;
 use crate::{fsio, results};
@@ -25,13 +25,24 @@ pub fn write(study: &ExternalStudy, evaluation: &Evaluation, out: &Path) -> Resu
     let design = study.design();
     let verdicts = VerdictFile::new(&design, rows, evaluation);
     fsio::write_atomic(&dir.join("verdicts.json"), serde_json::to_string_pretty(&verdicts)?.as_bytes())?;
+    let figures = interval_figures(&design, &arms_shown(study), rows, &evaluation.decisions, &dir)?;
     let report = out.join(format!("{}.md", study.name));
-    fsio::write_atomic(&report, render(study, evaluation)?.as_bytes())?;
+    fsio::write_atomic(&report, render(study, evaluation, &figures)?.as_bytes())?;
     write_index(out)?;
     Ok(report)
 }
 
-fn render(study: &ExternalStudy, evaluation: &Evaluation) -> Result<String, BoxError> {
+/// Every arm of the table, pseudo-arms (such as `teacher`) included, in order of first row.
+fn arms_shown(study: &ExternalStudy) -> Vec<String> {
+    study.table.rows.iter().fold(Vec::new(), |mut seen, r| {
+        if !seen.contains(&r.arm) {
+            seen.push(r.arm.clone());
+        }
+        seen
+    })
+}
+
+fn render(study: &ExternalStudy, evaluation: &Evaluation, figures: &[(String, String)]) -> Result<String, BoxError> {
     let mut w = String::new();
     let _ = writeln!(w, "# {}\n", study.name);
     let _ = writeln!(w, "**Claim.** {}\n", study.claim);
@@ -41,6 +52,10 @@ fn render(study: &ExternalStudy, evaluation: &Evaluation) -> Result<String, BoxE
     setup(&mut w, study, evaluation)?;
     predictions::section(&mut w, &study.design(), evaluation);
     results_section(&mut w, study);
+    let _ = writeln!(w, "## Figures\n");
+    for (metric, path) in figures {
+        let _ = writeln!(w, "![{metric}]({path})\n");
+    }
     Ok(w)
 }
 
@@ -69,12 +84,7 @@ fn results_section(w: &mut String, study: &ExternalStudy) {
     let _ = writeln!(w, "Mean [95% CI] over seeds; n is the number of seeds with a row that did not fail.\n");
     let names: Vec<&str> = study.table.metrics.iter().map(String::as_str).collect();
     metric_legend(w, &study.registry, &names, rows);
-    let arms: Vec<String> = rows.iter().fold(Vec::new(), |mut seen, r| {
-        if !seen.contains(&r.arm) {
-            seen.push(r.arm.clone());
-        }
-        seen
-    });
+    let arms = arms_shown(study);
     for (index, levels) in study.table.cells.iter().enumerate() {
         let title = if study.axes.is_empty() { "All data".to_string() } else { study.axes.iter().zip(levels).map(|(a, l)| format!("{} = {l}", a.key)).collect::<Vec<_>>().join(", ") };
         let _ = writeln!(w, "### Cell {index}: {title}\n");

@@ -19,7 +19,7 @@ use crate::results::{self, Row, RowKind};
 use crate::stats::{self, Summary, Verdict};
 use crate::study::{self, Study};
 use crate::theory;
-use crate::verdicts::{self, Decision, Evaluation};
+use crate::verdicts::{self, Decision, Design, Evaluation};
 
 pub mod predictions;
 
@@ -178,28 +178,30 @@ fn figure_metrics(decisions: &[Decision]) -> Vec<String> {
     names
 }
 
-fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path) -> io::Result<Vec<(String, String)>> {
+/// One chart per metric the predictions name (and accuracy): each arm's mean and 95% CI over
+/// seeds against the first axis's levels, a line per level combination of the other axes.
+/// Returns (metric, path relative to the reports directory) per chart written.
+pub(crate) fn interval_figures(design: &Design, arms: &[String], rows: &[Row], decisions: &[Decision], dir: &Path) -> io::Result<Vec<(String, String)>> {
     let mut figures = Vec::new();
-    let axis = study.axes.first();
+    // x: the first axis's levels (or one point when the study has no grid).
+    let (x_label, levels): (String, Vec<String>) = match design.axes.first() {
+        Some(a) => (a.key.clone(), a.levels.clone()),
+        None => ("cell".into(), vec!["all".into()]),
+    };
+    // Other axes' level combinations each get their own line per arm.
+    let mut groups: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+    for (index, cell) in design.cells.iter().enumerate() {
+        groups.entry(cell.iter().skip(1).cloned().collect()).or_default().push(index);
+    }
     for metric in figure_metrics(decisions) {
-        // x: the first axis's levels (or the arms themselves when the study has no grid).
-        let (x_label, levels): (String, Vec<String>) = match axis {
-            Some(a) => (a.key.clone(), a.levels.clone()),
-            None => ("cell".into(), vec!["all".into()]),
-        };
         let mut series = Vec::new();
-        // Other axes' level combinations each get their own line per arm.
-        let mut groups: BTreeMap<Vec<String>, Vec<&study::Cell>> = BTreeMap::new();
-        for cell in &study.cells {
-            groups.entry(cell.levels.iter().skip(1).cloned().collect()).or_default().push(cell);
-        }
-        for arm in shown_arms(study, rows) {
+        for arm in arms {
             for (rest, cells) in &groups {
                 let points = levels
                     .iter()
                     .map(|level| {
-                        let cell = cells.iter().find(|c| c.levels.first().map(|l| l == level).unwrap_or(true))?;
-                        let v = values(rows, cell.index, &arm, &metric);
+                        let &cell = cells.iter().find(|&&c| design.cells[c].first().map(|l| l == level).unwrap_or(true))?;
+                        let v = values(rows, cell, arm, &metric);
                         if v.is_empty() {
                             return None;
                         }
@@ -214,12 +216,17 @@ fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path
                 series.push(Series { name, points });
             }
         }
-        let title = format!("{}: {metric} (mean, 95% CI, n = seeds)", study.name);
+        let title = format!("{}: {metric} (mean, 95% CI, n = seeds)", design.name);
         let svg = plot::interval_chart(&title, &x_label, &metric, &levels, &series).map_err(io::Error::other)?;
         let file = format!("fig-{metric}.svg");
         fsio::write_atomic(&dir.join(&file), svg.as_bytes())?;
-        figures.push((metric, format!("{}/{file}", study.name)));
+        figures.push((metric, format!("{}/{file}", design.name)));
     }
+    Ok(figures)
+}
+
+fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path) -> io::Result<Vec<(String, String)>> {
+    let mut figures = interval_figures(&study.into(), &shown_arms(study, rows), rows, decisions, dir)?;
     // Reliability diagrams, one per cell: each model's bins pooled over seeds (equal-width bins
     // share their edges across seeds, so counts add and means are count-weighted).
     for cell in &study.cells {
