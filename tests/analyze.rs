@@ -150,3 +150,100 @@ fn the_worked_example_is_decided() {
     let report = std::fs::read_to_string(out.path().join("external-digits.md")).unwrap();
     assert!(report.contains("`macro_f1`: declared in the analyze file"), "the declared metric is stated");
 }
+
+/// An analyze file reading per-row test probabilities (`probabilities = ...`) instead of
+/// metrics, with the same axis and prediction as [`analyze_fixture`].
+fn probabilities_fixture(dir: &Path, table: &str) -> PathBuf {
+    let file = analyze_fixture(dir, table, "");
+    let text = std::fs::read_to_string(&file).unwrap().replace("results = ", "probabilities = ");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// kdlab scores per-row probabilities itself: accuracy, log loss and, against the teacher's
+/// rows of the same seed and cell, agreement, exactly as its own metric functions give them.
+#[test]
+fn probabilities_are_scored_by_kdlab() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = probabilities_fixture(dir.path(), "probabilities-good.csv");
+    kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("out/fixture/results.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for metric in ["accuracy", "log_loss", "brier", "ece", "agreement", "kl_teacher_student"] {
+        assert!(header.contains(&metric), "{metric} computed: {header:?}");
+    }
+    // 2 cells × 3 seeds × 3 models.
+    assert_eq!(csv.lines().count(), 1 + 18);
+    // Seed 0, depth 2, `labels`: recompute its accuracy and agreement from the fixture.
+    let fixture = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken-results/probabilities-good.csv")).unwrap();
+    let argmax = |cols: &[&str]| (0..3).max_by(|&a, &b| cols[5 + a].parse::<f64>().unwrap().total_cmp(&cols[5 + b].parse::<f64>().unwrap()).then(b.cmp(&a))).unwrap();
+    let rows: Vec<Vec<&str>> = fixture.lines().skip(1).map(|l| l.split(',').collect()).filter(|c: &Vec<&str>| c[0] == "0" && c[2] == "2").collect();
+    let of = |arm: &str| rows.iter().filter(|c| c[1] == arm).cloned().collect::<Vec<_>>();
+    let (teacher, labels) = (of("teacher"), of("labels"));
+    let accuracy = labels.iter().filter(|c| argmax(c).to_string() == c[4]).count() as f64 / 4.0;
+    let agreement = labels.iter().zip(&teacher).filter(|(s, t)| argmax(s) == argmax(t)).count() as f64 / 4.0;
+    let line = csv.lines().find(|l| l.contains(",0,labels,")).unwrap();
+    let values: Vec<&str> = line.split(',').collect();
+    let at = |name: &str| values[header.iter().position(|h| *h == name).unwrap()].parse::<f64>().unwrap();
+    assert_eq!((at("accuracy"), at("agreement")), (accuracy, agreement));
+}
+
+#[test]
+fn broken_probability_tables_name_file_row_and_column() {
+    let cases: &[(&str, &[&str])] = &[
+        ("probabilities-not-summing-to-one.csv", &["row 6, column \"p0 … p2\"", "sum to", "not 1"]),
+        ("probabilities-label-out-of-range.csv", &["row 7, column \"label\": 3 is not a class between 0 and 2"]),
+        ("probabilities-no-p1.csv", &["no column `p1`"]),
+        ("probabilities-row-not-in-teacher.csv", &["row 10, column \"row\"", "test row `img9` has no `teacher` row"]),
+        ("probabilities-duplicated-row-id.csv", &["row 6, column \"row\"", "test row `img0` appears twice (rows 5 and 6)"]),
+        ("probabilities-negative.csv", &["row 8, column \"p1\": -0.2 is not a probability"]),
+        ("probabilities-label-differs-from-teacher.csv", &["row 5, column \"label\"", "in the teacher's row 1"]),
+        ("probabilities-unknown-column.csv", &["column `model_name` is not"]),
+    ];
+    for (table, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let file = probabilities_fixture(dir.path(), table);
+        let message = match kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()) {
+            Ok(_) => panic!("{table}: analyzed without an error"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains(table), "{table}: the file is named in {message:?}");
+        for part in *expected {
+            assert!(message.contains(part), "{table}: expected {part:?} in {message:?}");
+        }
+    }
+}
+
+/// The review's cases: a missing-value marker is a name, an arm absent from a whole cell, an
+/// unknown status, a prediction on a metric the table lacks, a metric name that is no file
+/// name, and an analysis named like a study whose results it would overwrite.
+#[test]
+fn names_cells_status_and_outputs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let header = "seed,arm,depth,accuracy,status\n";
+    let mut ok = String::from(header);
+    for (d, s, a) in [("None", 0, "kd"), ("None", 0, "labels"), ("None", 1, "kd"), ("None", 1, "labels"), ("4", 0, "kd"), ("4", 0, "labels"), ("4", 1, "kd"), ("4", 1, "labels")] {
+        ok.push_str(&format!("{s},{a},{d},0.{}{s},ok\n", if a == "kd" { 8 } else { 7 }));
+    }
+    let analyze = |table: &str, extra: &str, metric: &str| {
+        write("t.csv", table);
+        let file = write("a.toml", &format!("name = \"a\"\nclaim = \"c\"\nresults = \"t.csv\"\naxes = [\"depth\"]\n{extra}\n[[predictions]]\nid = \"p\"\nmetric = \"{metric}\"\ncompare = [\"kd\", \"labels\"]\nexpect = \"higher\"\n"));
+        kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()).map(|_| ()).map_err(|e| e.to_string())
+    };
+    // `None` is a level here, not a missing value.
+    analyze(&ok, "", "accuracy").unwrap();
+    let no_labels_in_cell: String = ok.lines().filter(|l| !(l.contains(",labels,4,"))).map(|l| format!("{l}\n")).collect();
+    assert!(analyze(&no_labels_in_cell, "", "accuracy").unwrap_err().contains("arm `labels` has no row for seed 0 in cell (depth = 4)"));
+    let unknown_status = ok.replacen(",ok\n", ",diverged\n", 1);
+    assert!(analyze(&unknown_status, "", "accuracy").unwrap_err().contains("row 1, column \"status\": `diverged` is not `ok` or `failed`"));
+    assert!(analyze(&ok, "", "log_loss").unwrap_err().contains("the results table has no metric `log_loss`"));
+    let bad_name = ok.replace("accuracy,status", "val/acc,status");
+    assert!(analyze(&bad_name, "[metrics]\n\"val/acc\" = \"higher\"", "val/acc").unwrap_err().contains("it names figure files"));
+    std::fs::create_dir_all(dir.path().join("out/a/cells")).unwrap();
+    assert!(analyze(&ok, "", "accuracy").unwrap_err().contains("holds a study's results"));
+}

@@ -11,9 +11,13 @@ each the same one-hidden-layer MLP classifier (32 units):
 - `kd-crossfit`: the same on 5-fold out-of-fold teacher probabilities (Dao et al. 2021: a
   forest's in-sample probabilities are overconfident, cross-fitting removes that bias).
 
-Writes results.csv beside this file: one row per seed x arm x n_train, with the teacher's own
-row (arm `teacher`), columns seed, arm, n_train, accuracy, log_loss, agreement (test top-1
-agreement with the teacher), macro_f1, fit_seconds.
+Writes beside this file:
+- results.csv: one row per seed x arm x n_train, with the teacher's own row (arm `teacher`),
+  columns seed, arm, n_train, accuracy, log_loss, agreement (test top-1 agreement with the
+  teacher), macro_f1, fit_seconds (analyze.toml reads it);
+- probabilities.csv: every model's test probabilities, one row per seed x arm x n_train x test
+  image, columns seed, arm, n_train, row, label, p0 ... p9, for kdlab to score itself
+  (analyze-probabilities.toml reads it; about 20 MB, so it is not committed).
 Usage: python experiment.py   (about a minute on 2 cores)
 """
 import csv
@@ -51,18 +55,26 @@ def scores(p, y_test, teacher_test):
     }
 
 
+def probability_rows(seed, arm, n_train, ids, labels, p):
+    """One row per test image: its id (its index in the data set), label and probabilities."""
+    return [[seed, arm, n_train, i, c, *(f"{v:.9g}" for v in row)] for i, c, row in zip(ids, labels, p)]
+
+
 def student(seed):
     return dict(hidden_layer_sizes=(32,), max_iter=500, random_state=seed)
 
 
 rows = []
+dump = []
 for n_train in SIZES:
     for seed in SEEDS:
-        x_tr, x_te, y_tr, y_te = train_test_split(X, y, train_size=n_train, stratify=y, random_state=seed)
+        i_tr, i_te = train_test_split(np.arange(len(X)), train_size=n_train, stratify=y, random_state=seed)
+        x_tr, x_te, y_tr, y_te = X[i_tr], X[i_te], y[i_tr], y[i_te]
         start = time.perf_counter()
         teacher = RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=2).fit(x_tr, y_tr)
         p_teacher = teacher.predict_proba(x_te)
         rows.append({"seed": seed, "arm": "teacher", "n_train": n_train, **scores(p_teacher, y_te, None), "fit_seconds": time.perf_counter() - start})
+        dump += probability_rows(seed, "teacher", n_train, i_te, y_te, p_teacher)
         in_sample = teacher.predict_proba(x_tr)
         out_of_fold = cross_val_predict(RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=2), x_tr, y_tr, cv=5, method="predict_proba")
         arms = {
@@ -74,6 +86,7 @@ for n_train in SIZES:
             start = time.perf_counter()
             p = fit()
             rows.append({"seed": seed, "arm": arm, "n_train": n_train, **scores(p, y_te, p_teacher), "fit_seconds": time.perf_counter() - start})
+            dump += probability_rows(seed, arm, n_train, i_te, y_te, p)
 
 out = pathlib.Path(__file__).with_name("results.csv")
 with out.open("w", newline="") as f:
@@ -81,3 +94,9 @@ with out.open("w", newline="") as f:
     writer.writeheader()
     writer.writerows(rows)
 print(f"wrote {out} ({len(rows)} rows)")
+out = pathlib.Path(__file__).with_name("probabilities.csv")
+with out.open("w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["seed", "arm", "n_train", "row", "label", *(f"p{j}" for j in range(K))])
+    writer.writerows(dump)
+print(f"wrote {out} ({len(dump)} rows)")

@@ -17,6 +17,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// the index of `out`.
 pub fn write(study: &ExternalStudy, evaluation: &Evaluation, out: &Path) -> Result<PathBuf, BoxError> {
     let dir = out.join(&study.name);
+    if dir.join("cells").is_dir() {
+        return Err(format!("{} holds a study's results (its `cells/`); give the analysis another `name`, or another --out", dir.display()).into());
+    }
     std::fs::create_dir_all(&dir)?;
     let rows = &study.table.rows;
     let axes: Vec<String> = study.axes.iter().map(|a| a.key.clone()).collect();
@@ -61,7 +64,7 @@ fn render(study: &ExternalStudy, evaluation: &Evaluation, figures: &[(String, St
 
 fn setup(w: &mut String, study: &ExternalStudy, evaluation: &Evaluation) -> Result<(), BoxError> {
     let table = &study.table;
-    let results_sha = fsio::sha256_file(&study.results)?;
+    let results_sha = fsio::sha256_file(&study.results).map_err(|e| format!("{}: {e}", study.results.display()))?;
     let _ = writeln!(w, "## Setup\n");
     let (commit, dirty) = crate::provenance::git_state();
     let tree = match dirty {
@@ -69,7 +72,11 @@ fn setup(w: &mut String, study: &ExternalStudy, evaluation: &Evaluation) -> Resu
         Some(false) => "",
         None => ", no git state",
     };
-    let _ = writeln!(w, "- Results computed outside kdlab, read from `{}` (SHA-256 `{results_sha}`, {} rows) as the analyze file `{}` (SHA-256 `{}`) says; decided by kdlab {} (commit {commit}{tree}).", study.results_as_written, table.rows.len(), study.path.display(), study.sha256, env!("CARGO_PKG_VERSION"));
+    let what = match study.from_probabilities {
+        true => format!("test probabilities computed outside kdlab, read from `{}` (SHA-256 `{results_sha}`); kdlab computed each model's metrics from them ({} result rows)", study.results_as_written, table.rows.len()),
+        false => format!("results computed outside kdlab, read from `{}` (SHA-256 `{results_sha}`, {} rows)", study.results_as_written, table.rows.len()),
+    };
+    let _ = writeln!(w, "- Input: {what}, as the analyze file `{}` (SHA-256 `{}`) says; decided by kdlab {} (commit {commit}{tree}).", study.path.display(), study.sha256, env!("CARGO_PKG_VERSION"));
     let seeds: Vec<String> = table.seeds.iter().map(u64::to_string).collect();
     let _ = writeln!(w, "- Seeds: {} (the table's seed values {}, numbered 0 to {} in that order); cells: {}; arms: {}.", predictions::seed_design(&study.design()), seeds.join(", "), table.seeds.len() - 1, table.cells.len(), table.arms.join(", "));
     let _ = writeln!(w, "- Each seed is taken to be an independent replicate (its own data draw, teacher and initialisation); rows of one seed are paired across arms and cells. If the seeds of the experiment shared data or a teacher, the verdicts overstate the evidence.");

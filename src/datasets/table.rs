@@ -381,6 +381,15 @@ impl Cells<'_> {
         }
     }
 
+    /// Cell `i` as trimmed text, `None` only when it is empty or null: for names and levels,
+    /// where a missing-value marker such as `None` or `NA` is a value.
+    pub fn label(&self, i: usize) -> Option<String> {
+        match self {
+            Cells::Text(v) => v[i].map(str::trim).filter(|s| !s.is_empty()).map(str::to_string),
+            Cells::Num(v) => v[i].map(number_name),
+        }
+    }
+
     /// Cell `i` of `column` as a finite number, `None` when missing; text that is not a number
     /// and non-finite values are errors naming the row (from 1) and the column.
     pub fn number(&self, path: &Path, column: &str, i: usize) -> Result<Option<f64>> {

@@ -417,6 +417,16 @@ pub fn conv_stack_nhwc(x: &Tensor, layers: &[(ConvGeometry, &Tensor, &Tensor)]) 
     }
     let weights = Tensor::cat(&flat, 0)?;
     let stack = layers.iter().map(|&(geometry, w, _)| Ok(ConvLayer { geometry, c_out: w.dim(1)? })).collect::<candle_core::Result<Vec<_>>>()?;
+    // Shapes that match the geometry, so no element count could be misread.
+    let (_, h, w, c) = x.dims4()?;
+    let (mut input, mut chained) = ((h, w, c), true);
+    for (layer, (g, weight, bias)) in stack.iter().zip(layers) {
+        chained &= (g.height, g.width, g.c_in) == input && weight.dims() == [g.patch(), layer.c_out] && bias.dims() == [layer.c_out];
+        input = (g.out_height(), g.out_width(), layer.c_out);
+    }
+    if !chained {
+        return Err(candle_core::Error::Msg("conv-relu: the input, weights and biases do not match the layers' geometry".into()));
+    }
     let keep = x.track_op() || weights.track_op();
     x.contiguous()?.apply_op2_arc(&weights, Arc::new(Box::new(ConvStack { layers: stack, keep, saved: Mutex::new(None) })))
 }

@@ -5,6 +5,7 @@
 //! `results.parquet` and `results.csv`. Timings are stored apart (`timings.csv`) so the results
 //! files of two runs are byte-identical.
 
+pub mod probabilities;
 pub mod table;
 
 use std::collections::BTreeMap;

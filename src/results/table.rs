@@ -35,13 +35,16 @@ pub struct Columns<'a> {
     pub ignore: &'a [String],
     /// Whether a column names a metric (one kdlab knows, or one the analyze file declares).
     pub is_metric: &'a dyn Fn(&str) -> bool,
+    /// Cells may have run different numbers of seeds (a sequential design stopped between
+    /// looks); otherwise every cell has every seed.
+    pub per_cell_seeds: bool,
 }
 
-fn value_error(path: &Path, row: usize, column: &str, message: impl Into<String>) -> DataError {
+pub(super) fn value_error(path: &Path, row: usize, column: &str, message: impl Into<String>) -> DataError {
     DataError::Value { path: path.to_path_buf(), row, column: column.to_string(), message: message.into() }
 }
 
-fn table_error(path: &Path, message: impl Into<String>) -> DataError {
+pub(super) fn table_error(path: &Path, message: impl Into<String>) -> DataError {
     DataError::Format { path: path.to_path_buf(), message: message.into() }
 }
 
@@ -71,17 +74,17 @@ pub fn read(path: &Path, columns: &Columns) -> Result<ResultsTable, DataError> {
             continue; // a blank line
         }
         let seed = seed_value(path, &seed_cells, i)?;
-        let arm = arm_cells.text(i).filter(|a| !a.trim().is_empty()).ok_or_else(|| value_error(path, row, "arm", "no arm name"))?.trim().to_string();
-        let levels: Vec<String> = axis_cells
-            .iter()
-            .zip(columns.axes)
-            .map(|(c, a)| c.text(i).filter(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()).ok_or_else(|| value_error(path, row, a, "no level")))
-            .collect::<Result<_, _>>()?;
+        let arm = arm_cells.label(i).ok_or_else(|| value_error(path, row, "arm", "no arm name"))?;
+        let levels: Vec<String> = axis_cells.iter().zip(columns.axes).map(|(c, a)| c.label(i).ok_or_else(|| value_error(path, row, a, "no level"))).collect::<Result<_, _>>()?;
         if let Some(first) = seen.insert((levels.clone(), seed, arm.clone()), row) {
             return Err(value_error(path, row, "arm", format!("arm `{arm}`, seed {seed}{} appears twice (rows {first} and {row})", cell_label(columns.axes, &levels))));
         }
-        let failed = status.as_ref().and_then(|s| s.text(i)).is_some_and(|s| s.trim() == "failed");
-        let reason = failure.as_ref().and_then(|f| f.text(i)).map(|f| f.trim().to_string()).filter(|f| !f.is_empty());
+        let failed = match status.as_ref().and_then(|s| s.label(i)).as_deref() {
+            None | Some("ok") => false,
+            Some("failed") => true,
+            Some(other) => return Err(value_error(path, row, "status", format!("`{other}` is not `ok` or `failed`"))),
+        };
+        let reason = failure.as_ref().and_then(|f| f.label(i));
         let mut metrics = BTreeMap::new();
         for (name, cells) in &metric_cells {
             if let Some(v) = cells.number(path, name, i)? {
@@ -115,15 +118,18 @@ fn metric_columns(path: &Path, names: &[String], columns: &Columns) -> Result<Ve
     Ok(out)
 }
 
-fn seed_value(path: &Path, cells: &Cells, i: usize) -> Result<u64, DataError> {
+pub(super) fn seed_value(path: &Path, cells: &Cells, i: usize) -> Result<u64, DataError> {
     let v = cells.number(path, "seed", i)?.ok_or_else(|| value_error(path, i + 1, "seed", "no seed"))?;
-    if v < 0.0 || v.fract() != 0.0 || v > 1e15 {
+    if v < 0.0 || v.fract() != 0.0 {
         return Err(value_error(path, i + 1, "seed", format!("{v} is not a whole number >= 0")));
+    }
+    if v > 1e15 {
+        return Err(value_error(path, i + 1, "seed", format!("{v} is too large for a seed (at most 10^15)")));
     }
     Ok(v as u64)
 }
 
-fn cell_label(axes: &[String], levels: &[String]) -> String {
+pub(super) fn cell_label(axes: &[String], levels: &[String]) -> String {
     if axes.is_empty() {
         return String::new();
     }
@@ -132,7 +138,7 @@ fn cell_label(axes: &[String], levels: &[String]) -> String {
 
 /// Cells, seeds and arms from the rows; every arm of a cell must have every seed, and every
 /// axis at least two levels.
-fn design(path: &Path, columns: &Columns, mut rows: Vec<Row>, metrics: Vec<String>) -> Result<ResultsTable, DataError> {
+pub(super) fn design(path: &Path, columns: &Columns, mut rows: Vec<Row>, metrics: Vec<String>) -> Result<ResultsTable, DataError> {
     if rows.is_empty() {
         return Err(DataError::Empty { path: path.to_path_buf(), detail: "the results table has no rows".into() });
     }
@@ -158,14 +164,26 @@ fn design(path: &Path, columns: &Columns, mut rows: Vec<Row>, metrics: Vec<Strin
         }
     }
     let seeds: Vec<u64> = rows.iter().map(|r| r.seed as u64).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut by_cell: BTreeMap<(usize, String), BTreeSet<u64>> = BTreeMap::new();
+    let mut by_cell: BTreeMap<(usize, &str), BTreeSet<u64>> = BTreeMap::new();
     for r in &rows {
         let c = cells.iter().position(|l| *l == r.levels).expect("every row's cell was collected");
-        by_cell.entry((c, r.arm.clone())).or_default().insert(r.seed as u64);
+        by_cell.entry((c, r.arm.as_str())).or_default().insert(r.seed as u64);
     }
-    for ((c, arm), have) in &by_cell {
-        if let Some(missing) = seeds.iter().find(|s| !have.contains(s)) {
-            return Err(table_error(path, format!("column `seed`: arm `{arm}` has no row for seed {missing}{}; every arm needs a row for every seed (a failed run is a row with `status` = failed)", cell_label(columns.axes, &cells[*c]))));
+    let none = BTreeSet::new();
+    for (c, levels) in cells.iter().enumerate() {
+        // The cell's seeds: every seed of the table, or those of its own rows when cells may
+        // have run different numbers of seeds.
+        let cell_seeds: BTreeSet<u64> = match columns.per_cell_seeds {
+            true => by_cell.iter().filter(|((cell, _), _)| *cell == c).flat_map(|(_, s)| s.iter().copied()).collect(),
+            false => seeds.iter().copied().collect(),
+        };
+        let present: Vec<&str> = by_cell.keys().filter(|(cell, _)| *cell == c).map(|(_, a)| *a).collect();
+        let arms_here = arms.iter().map(String::as_str).chain(present.into_iter().filter(|a| RowKind::of(a) != RowKind::Arm));
+        for arm in arms_here {
+            let have = by_cell.get(&(c, arm)).unwrap_or(&none);
+            if let Some(missing) = cell_seeds.iter().find(|s| !have.contains(s)) {
+                return Err(table_error(path, format!("column `seed`: arm `{arm}` has no row for seed {missing}{}; every arm needs a row for every seed of every cell (a failed run is a row with `status` = failed)", cell_label(columns.axes, levels))));
+            }
         }
     }
     for r in &mut rows {

@@ -5,7 +5,8 @@
 //! ```toml
 //! name = "my-experiment"
 //! claim = "..."
-//! results = "results.csv"          # CSV or Parquet, relative to this file
+//! results = "results.csv"          # metrics: CSV or Parquet, relative to this file
+//! # probabilities = "probs.csv"    # or test probabilities per row, scored by kdlab
 //! axes = ["teacher.depth"]         # grid columns (none: one cell)
 //! ignore = ["wall_seconds"]        # other columns that are not metrics
 //! seeds = 10                       # optional: the first 10 seeds, or a sequential design
@@ -19,14 +20,15 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::{Ctx, GridAxis, Prediction, RawAxis, SeedPlan, Step, StudyError};
+use super::{Comparison, Ctx, GridAxis, Prediction, RawAxis, SeedPlan, Step, StudyError};
+use crate::results::probabilities;
 use crate::results::table::{self, Columns, ResultsTable};
 use crate::datasets::DataError;
 use crate::method::{Arm, Method, Needs};
 use crate::metric::{Better, Compute, MetricInfo, Section};
 use crate::registry::Registry;
 
-const KEYS: &[&str] = &["name", "claim", "description", "results", "axes", "ignore", "seeds", "metrics", "predictions"];
+const KEYS: &[&str] = &["name", "claim", "description", "results", "probabilities", "axes", "ignore", "seeds", "metrics", "predictions"];
 
 /// An analyze file read, with its results table.
 pub struct ExternalStudy {
@@ -40,6 +42,9 @@ pub struct ExternalStudy {
     pub results: PathBuf,
     /// The results table's path as the analyze file writes it.
     pub results_as_written: String,
+    /// The table holds per-row test probabilities (`probabilities`), whose metrics kdlab
+    /// computed, rather than metrics (`results`).
+    pub from_probabilities: bool,
     pub axes: Vec<GridAxis>,
     pub table: ResultsTable,
     pub arms: Vec<Arm>,
@@ -88,7 +93,7 @@ pub fn load(path: &Path, registry: Registry) -> Result<ExternalStudy, ExternalEr
     let name = ctx.plain_name(&table)?;
     let claim = ctx.required_string(&table, "claim")?;
     let description = ctx.optional_string(&table, "description")?;
-    let results_key = ctx.required_string(&table, "results")?;
+    let (from_probabilities, results_key) = ctx.input(&table)?;
     let results = path.parent().unwrap_or(Path::new(".")).join(&results_key);
     let axis_keys = ctx.string_list(&table, "axes")?;
     let ignore = ctx.string_list(&table, "ignore")?;
@@ -97,7 +102,12 @@ pub fn load(path: &Path, registry: Registry) -> Result<ExternalStudy, ExternalEr
         extended = extended.with_metric(metric);
     }
     let is_metric = |name: &str| extended.metric(name).is_some();
-    let results_table = table::read(&results, &Columns { axes: &axis_keys, ignore: &ignore, is_metric: &is_metric })?;
+    let per_cell_seeds = matches!(table.get("seeds"), Some(Value::Table(_)));
+    let columns = Columns { axes: &axis_keys, ignore: &ignore, is_metric: &is_metric, per_cell_seeds };
+    let results_table = match from_probabilities {
+        true => probabilities::read(&results, &columns, extended.metrics())?,
+        false => table::read(&results, &columns)?,
+    };
     for arm in &results_table.arms {
         if extended.arm(arm).is_none() {
             extended = extended.with_method(Box::leak(Box::new(ExternalArm(Box::leak(arm.clone().into_boxed_str())))));
@@ -111,13 +121,25 @@ pub fn load(path: &Path, registry: Registry) -> Result<ExternalStudy, ExternalEr
         .collect();
     let ctx = Ctx { registry: &extended, ..ctx };
     let predictions = ctx.predictions(&table, &arms, &raw_axes)?;
+    ctx.metrics_in_table(&predictions, &results_table)?;
     let axes = raw_axes.into_iter().map(|a| GridAxis { key: a.key, levels: a.levels }).collect();
     let plan = ctx.plan(&table, results_table.seeds.len())?;
     let sha256 = crate::fsio::sha256_hex(source.as_bytes());
-    Ok(ExternalStudy { path: path.to_path_buf(), sha256, name, claim, description, results, results_as_written: results_key, axes, table: results_table, arms, predictions, plan, registry: extended, source: source.clone() })
+    Ok(ExternalStudy { path: path.to_path_buf(), sha256, name, claim, description, results, results_as_written: results_key, from_probabilities, axes, table: results_table, arms, predictions, plan, registry: extended, source: source.clone() })
 }
 
 impl Ctx<'_> {
+    /// `results` (metrics per seed × arm) or `probabilities` (test probabilities per seed × arm
+    /// × row), exactly one: whether it is probabilities, and the path as written.
+    fn input(&self, table: &Table) -> Result<(bool, String), StudyError> {
+        match (table.contains_key("results"), table.contains_key("probabilities")) {
+            (true, true) => Err(self.err_hint(&[Step::Key("probabilities")], "the analyze file names both `results` and `probabilities`", Some("keep one: `results` for a table of metrics, `probabilities` for per-row test probabilities".into()))),
+            (false, false) => Err(self.err_hint(&[], "the analyze file has no `results` or `probabilities`", Some("add results = \"results.csv\" (metrics per seed × arm) or probabilities = \"probabilities.csv\" (test probabilities per seed × arm × row)".into()))),
+            (true, false) => Ok((false, self.required_string(table, "results")?)),
+            (false, true) => Ok((true, self.required_string(table, "probabilities")?)),
+        }
+    }
+
     /// `seeds` as a study writes it (a number, or a sequential design's looks), default every
     /// seed of the table; a fixed design may not ask for more seeds than the table has.
     fn plan(&self, table: &Table, available: usize) -> Result<SeedPlan, StudyError> {
@@ -131,6 +153,23 @@ impl Ctx<'_> {
         Ok(plan)
     }
 
+    /// Every metric a prediction reads is a column of the table (or computed from its
+    /// probabilities); otherwise the prediction could only ever be "no test".
+    fn metrics_in_table(&self, predictions: &[Prediction], table: &ResultsTable) -> Result<(), StudyError> {
+        for (i, p) in predictions.iter().enumerate() {
+            let with = match &p.comparison {
+                Comparison::Correlation { with, .. } => Some((with, "correlate")),
+                _ => None,
+            };
+            for (metric, key) in std::iter::once((&p.metric, "metric")).chain(with) {
+                if !table.metrics.contains(metric) {
+                    return Err(self.err_hint(&[Step::Key("predictions"), Step::Index(i), Step::Key(key)], format!("the results table has no metric `{metric}`"), Some(format!("its metrics: {}", table.metrics.join(", ")))));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `[metrics]`: each a metric kdlab does not know, with `"higher"` or `"lower"` is better.
     fn declared_metrics(&self, table: &Table) -> Result<Vec<&'static MetricInfo>, StudyError> {
         let Some(value) = table.get("metrics") else { return Ok(Vec::new()) };
@@ -142,6 +181,9 @@ impl Ctx<'_> {
             let at = [Step::Key("metrics"), Step::Key(name)];
             if let Some(known) = self.registry.metric(name) {
                 return Err(self.err_hint(&at, format!("kdlab knows the metric `{name}` ({} is better)", better_word(known.better)), Some("remove it from [metrics]".into())));
+            }
+            if name.is_empty() || name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                return Err(self.err(&at, format!("a metric name is letters, digits, '_', '-' and '.' (it names figure files), got {name:?}")));
             }
             let better = match direction.as_str() {
                 Some("higher") => Better::Higher,
