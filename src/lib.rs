@@ -37,6 +37,7 @@ pub mod schedule;
 pub mod seed;
 pub mod stats;
 pub mod study;
+pub mod teacher_files;
 pub mod theory;
 pub mod threads;
 pub mod verdicts;

@@ -76,6 +76,11 @@ enum Command {
         /// At most this many array tasks at once.
         #[arg(long, requires = "slurm_mode")]
         max_parallel: Option<usize>,
+        /// After the run, write each seed's teacher predictions (in-sample, out-of-fold when
+        /// an arm cross-fits, test) as files under DIR, with `teacher.json` (one study, `file`
+        /// data, one teacher per seed).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["plan", "slurm", "slurm_dry_run", "all"])]
+        export_teacher: Option<PathBuf>,
     },
     /// Compute one array task of a cluster run: every seed of one cell, each stored as a shard
     /// in `<out>/<study>/cells/`. A finished task does nothing.
@@ -193,7 +198,7 @@ fn study_paths(studies: &[String], all: bool) -> anyhow::Result<Vec<PathBuf>> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Study { studies, all, seeds, jobs, out, quick, max_memory_gib, plan, slurm, slurm_dry_run, partition, time, cpus_per_task, mem, max_parallel } => {
+        Command::Study { studies, all, seeds, jobs, out, quick, max_memory_gib, plan, slurm, slurm_dry_run, partition, time, cpus_per_task, mem, max_parallel, export_teacher } => {
             let paths = study_paths(&studies, all)?;
             let options = LoadOptions { seeds, quick, ..LoadOptions::default() };
             // Validate every study before running any, so a typo in the last file does not
@@ -208,6 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let jobs = jobs.unwrap_or_else(default_jobs);
             anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
+            anyhow::ensure!(export_teacher.is_none() || loaded.len() == 1, "--export-teacher takes one study");
             for s in &loaded {
                 let max_memory = match max_memory_gib {
                     Some(g) => Some(g * (1u64 << 30) as f64),
@@ -222,6 +228,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     summary.units_reused,
                     summary.failed_rows
                 );
+                if let Some(dir) = &export_teacher {
+                    let written = runner::export_teachers(s, &run_options(&out, jobs), dir)?;
+                    println!("{}: teacher predictions of {written} seeds in {}", s.name, dir.display());
+                }
             }
             Ok(())
         }

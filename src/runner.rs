@@ -25,6 +25,7 @@ use crate::diagnostics::suite::{self, ModelAccess};
 use crate::fidelity;
 use crate::fingerprint;
 use crate::fsio;
+use crate::teacher_files;
 use crate::metric::{self, Predictions};
 use crate::metrics;
 use crate::registry::Registry;
@@ -62,6 +63,8 @@ pub enum RunError {
     Missing { study: String, count: usize, first: String },
     #[error("{study}: {count} stored units were computed by other code (first: {first}); this build is {code}: run their tasks again with this build before merging")]
     Stale { study: String, count: usize, first: String, code: String },
+    #[error("{study}: --export-teacher: {message}")]
+    Export { study: String, message: String },
     #[error("{study}: the sequential design is not decided yet: look {look} needs {count} more units (seeds 0..{seeds} of cells {cells:?}); `kdlab study --slurm` submits them")]
     LookPending { study: String, look: usize, seeds: usize, cells: Vec<usize>, count: usize },
 }
@@ -607,6 +610,73 @@ pub fn teacher_key(study: &Study, cell: &Cell, rep: usize, code: &str) -> String
     let crossfit = study.arms.iter().any(|a| a.needs().out_of_fold).then_some((cfg.distill.crossfit_folds, cfg.distill.stratified));
     let what = (code, study.base_seed, &cfg.data, &cfg.teacher, crossfit, &cfg.diagnostics, rep);
     seed::short_hash(&serde_json::to_string(&what).expect("serialisable"))
+}
+
+/// Writes the teacher of every seed of `study` as teacher prediction files under `dir`
+/// ([`crate::teacher_files`]), loading each from the teacher cache of `options.out` (a run of
+/// the study fills it) or fitting it. The study must draw a `file` data set (rows with ids) and
+/// have one teacher per seed (no grid over its data or teacher). Returns the seeds written.
+pub fn export_teachers(study: &Study, options: &RunOptions, dir: &Path) -> Result<usize, RunError> {
+    threads::one_per_unit();
+    let fail = |message: String| RunError::Export { study: study.name.clone(), message };
+    let mut per_seed: BTreeMap<usize, (String, usize)> = BTreeMap::new();
+    for seed in 0..study.seeds {
+        for (c, cell) in study.cells.iter().enumerate() {
+            let key = teacher_key(study, cell, seed, &options.code);
+            match per_seed.get(&seed) {
+                Some((other, _)) if *other != key => return Err(fail("the study's grid gives a seed more than one teacher (it varies the data or the teacher); export needs one teacher per seed".into())),
+                _ => per_seed.insert(seed, (key, c)),
+            };
+        }
+    }
+    let cache = options.out.join(TEACHER_CACHE);
+    std::fs::create_dir_all(&cache).map_err(io_error(&cache))?;
+    let (mut seeds, mut failed) = (Vec::new(), Vec::new());
+    let mut classes = 0;
+    for (&seed, (key, c)) in &per_seed {
+        let cell = &study.cells[*c];
+        let (_, data_seed, teacher_seed) = unit_seeds(study, cell, seed);
+        let split = match cell.config.data.row_split(data_seed, &options.data) {
+            Ok(Some(split)) => split,
+            Ok(None) => return Err(fail("the data set's rows have no ids; export needs `[data] kind = \"file\"`".into())),
+            Err(e) => return Err(fail(format!("data: {e}"))),
+        };
+        let (outputs, _) = obtain_teacher(study, &options.data, &cache, key, *c, seed, true).expect("a teacher is always obtained when waiting");
+        if let Some(reason) = &outputs.failure {
+            failed.push((seed, reason.clone()));
+            continue;
+        }
+        classes = outputs.train.ncols();
+        let folds = match &outputs.crossfit {
+            Some(Ok(_)) => {
+                let train = draw_data(cell, data_seed, &options.data).map_err(fail)?.0;
+                Some(distill::crossfit_folds(&train.y, &cell.config.distill, teacher_seed))
+            }
+            _ => None,
+        };
+        let out_of_fold = match (&outputs.crossfit, &folds) {
+            (Some(Ok((p, _))), Some(f)) => Some((p.view(), f.as_slice())),
+            _ => None,
+        };
+        let set = teacher_files::TeacherSet { train_rows: &split.train, test_rows: &split.test, train: outputs.train.view(), test: outputs.test.view(), out_of_fold };
+        teacher_files::write_set(dir, seed, &set).map_err(io_error(dir))?;
+        seeds.push(seed);
+    }
+    let config = &study.cells[0].config;
+    let manifest = teacher_files::Manifest {
+        study: study.name.clone(),
+        study_sha256: study.sha256.clone(),
+        kdlab_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: crate::provenance::git_state().0,
+        data: serde_json::to_value(&config.data).unwrap_or_default(),
+        teacher: serde_json::to_value(&config.teacher).unwrap_or_default(),
+        classes,
+        values: "probabilities",
+        seeds: seeds.clone(),
+        failed,
+    };
+    teacher_files::write_manifest(dir, &manifest).map_err(io_error(dir))?;
+    Ok(seeds.len())
 }
 
 /// What the students of a unit need from its teacher, computed once and shared by every cell

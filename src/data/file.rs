@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_rows, check_test_fraction, load_once, table_as_set, DataKind, DataSize, DataStore, Draw};
+use super::{check_rows, check_test_fraction, load_once, table_as_set, DataKind, DataSize, DataStore, Draw, RowSplit};
 use crate::datasets;
 
 /// A CSV or Parquet file of the user's (path relative to the working directory): `label` names
@@ -43,6 +43,10 @@ impl DataKind for FileSpec {
 
     fn draw(&self, seed: u64, store: &DataStore) -> Result<Draw, String> {
         Ok(super::draw_table(&self.load(store)?, Some(self.test_fraction), (self.n_train, None), seed))
+    }
+
+    fn row_split(&self, seed: u64, store: &DataStore) -> Result<Option<RowSplit>, String> {
+        Ok(Some(super::table_split(&self.load(store)?.0, Some(self.test_fraction), (self.n_train, None), seed)))
     }
 
     // Unknown until read; counted as 100,000 × 100 (RELIABILITY.md says so).

@@ -202,6 +202,12 @@ pub trait DataKind {
     /// Draws one replicate's data from `seed`.
     fn draw(&self, seed: u64, store: &DataStore) -> Result<Draw, String>;
 
+    /// Which rows of its table the draw from `seed` takes, for kinds whose rows have ids (a
+    /// user's `file`); `None` for the others.
+    fn row_split(&self, _seed: u64, _store: &DataStore) -> Result<Option<RowSplit>, String> {
+        Ok(None)
+    }
+
     /// Rows and features as far as the study file tells, for the memory estimate.
     fn size(&self) -> DataSize;
 }
@@ -271,6 +277,14 @@ pub struct Draw {
     pub population: Option<Dataset>,
 }
 
+/// The rows of a loaded table one replicate trains and tests on, by position in the table
+/// (in the order the draw takes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowSplit {
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
 impl DataSpec {
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         self.kind().check()
@@ -305,6 +319,11 @@ impl DataSpec {
     /// standardised with the training split's statistics only.
     pub fn draw(&self, seed: u64, store: &DataStore) -> Result<Draw, String> {
         self.kind().draw(seed, store)
+    }
+
+    /// See [`DataKind::row_split`].
+    pub fn row_split(&self, seed: u64, store: &DataStore) -> Result<Option<RowSplit>, String> {
+        self.kind().row_split(seed, store)
     }
 }
 
@@ -388,12 +407,11 @@ fn draw_images(pair: &Loaded, (n_train, n_test): (Option<usize>, Option<usize>),
 /// the training split's statistics only.
 fn draw_table(pair: &Loaded, test_fraction: Option<f64>, (n_train, n_test): (Option<usize>, Option<usize>), seed: u64) -> Draw {
     let (pool, official_test) = (&pair.0, &pair.1);
-    let (mut train, mut test) = match (official_test, test_fraction) {
-        (Some(test), _) => (pool.clone(), test.clone()),
-        (None, fraction) => {
-            let fraction = fraction.expect("a table without an official test split states its test fraction");
-            let (fit, held) = stratified_split(&pool.y, fraction, seed::derive(seed, &["test-split"]));
-            (pool.select(&fit), pool.select(&held))
+    let (mut train, mut test) = match official_test {
+        Some(test) => (pool.clone(), test.clone()),
+        None => {
+            let split = table_split(pool, test_fraction, (n_train, n_test), seed);
+            return standardized(pool.select(&split.train), pool.select(&split.test));
         }
     };
     if let Some(n) = n_train.filter(|&n| n < train.len()) {
@@ -402,6 +420,25 @@ fn draw_table(pair: &Loaded, test_fraction: Option<f64>, (n_train, n_test): (Opt
     if let Some(n) = n_test.filter(|&n| n < test.len()) {
         test = test.select(&subsample(test.len(), n, seed::derive(seed, &["test-subsample"])));
     }
+    standardized(train, test)
+}
+
+/// The rows of a table without an official test split that a draw takes: a seeded stratified
+/// split holding out `test_fraction`, then seeded subsamples of `n_train` and `n_test` rows.
+fn table_split(pool: &Dataset, test_fraction: Option<f64>, (n_train, n_test): (Option<usize>, Option<usize>), seed: u64) -> RowSplit {
+    let fraction = test_fraction.expect("a table without an official test split states its test fraction");
+    let (mut fit, mut held) = stratified_split(&pool.y, fraction, seed::derive(seed, &["test-split"]));
+    if let Some(n) = n_train.filter(|&n| n < fit.len()) {
+        fit = subsample(fit.len(), n, seed::derive(seed, &["train-subsample"])).into_iter().map(|i| fit[i]).collect();
+    }
+    if let Some(n) = n_test.filter(|&n| n < held.len()) {
+        held = subsample(held.len(), n, seed::derive(seed, &["test-subsample"])).into_iter().map(|i| held[i]).collect();
+    }
+    RowSplit { train: fit, test: held }
+}
+
+/// Train and test with the features standardised by the training rows' means and sds.
+fn standardized(mut train: Dataset, mut test: Dataset) -> Draw {
     let scaler = Standardizer::fit(train.x.view());
     train.x = scaler.transform(train.x.view());
     test.x = scaler.transform(test.x.view());

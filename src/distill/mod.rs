@@ -304,7 +304,7 @@ pub struct CrossFit {
 /// Cross-fitting: B teachers, teacher t fit on every fold but t (in parallel), each training
 /// point scored by the teacher that never saw it.
 pub fn cross_fit(teacher: &TeacherSpec, train: Rows, y: &[usize], n_classes: usize, spec: &DistillSpec, seed: u64) -> models::Result<CrossFit> {
-    let folds = kfold(y.len(), spec.crossfit_folds, spec.stratified.then_some(y), seed::derive(seed, &["folds"]));
+    let folds = crossfit_folds(y, spec, seed);
     let fits: Vec<models::Result<Box<dyn Teacher>>> = (0..spec.crossfit_folds)
         .into_par_iter()
         .map(|t| {
@@ -324,6 +324,11 @@ pub fn cross_fit(teacher: &TeacherSpec, train: Rows, y: &[usize], n_classes: usi
         }
     }
     Ok(CrossFit { out_of_fold, teachers })
+}
+
+/// The fold of each training point in [`cross_fit`] with the same labels, settings and seed.
+pub fn crossfit_folds(y: &[usize], spec: &DistillSpec, seed: u64) -> Vec<usize> {
+    kfold(y.len(), spec.crossfit_folds, spec.stratified.then_some(y), seed::derive(seed, &["folds"]))
 }
 
 /// K-fold assignment of n points: a seeded shuffle dealt round-robin, within each class when
