@@ -17,7 +17,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{validation_split, DataStore, Dataset};
+use crate::data::{validation_split, DataStore, Dataset, RowSplit};
 use crate::diagnostics::calibration::ReliabilityBin;
 use crate::diagnostics::complexity;
 use crate::diagnostics::lipschitz::ReluMlp;
@@ -30,6 +30,7 @@ use crate::metric::{self, Predictions};
 use crate::metrics;
 use crate::registry::Registry;
 use crate::models::ensemble::NetworkEnsemble;
+use crate::models::TeacherSpec;
 use crate::models::loss::LossTerm;
 use crate::models::student::{self, FittedStudent, NeuralSpec, StudentSpec, StudentTargets, TargetScale};
 use crate::protocol::{Protocol, Semiparametric};
@@ -63,6 +64,8 @@ pub enum RunError {
     Missing { study: String, count: usize, first: String },
     #[error("{study}: {count} stored units were computed by other code (first: {first}); this build is {code}: run their tasks again with this build before merging")]
     Stale { study: String, count: usize, first: String, code: String },
+    #[error("{study}: teacher: {message}")]
+    TeacherFiles { study: String, message: String },
     #[error("{study}: --export-teacher: {message}")]
     Export { study: String, message: String },
     #[error("{study}: the sequential design is not decided yet: look {look} needs {count} more units (seeds 0..{seeds} of cells {cells:?}); `kdlab study --slurm` submits them")]
@@ -475,10 +478,18 @@ fn finish(study: &Study, options: &RunOptions, outcome: UnitsOutcome, started: I
     })
 }
 
-/// Real data are read once up front, so a missing or bad file stops the study before any work.
+/// Real data, and a teacher's prediction files, are read once up front, so a missing or bad
+/// file stops the study before any work.
 fn ensure_data(study: &Study, cells: impl IntoIterator<Item = usize>, data: &DataStore) -> Result<(), RunError> {
+    let fail = |message: String| RunError::Data { study: study.name.clone(), message };
     for c in cells {
-        study.cells[c].config.data.ensure_available(data).map_err(|message| RunError::Data { study: study.name.clone(), message })?;
+        let cell = &study.cells[c];
+        cell.config.data.ensure_available(data).map_err(fail)?;
+        if let TeacherSpec::Predictions(files) = &cell.config.teacher {
+            for rep in 0..study.seeds {
+                teacher_set(study, cell, rep, data, files).map_err(|message| RunError::TeacherFiles { study: study.name.clone(), message })?;
+            }
+        }
     }
     Ok(())
 }
@@ -559,8 +570,8 @@ fn read_shard(path: &Path) -> Option<Shard> {
 /// (unless `wait`, which waits for it to finish and then loads or, if it failed, fits).
 fn obtain_teacher(study: &Study, data: &DataStore, cache: &Path, key: &str, c: usize, s: usize, wait: bool) -> Option<(TeacherOutputs, bool)> {
     // Fidelity units and method arms need the teacher networks themselves, which the cache
-    // does not hold.
-    if study.cells[c].config.fidelity.is_some() || needs_teacher_network(study) {
+    // does not hold; a teacher of predictions is read afresh (its files may change).
+    if study.cells[c].config.fidelity.is_some() || needs_teacher_network(study) || matches!(study.cells[c].config.teacher, TeacherSpec::Predictions(_)) {
         return Some((fit_teacher(study, &study.cells[c], s, data), false));
     }
     let cached = cache.join(format!("{key}.json"));
@@ -693,6 +704,9 @@ struct TeacherOutputs {
     crossfit: Option<Result<(Array2<f64>, BTreeMap<String, f64>), String>>,
     /// `Err` when the data or the teacher failed: every row of the unit fails with it.
     failure: Option<String>,
+    /// The rows a teacher of predictions names (its files' split), which the students use too.
+    #[serde(default)]
+    rows: Option<RowSplit>,
     times: StageTimes,
     /// The teacher networks of a fidelity study (kept in memory only, never cached).
     #[serde(skip)]
@@ -720,7 +734,11 @@ fn unit_seeds(study: &Study, cell: &Cell, rep: usize) -> (String, u64, u64) {
 /// One replicate's data; real data have no population sample, so an empty one makes every
 /// population metric absent.
 fn draw_data(cell: &Cell, data_seed: u64, data: &DataStore) -> Result<(Dataset, Dataset, Dataset), String> {
-    let draw = cell.config.data.draw(data_seed, data).map_err(|e| format!("data: {e}"))?;
+    split_data(cell, cell.config.data.draw(data_seed, data).map_err(|e| format!("data: {e}"))?)
+}
+
+/// A drawn replicate as (train, test, population), checked against the student.
+fn split_data(cell: &Cell, draw: crate::data::Draw) -> Result<(Dataset, Dataset, Dataset), String> {
     let k = draw.train.n_classes;
     if matches!(cell.config.student, StudentSpec::ForestRegressor(_)) && k != 2 {
         return Err(format!("a forest-regressor student needs two classes; the data have {k}"));
@@ -734,17 +752,10 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
     let cfg = &cell.config;
     let (_, data_seed, teacher_seed) = unit_seeds(study, cell, rep);
     let mut times = StageTimes::default();
-    let failed = |reason: String, times: StageTimes| TeacherOutputs {
-        train: Array2::zeros((0, 0)),
-        test: Array2::zeros((0, 0)),
-        metrics: BTreeMap::new(),
-        reliability: Vec::new(),
-        crossfit: None,
-        failure: Some(reason),
-        times,
-        networks: None,
-        network: None,
-    };
+    let failed = |reason: String, times: StageTimes| TeacherOutputs::failed(reason, times);
+    if let TeacherSpec::Predictions(files) = &cfg.teacher {
+        return read_teacher(study, cell, rep, data, files);
+    }
     let t = Instant::now();
     let (train, test, population) = match draw_data(cell, data_seed, data) {
         Ok(d) => d,
@@ -830,7 +841,56 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
         times.metrics += t.elapsed().as_secs_f64();
         out.map_err(|e| format!("cross-fit teacher: {e}"))
     });
-    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, times, networks, network }
+    TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, rows: None, times, networks, network }
+}
+
+impl TeacherOutputs {
+    fn failed(reason: String, times: StageTimes) -> TeacherOutputs {
+        TeacherOutputs {
+            train: Array2::zeros((0, 0)),
+            test: Array2::zeros((0, 0)),
+            metrics: BTreeMap::new(),
+            reliability: Vec::new(),
+            crossfit: None,
+            failure: Some(reason),
+            rows: None,
+            times,
+            networks: None,
+            network: None,
+        }
+    }
+}
+
+/// Replicate `rep`'s teacher files read and checked, its split, the data drawn on it, and the
+/// class count.
+fn teacher_set(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files: &teacher_files::PredictionsTeacherSpec) -> Result<(teacher_files::ReadSet, RowSplit, crate::data::Draw, usize), String> {
+    let crossfit_arms: Vec<&str> = study.arms.iter().filter(|a| a.needs().out_of_fold).map(|a| a.name()).collect();
+    let arms = crossfit_arms.join(", ");
+    // The class count is the data file's (its loader numbers the classes).
+    let k = cell.config.data.draw(unit_seeds(study, cell, rep).1, data).map_err(|e| format!("data: {e}"))?.train.n_classes;
+    let set = teacher_files::read_set(&files.set_dir(rep), k, (!crossfit_arms.is_empty()).then_some(arms.as_str()))?;
+    let rows = RowSplit { train: set.train_rows.clone(), test: set.test_rows.clone() };
+    let draw = cell.config.data.draw_rows(&rows, data).map_err(|e| format!("{}: {e}", files.set_dir(rep).display()))?;
+    Ok((set, rows, draw, k))
+}
+
+/// A teacher of predictions: its files for replicate `rep` ([`teacher_files`]) give the split
+/// and the probabilities. The teacher row's metrics are those computed from its test
+/// probabilities; the `crossfit-teacher` row has none (they would need the fold teachers).
+fn read_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files: &teacher_files::PredictionsTeacherSpec) -> TeacherOutputs {
+    let mut times = StageTimes::default();
+    let t = Instant::now();
+    let (set, rows, draw, k) = match teacher_set(study, cell, rep, data, files) {
+        Ok(read) => read,
+        Err(e) => return TeacherOutputs::failed(format!("teacher: {e}"), times),
+    };
+    times.teacher = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let population = Dataset { x: Array2::zeros((0, draw.test.x.ncols())), y: Vec::new(), n_classes: k, p0: None, image_shape: None };
+    let metrics = prediction_metrics(&study.registry, set.test.view(), &draw.test, Array2::zeros((0, k)).view(), &population, None);
+    times.metrics = t.elapsed().as_secs_f64();
+    let crossfit = set.out_of_fold.map(|p| Ok((p, BTreeMap::new())));
+    TeacherOutputs { train: set.train, test: set.test, metrics, reliability: Vec::new(), crossfit, failure: None, rows: Some(rows), times, networks: None, network: None }
 }
 
 /// A teacher network shared with the method arms.
@@ -855,7 +915,12 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     }
     let t = Instant::now();
     let (data_key, data_seed, teacher_seed) = unit_seeds(study, cell, rep);
-    let (train, test, population) = match draw_data(cell, data_seed, data) {
+    // A teacher of predictions names the rows (its files' split); otherwise the seed draws them.
+    let drawn = match &teacher.rows {
+        Some(rows) => cfg.data.draw_rows(rows, data).map_err(|e| format!("data: {e}")).and_then(|d| split_data(cell, d)),
+        None => draw_data(cell, data_seed, data),
+    };
+    let (train, test, population) = match drawn {
         Ok(d) => d,
         Err(e) => return failed(e, times),
     };

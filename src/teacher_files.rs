@@ -11,16 +11,170 @@
 //! loader kept, from 1, which is its data-row number when no row was dropped), `fold` (out of
 //! fold only), then `p0` … `p{k-1}`. Numbers are written in Rust's shortest form that reads back
 //! to the same f64, so the files carry the teacher's outputs exactly. `kdlab study
-//! --export-teacher DIR` writes them, with `teacher.json` saying what produced them.
+//! --export-teacher DIR` writes them, with `teacher.json` saying what produced them;
+//! `[teacher] kind = "predictions"` reads them (CSV or Parquet), and the files' rows are the
+//! replicate's split.
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use ndarray::ArrayView2;
-use serde::Serialize;
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
 
+use crate::datasets::{Cells, RawTable};
 use crate::fsio;
+
+/// How far a row's probabilities may sum from 1.
+const SUM_TOLERANCE: f64 = 1e-4;
+
+/// `[teacher] kind = "predictions"`: the teacher's probabilities read from files in `dir`, one
+/// set per seed (`dir/seed-<s>/`) or, with `shared`, one set for every seed (`dir/`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionsTeacherSpec {
+    pub dir: String,
+    #[serde(default)]
+    pub shared: bool,
+    /// SHA-256 over the files, set when the study is read: a cell's id, and so every stored
+    /// result of it, changes with the files' contents.
+    #[serde(skip_deserializing, default)]
+    pub files_sha256: String,
+}
+
+impl PredictionsTeacherSpec {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.dir.is_empty() {
+            return Err(("dir", "must name the directory of the teacher's prediction files".into()));
+        }
+        Ok(())
+    }
+
+    /// The directory of replicate `seed`'s files.
+    pub fn set_dir(&self, seed: usize) -> PathBuf {
+        match self.shared {
+            true => PathBuf::from(&self.dir),
+            false => seed_dir(Path::new(&self.dir), seed),
+        }
+    }
+
+    /// SHA-256 over the names and bytes of every file under `dir` (sorted), or why it cannot
+    /// be read.
+    pub fn hash_files(&self) -> Result<String, String> {
+        let mut files = Vec::new();
+        collect_files(Path::new(&self.dir), &mut files).map_err(|e| format!("{}: {e}", self.dir))?;
+        if files.is_empty() {
+            return Err(format!("{}: no prediction files", self.dir));
+        }
+        files.sort();
+        let mut all = Vec::new();
+        for f in &files {
+            all.extend_from_slice(f.to_string_lossy().as_bytes());
+            all.extend_from_slice(&std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+        }
+        Ok(fsio::sha256_hex(&all))
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// One replicate's files as read: table positions (from 0) of the rows, and probabilities.
+pub struct ReadSet {
+    pub train_rows: Vec<usize>,
+    pub test_rows: Vec<usize>,
+    pub train: Array2<f64>,
+    pub test: Array2<f64>,
+    pub out_of_fold: Option<Array2<f64>>,
+}
+
+/// Reads `dir`'s `train`, `test` and (when `out_of_fold`, which names the arms that need it)
+/// `out_of_fold` files for `k` classes, checking them: every error names the file, and where
+/// it lies in one, the row (from 1 after the header) and the column.
+pub fn read_set(dir: &Path, k: usize, out_of_fold: Option<&str>) -> Result<ReadSet, String> {
+    let (train_rows, train, _) = read_one(&find(dir, "train")?, k, false)?;
+    let (test_rows, test, _) = read_one(&find(dir, "test")?, k, false)?;
+    if let Some(&r) = train_rows.iter().find(|r| test_rows.contains(r)) {
+        return Err(format!("{}: row {} of the data file is both a training row and a test row", dir.display(), r + 1));
+    }
+    let out_of_fold = match out_of_fold {
+        None => None,
+        Some(arms) => {
+            let path = find(dir, "out_of_fold").map_err(|e| format!("{e} (arms {arms} need the teacher's out-of-fold predictions)"))?;
+            let (rows, p, _) = read_one(&path, k, true)?;
+            if let Some(i) = (0..rows.len().max(train_rows.len())).find(|&i| rows.get(i) != train_rows.get(i)) {
+                return Err(format!("{}: row {}, column \"row\": the out-of-fold rows must be the training rows in the same order (train.csv's row {} is data row {})", path.display(), i + 1, i + 1, train_rows.get(i).map_or("–".into(), |r| (r + 1).to_string())));
+            }
+            Some(p)
+        }
+    };
+    Ok(ReadSet { train_rows, test_rows, train, test, out_of_fold })
+}
+
+/// `dir/<name>.csv`, or `.parquet`.
+fn find(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    ["csv", "parquet"].iter().map(|ext| dir.join(format!("{name}.{ext}"))).find(|p| p.exists()).ok_or_else(|| format!("{}: not found (nor {name}.parquet)", dir.join(format!("{name}.csv")).display()))
+}
+
+/// One file: its rows (positions from 0), probabilities, and folds when `folds`.
+fn read_one(path: &Path, k: usize, folds: bool) -> Result<(Vec<usize>, Array2<f64>, Vec<usize>), String> {
+    let raw = RawTable::read(path).map_err(|e| e.to_string())?;
+    let at = |row: usize, column: &str, message: String| format!("{}: row {row}, column \"{column}\": {message}", path.display());
+    let expected: Vec<String> = std::iter::once("row".to_string()).chain(folds.then(|| "fold".to_string())).chain((0..k).map(|j| format!("p{j}"))).collect();
+    if raw.names != expected {
+        return Err(format!("{}: columns {} expected ({k} classes), found {}", path.display(), expected.join(", "), raw.names.join(", ")));
+    }
+    let n = raw.height();
+    if n == 0 {
+        return Err(format!("{}: no rows", path.display()));
+    }
+    let cells: Vec<Cells> = (0..raw.names.len()).map(|c| raw.cells(path, c)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let whole = |c: &Cells, name: &str, i: usize| -> Result<usize, String> {
+        let v = c.number(path, name, i).map_err(|e| e.to_string())?.ok_or_else(|| at(i + 1, name, "missing".into()))?;
+        if v < 0.0 || v.fract() != 0.0 || v > 1e12 {
+            return Err(at(i + 1, name, format!("{v} is not a whole number >= 0")));
+        }
+        Ok(v as usize)
+    };
+    let (mut rows, mut fold_ids, mut p) = (Vec::with_capacity(n), Vec::new(), Array2::zeros((n, k)));
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let row = whole(&cells[0], "row", i)?;
+        if row == 0 {
+            return Err(at(i + 1, "row", "data rows are numbered from 1".into()));
+        }
+        if let Some(first) = seen.insert(row, i + 1) {
+            return Err(at(i + 1, "row", format!("data row {row} appears twice (rows {first} and {})", i + 1)));
+        }
+        rows.push(row - 1);
+        if folds {
+            fold_ids.push(whole(&cells[1], "fold", i)?);
+        }
+        let first = if folds { 2 } else { 1 };
+        for j in 0..k {
+            let name = format!("p{j}");
+            let v = cells[first + j].number(path, &name, i).map_err(|e| e.to_string())?.ok_or_else(|| at(i + 1, &name, "missing probability".into()))?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(at(i + 1, &name, format!("{v} is not a probability (between 0 and 1)")));
+            }
+            p[[i, j]] = v;
+        }
+        let sum = p.row(i).sum();
+        if (sum - 1.0).abs() > SUM_TOLERANCE {
+            return Err(at(i + 1, &format!("p0 … p{}", k - 1), format!("the probabilities sum to {sum}, not 1")));
+        }
+    }
+    Ok((rows, p, fold_ids))
+}
 
 /// What one replicate's files hold.
 pub struct TeacherSet<'a> {

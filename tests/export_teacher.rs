@@ -89,3 +89,156 @@ fn export_needs_rows_with_ids() {
     let e = runner::export_teachers(&s, &options, &dir.path().join("teacher")).unwrap_err().to_string();
     assert!(e.contains("--export-teacher") && e.contains("kind = \"file\""), "{e}");
 }
+
+/// Student rows of `results.csv` keyed by (seed, arm): everything from the `seed` column on
+/// (the cell id, which hashes the teacher's settings, differs between the two studies).
+fn student_rows(results: &str) -> Vec<String> {
+    let header: Vec<&str> = results.lines().next().unwrap().split(',').collect();
+    let seed = header.iter().position(|h| *h == "seed").unwrap();
+    results.lines().skip(1).filter(|l| !l.contains(",teacher,") && !l.contains(",crossfit-teacher,")).map(|l| l.split(',').skip(seed).collect::<Vec<_>>().join(",")).collect()
+}
+
+/// Runs the file-data study in `dir/own` and exports its teachers to `dir/teacher`; returns
+/// the data file and the export directory.
+fn run_and_export(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("data.csv");
+    write_data(&data);
+    let own = parse(Path::new("export.toml"), &study(&data, "file"), &LoadOptions::default()).unwrap();
+    let options = RunOptions { jobs: 2, ..RunOptions::new(dir.join("own")) };
+    runner::run(&own, &options).unwrap();
+    let export = dir.join("teacher");
+    runner::export_teachers(&own, &options, &export).unwrap();
+    (data, export)
+}
+
+/// The same study with its teacher read back from the exported files: every student (labels,
+/// KD on the in-sample probabilities, cross-fit KD on the out-of-fold ones) is byte-identical.
+#[test]
+fn a_teacher_read_from_exported_files_gives_byte_identical_students() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, export) = run_and_export(dir.path());
+    let source = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &format!("kind = \"predictions\"\ndir = \"{}\"", export.display()));
+    let read = parse(Path::new("export.toml"), &source, &LoadOptions::default()).unwrap();
+    runner::run(&read, &RunOptions { jobs: 2, ..RunOptions::new(dir.path().join("read")) }).unwrap();
+    let a = std::fs::read_to_string(dir.path().join("own/export/results.csv")).unwrap();
+    let b = std::fs::read_to_string(dir.path().join("read/export/results.csv")).unwrap();
+    assert_eq!(student_rows(&a).len(), 6, "2 seeds × 3 arms");
+    assert!(student_rows(&a).iter().all(|r| r.contains(",ok,")), "every student computed: {a}");
+    assert_eq!(student_rows(&a), student_rows(&b));
+    // The teacher row's metrics computed from its test probabilities match too.
+    let teacher = |r: &str| r.lines().filter(|l| l.contains(",teacher,")).map(|l| l.split(',').skip(3).take(8).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+    assert_eq!(teacher(&a), teacher(&b));
+}
+
+/// Broken teacher prediction files, each made from a good export by one edit: the study stops
+/// before any work with the file, and where the fault lies in one, its row and column.
+#[test]
+fn broken_teacher_files_name_file_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, good) = run_and_export(dir.path());
+    let (train_2, test_1) = {
+        let read = |f: &str| std::fs::read_to_string(good.join("seed-0").join(f)).unwrap();
+        (read("train.csv").lines().nth(2).unwrap().to_string(), read("test.csv").lines().nth(1).unwrap().to_string())
+    };
+    let first_field = |line: &str| line.split(',').next().unwrap().to_string();
+    type Edit = Box<dyn Fn(&Path)>;
+    // Replaces the `n`th line (0 = header) of `file` in seed 0 by `f(line)`.
+    let line = |file: &'static str, n: usize, f: Box<dyn Fn(&str) -> String>| -> Edit {
+        Box::new(move |d: &Path| {
+            let path = d.join("seed-0").join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let out: Vec<String> = text.lines().enumerate().map(|(i, l)| if i == n { f(l) } else { l.to_string() }).collect();
+            std::fs::write(&path, out.join("\n") + "\n").unwrap();
+        })
+    };
+    // Applies `f(line index, line)` to every line of `file` in seed 0.
+    let every_line = |file: &'static str, f: Box<dyn Fn(usize, &str) -> String>| -> Edit {
+        Box::new(move |d: &Path| {
+            let path = d.join("seed-0").join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let out: Vec<String> = text.lines().enumerate().map(|(i, l)| f(i, l)).collect();
+            std::fs::write(&path, out.join("\n") + "\n").unwrap();
+        })
+    };
+    let set_field = |file: &'static str, n: usize, field: usize, value: &'static str| line(file, n, Box::new(move |l: &str| {
+        let mut v: Vec<String> = l.split(',').map(str::to_string).collect();
+        v[field] = value.to_string();
+        v.join(",")
+    }));
+    let train_row_2 = first_field(&train_2);
+    let test_row_1 = first_field(&test_1);
+    let cases: Vec<(&str, Edit, Vec<String>)> = vec![
+        ("no train file", Box::new(|d: &Path| std::fs::remove_file(d.join("seed-0/train.csv")).unwrap()), vec!["seed-0/train.csv: not found".into()]),
+        ("no out-of-fold file", Box::new(|d: &Path| std::fs::remove_file(d.join("seed-0/out_of_fold.csv")).unwrap()), vec!["out_of_fold.csv: not found".into(), "arms crossfit need".into()]),
+        ("no seed-1 directory", Box::new(|d: &Path| std::fs::remove_dir_all(d.join("seed-1")).unwrap()), vec!["seed-1/train.csv: not found".into()]),
+        ("probabilities not summing to 1", set_field("test.csv", 1, 1, "0.5"), vec!["test.csv: row 1, column \"p0 … p2\": the probabilities sum to".into()]),
+        ("two classes, not three", every_line("train.csv", Box::new(|_, l: &str| l.rsplitn(2, ',').nth(1).unwrap().to_string())), vec!["train.csv: columns row, p0, p1, p2 expected (3 classes), found row, p0, p1".into()]),
+        ("a fourth class", every_line("test.csv", Box::new(|i, l: &str| format!("{l},{}", if i == 0 { "p3" } else { "0" }))), vec!["test.csv: columns row, p0, p1, p2 expected (3 classes)".into()]),
+        ("a row with a field too many", line("test.csv", 2, Box::new(|l: &str| format!("{l},0"))), vec!["test.csv: row 2".into(), "fields".into()]),
+        ("misspelt header", line("test.csv", 0, Box::new(|l: &str| l.replacen("row", "rows", 1))), vec!["test.csv: columns row, p0, p1, p2 expected".into(), "found rows,".into()]),
+        ("NaN", set_field("test.csv", 2, 2, "NaN"), vec!["test.csv: row 2, column \"p1\"".into(), "not a finite number".into()]),
+        ("negative probability", set_field("test.csv", 2, 2, "-0.1"), vec!["test.csv: row 2, column \"p1\": -0.1 is not a probability".into()]),
+        ("probability above 1", set_field("train.csv", 3, 1, "1.5"), vec!["train.csv: row 3, column \"p0\": 1.5 is not a probability".into()]),
+        ("missing probability", set_field("train.csv", 4, 3, ""), vec!["train.csv: row 4, column \"p2\": missing probability".into()]),
+        ("row 0", set_field("train.csv", 1, 0, "0"), vec!["train.csv: row 1, column \"row\": data rows are numbered from 1".into()]),
+        ("row beyond the data", set_field("test.csv", 3, 0, "999"), vec!["seed-0: data row 999 does not exist: the data set has 240 rows".into()]),
+        ("fractional row", set_field("test.csv", 3, 0, "3.5"), vec!["test.csv: row 3, column \"row\": 3.5 is not a whole number".into()]),
+        ("text row", set_field("test.csv", 3, 0, "abc"), vec!["test.csv: row 3, column \"row\": \"abc\" is not a number".into()]),
+        ("duplicated row", set_field("train.csv", 1, 0, Box::leak(train_row_2.clone().into_boxed_str())), vec![format!("train.csv: row 2, column \"row\": data row {train_row_2} appears twice (rows 1 and 2)")]),
+        ("row in train and test", set_field("train.csv", 5, 0, Box::leak(test_row_1.clone().into_boxed_str())), vec![format!("row {test_row_1} of the data file is both a training row and a test row")]),
+        ("out-of-fold rows reordered", set_field("out_of_fold.csv", 1, 0, Box::leak(train_row_2.clone().into_boxed_str())), vec!["out_of_fold.csv: row".into()]),
+        ("out-of-fold without folds", every_line("out_of_fold.csv", Box::new(|_, l: &str| { let mut v: Vec<&str> = l.split(',').collect(); v.remove(1); v.join(",") })), vec!["out_of_fold.csv: columns row, fold, p0, p1, p2 expected".into()]),
+        ("negative fold", set_field("out_of_fold.csv", 2, 1, "-1"), vec!["out_of_fold.csv: row 2, column \"fold\": -1 is not a whole number".into()]),
+        ("header only", Box::new(|d: &Path| std::fs::write(d.join("seed-0/test.csv"), "row,p0,p1,p2\n").unwrap()), vec!["test.csv: no rows".into()]),
+        ("empty file", Box::new(|d: &Path| std::fs::write(d.join("seed-0/test.csv"), "").unwrap()), vec!["test.csv: the file is empty".into()]),
+        ("semicolons", line("test.csv", 0, Box::new(|l: &str| l.replace(',', ";"))), vec!["test.csv".into(), "semicolons".into()]),
+    ];
+    assert!(cases.len() >= 20);
+    for (i, (name, edit, expected)) in cases.iter().enumerate() {
+        let files = dir.path().join(format!("case-{i}"));
+        copy_dir(&good, &files);
+        edit(&files);
+        let source = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &format!("kind = \"predictions\"\ndir = \"{}\"", files.display()));
+        let s = parse(Path::new("export.toml"), &source, &LoadOptions::default()).unwrap();
+        let message = match runner::run(&s, &RunOptions { jobs: 2, ..RunOptions::new(dir.path().join(format!("out-{i}"))) }) {
+            Ok(_) => panic!("{name}: the study ran"),
+            Err(e) => e.to_string(),
+        };
+        for part in expected {
+            assert!(message.contains(part.as_str()), "{name}: expected {part:?} in {message:?}");
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// A teacher of predictions is refused where it cannot serve: data without row ids, a missing
+/// directory, an arm that reads the teacher network.
+#[test]
+fn a_teacher_of_predictions_is_checked_when_the_study_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    write_data(&data);
+    let files = dir.path().join("teacher");
+    std::fs::create_dir_all(files.join("seed-0")).unwrap();
+    std::fs::write(files.join("seed-0/train.csv"), "row,p0,p1,p2\n").unwrap();
+    let teacher = format!("kind = \"predictions\"\ndir = \"{}\"", files.display());
+    let with = |source: String| parse(Path::new("s.toml"), &source, &LoadOptions::default()).map(|_| ()).unwrap_err().to_string();
+    let synthetic = study(&data, "synthetic").replace("kind = \"forest\"\nn_trees = 20", &teacher);
+    assert!(with(synthetic).contains("key `teacher.kind`: a teacher of predictions needs `[data] kind = \"file\"`"));
+    let missing = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", "kind = \"predictions\"\ndir = \"no-such-directory\"");
+    assert!(with(missing).contains("key `teacher.dir`: no-such-directory:"));
+    let network_arm = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &teacher).replace("[\"labels\", \"kd\", \"crossfit\"]", "[\"labels\", \"feature-kd\"]");
+    assert!(with(network_arm).contains("arm `feature-kd` reads the teacher network"));
+}

@@ -49,6 +49,10 @@ impl DataKind for FileSpec {
         Ok(Some(super::table_split(&self.load(store)?.0, Some(self.test_fraction), (self.n_train, None), seed)))
     }
 
+    fn draw_rows(&self, split: &RowSplit, store: &DataStore) -> Result<Draw, String> {
+        super::draw_named_rows(&self.load(store)?.0, split)
+    }
+
     // Unknown until read; counted as 100,000 × 100 (RELIABILITY.md says so).
     fn size(&self) -> DataSize {
         DataSize { train: self.n_train.unwrap_or(70_000), test: 30_000, population: 0, features: 100, classes: 10, table: 100_000 }

@@ -208,6 +208,12 @@ pub trait DataKind {
         Ok(None)
     }
 
+    /// The replicate whose rows `split` names (features standardised as in [`Self::draw`]),
+    /// for kinds whose rows have ids.
+    fn draw_rows(&self, _split: &RowSplit, _store: &DataStore) -> Result<Draw, String> {
+        Err("only a `file` data set's rows can be named".into())
+    }
+
     /// Rows and features as far as the study file tells, for the memory estimate.
     fn size(&self) -> DataSize;
 }
@@ -279,7 +285,7 @@ pub struct Draw {
 
 /// The rows of a loaded table one replicate trains and tests on, by position in the table
 /// (in the order the draw takes them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowSplit {
     pub train: Vec<usize>,
     pub test: Vec<usize>,
@@ -324,6 +330,11 @@ impl DataSpec {
     /// See [`DataKind::row_split`].
     pub fn row_split(&self, seed: u64, store: &DataStore) -> Result<Option<RowSplit>, String> {
         self.kind().row_split(seed, store)
+    }
+
+    /// See [`DataKind::draw_rows`].
+    pub fn draw_rows(&self, split: &RowSplit, store: &DataStore) -> Result<Draw, String> {
+        self.kind().draw_rows(split, store)
     }
 }
 
@@ -435,6 +446,14 @@ fn table_split(pool: &Dataset, test_fraction: Option<f64>, (n_train, n_test): (O
         held = subsample(held.len(), n, seed::derive(seed, &["test-subsample"])).into_iter().map(|i| held[i]).collect();
     }
     RowSplit { train: fit, test: held }
+}
+
+/// The rows `split` names of a table without an official test split.
+fn draw_named_rows(pool: &Dataset, split: &RowSplit) -> Result<Draw, String> {
+    if let Some(&r) = split.train.iter().chain(&split.test).find(|&&r| r >= pool.len()) {
+        return Err(format!("data row {} does not exist: the data set has {} rows", r + 1, pool.len()));
+    }
+    Ok(standardized(pool.select(&split.train), pool.select(&split.test)))
 }
 
 /// Train and test with the features standardised by the training rows' means and sds.

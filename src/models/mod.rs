@@ -194,10 +194,12 @@ pub enum TeacherSpec {
     /// An ensemble of `members` CNNs trained on labels (one member by default).
     Cnn(ensemble::NetworkTeacherSpec),
     Mlp(ensemble::NetworkTeacherSpec),
+    /// Probabilities read from files ([`crate::teacher_files`]), not fitted.
+    Predictions(crate::teacher_files::PredictionsTeacherSpec),
 }
 
 impl TeacherSpec {
-    pub const KINDS: &'static [&'static str] = &["forest", "logistic", "knn", "naive-bayes", "cnn", "mlp"];
+    pub const KINDS: &'static [&'static str] = &["forest", "logistic", "knn", "naive-bayes", "cnn", "mlp", "predictions"];
 
     /// Deserialises the fields of teacher kind `kind`; `None` if the kind is unknown.
     pub fn from_kind<'de, D: serde::Deserializer<'de>>(kind: &str, de: D) -> Option<std::result::Result<TeacherSpec, D::Error>> {
@@ -211,6 +213,7 @@ impl TeacherSpec {
                 s.network.kind = student::StudentKind::Mlp;
                 TeacherSpec::Mlp(s)
             }),
+            "predictions" => crate::teacher_files::PredictionsTeacherSpec::deserialize(de).map(TeacherSpec::Predictions),
             _ => return None,
         })
     }
@@ -238,6 +241,7 @@ impl TeacherSpec {
                 }
             }
             TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => s.check()?,
+            TeacherSpec::Predictions(s) => s.check()?,
         }
         Ok(())
     }
@@ -254,6 +258,7 @@ impl TeacherSpec {
             TeacherSpec::Knn(s) => Box::new(classical::Knn::fit(x, y, n_classes, s.k)?),
             TeacherSpec::NaiveBayes(s) => Box::new(classical::NaiveBayes::fit(x, y, n_classes, s.var_smoothing)?),
             TeacherSpec::Cnn(s) | TeacherSpec::Mlp(s) => Box::new(s.fit(rows, y, n_classes, seed)?),
+            TeacherSpec::Predictions(_) => return Err(ModelError::Fit { model: "predictions", reason: "a teacher of predictions is read from its files, not fitted".into() }),
         })
     }
 

@@ -594,8 +594,14 @@ impl<'a> Ctx<'a> {
         let get = |name: &str| tables.iter().find(|(s, _)| *s == name).map(|(_, t)| t.clone()).unwrap_or_default();
         let data = self.kinded("data", get("data"), DataSpec::KINDS, |k, v| DataSpec::from_kind(k, v), level_of)?;
         self.checked("data", data.check(), level_of)?;
-        let teacher = self.kinded("teacher", get("teacher"), TeacherSpec::KINDS, |k, v| TeacherSpec::from_kind(k, v), level_of)?;
+        let mut teacher = self.kinded("teacher", get("teacher"), TeacherSpec::KINDS, |k, v| TeacherSpec::from_kind(k, v), level_of)?;
         self.checked("teacher", teacher.check(), level_of)?;
+        if let TeacherSpec::Predictions(files) = &mut teacher {
+            if !matches!(data, DataSpec::File(_)) {
+                return Err(self.err_hint(&[Step::Key("teacher"), Step::Key("kind")], "a teacher of predictions needs `[data] kind = \"file\"`: its files name the data file's rows", Some("export a kdlab teacher's files with `kdlab study STUDY --export-teacher DIR`".into())));
+            }
+            files.files_sha256 = files.hash_files().map_err(|e| self.err(&[Step::Key("teacher"), Step::Key("dir")], e))?;
+        }
         let student = self.kinded("student", get("student"), StudentSpec::KINDS, |k, v| StudentSpec::from_kind(k, v), level_of)?;
         self.checked("student", student.check(), level_of)?;
         let distill: DistillSpec = self.plain("distill", get("distill"), level_of)?;
