@@ -841,7 +841,17 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
         times.metrics += t.elapsed().as_secs_f64();
         out.map_err(|e| format!("cross-fit teacher: {e}"))
     });
+    if let Some(gap) = oof_gap(&crossfit, teacher_train.view(), &train.y) {
+        metrics.insert("teacher_oof_gap".into(), gap);
+    }
     TeacherOutputs { train: teacher_train, test: teacher_test, metrics, reliability, crossfit, failure: None, rows: None, times, networks, network }
+}
+
+/// Log loss of the out-of-fold probabilities minus that of the in-sample ones, on the training
+/// labels (`teacher_oof_gap`), when the teacher was cross-fitted.
+fn oof_gap(crossfit: &Option<Result<(Array2<f64>, BTreeMap<String, f64>), String>>, in_sample: ArrayView2<f64>, y: &[usize]) -> Option<f64> {
+    let Some(Ok((out_of_fold, _))) = crossfit else { return None };
+    Some(metrics::log_loss(out_of_fold.view(), y).ok()? - metrics::log_loss(in_sample, y).ok()?)
 }
 
 impl TeacherOutputs {
@@ -887,9 +897,12 @@ fn read_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files:
     times.teacher = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let population = Dataset { x: Array2::zeros((0, draw.test.x.ncols())), y: Vec::new(), n_classes: k, p0: None, image_shape: None };
-    let metrics = prediction_metrics(&study.registry, set.test.view(), &draw.test, Array2::zeros((0, k)).view(), &population, None);
-    times.metrics = t.elapsed().as_secs_f64();
+    let mut metrics = prediction_metrics(&study.registry, set.test.view(), &draw.test, Array2::zeros((0, k)).view(), &population, None);
     let crossfit = set.out_of_fold.map(|p| Ok((p, BTreeMap::new())));
+    if let Some(gap) = oof_gap(&crossfit, set.train.view(), &draw.train.y) {
+        metrics.insert("teacher_oof_gap".into(), gap);
+    }
+    times.metrics = t.elapsed().as_secs_f64();
     TeacherOutputs { train: set.train, test: set.test, metrics, reliability: Vec::new(), crossfit, failure: None, rows: Some(rows), times, networks: None, network: None }
 }
 

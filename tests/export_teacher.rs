@@ -76,6 +76,12 @@ fn exported_files_carry_the_teachers_outputs_on_the_replicates_rows() {
         let accuracy = correct.count() as f64 / test.len() as f64;
         let line = results.lines().find(|l| l.split(',').nth(col("seed")) == Some(&seed.to_string()) && l.split(',').nth(col("arm")) == Some("teacher")).unwrap();
         assert_eq!(line.split(',').nth(col("accuracy")).unwrap().parse::<f64>().unwrap(), accuracy, "seed {seed}");
+        // teacher_oof_gap: out-of-fold minus in-sample log loss on the training labels, from the
+        // files; positive for a forest of fully grown trees (sure of the rows it saw).
+        let log_loss = |t: &[Vec<f64>], first: usize| t.iter().map(|r| -r[first + labels[r[0] as usize - 1]].max(1e-15).ln()).sum::<f64>() / t.len() as f64;
+        let gap = log_loss(&oof, 2) - log_loss(&train, 1);
+        let reported = line.split(',').nth(col("teacher_oof_gap")).unwrap().parse::<f64>().unwrap();
+        assert!((reported - gap).abs() < 1e-12 && gap > 0.0, "seed {seed}: gap {gap}, reported {reported}");
     }
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(export.join("teacher.json")).unwrap()).unwrap();
     assert_eq!((manifest["seeds"].clone(), manifest["classes"].clone()), (serde_json::json!([0, 1]), serde_json::json!(3)));

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::report::predictions::{self, VerdictFile};
-use crate::report::{cell_table, interval_figures, metric_legend, present_metrics, write_index};
+use crate::report::{cell_table, figure_metrics, interval_figures, metric_legend, present_metrics, write_index};
 use crate::study::external::ExternalStudy;
 use crate::verdicts::Evaluation;
 use crate::{fsio, results};
@@ -28,7 +28,7 @@ pub fn write(study: &ExternalStudy, evaluation: &Evaluation, out: &Path) -> Resu
     let design = study.design();
     let verdicts = VerdictFile::new(&design, rows, evaluation);
     fsio::write_atomic(&dir.join("verdicts.json"), serde_json::to_string_pretty(&verdicts)?.as_bytes())?;
-    let figures = interval_figures(&design, &arms_shown(study), rows, &evaluation.decisions, &dir)?;
+    let figures = interval_figures(&design, &arms_shown(study), rows, &figure_metrics(&evaluation.decisions), &dir)?;
     let report = out.join(format!("{}.md", study.name));
     fsio::write_atomic(&report, render(study, evaluation, &figures)?.as_bytes())?;
     write_index(out)?;

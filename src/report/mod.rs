@@ -165,7 +165,7 @@ fn shown_arms(study: &Study, rows: &[Row]) -> Vec<String> {
 }
 
 /// The metrics a figure is drawn for: those the predictions name, then accuracy.
-fn figure_metrics(decisions: &[Decision]) -> Vec<String> {
+pub(crate) fn figure_metrics(decisions: &[Decision]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for d in decisions {
         if !names.contains(&d.prediction.metric) {
@@ -178,10 +178,10 @@ fn figure_metrics(decisions: &[Decision]) -> Vec<String> {
     names
 }
 
-/// One chart per metric the predictions name (and accuracy): each arm's mean and 95% CI over
-/// seeds against the first axis's levels, a line per level combination of the other axes.
-/// Returns (metric, path relative to the reports directory) per chart written.
-pub(crate) fn interval_figures(design: &Design, arms: &[String], rows: &[Row], decisions: &[Decision], dir: &Path) -> io::Result<Vec<(String, String)>> {
+/// One chart per metric of `metrics`: each arm's mean and 95% CI over seeds against the first
+/// axis's levels, a line per level combination of the other axes. Returns (metric, path
+/// relative to the reports directory) per chart written.
+pub(crate) fn interval_figures(design: &Design, arms: &[String], rows: &[Row], metrics: &[String], dir: &Path) -> io::Result<Vec<(String, String)>> {
     let mut figures = Vec::new();
     // x: the first axis's levels (or one point when the study has no grid).
     let (x_label, levels): (String, Vec<String>) = match design.axes.first() {
@@ -193,7 +193,8 @@ pub(crate) fn interval_figures(design: &Design, arms: &[String], rows: &[Row], d
     for (index, cell) in design.cells.iter().enumerate() {
         groups.entry(cell.iter().skip(1).cloned().collect()).or_default().push(index);
     }
-    for metric in figure_metrics(decisions) {
+    for metric in metrics {
+        let metric = metric.clone();
         let mut series = Vec::new();
         for arm in arms {
             for (rest, cells) in &groups {
@@ -226,7 +227,12 @@ pub(crate) fn interval_figures(design: &Design, arms: &[String], rows: &[Row], d
 }
 
 fn write_figures(study: &Study, rows: &[Row], decisions: &[Decision], dir: &Path) -> io::Result<Vec<(String, String)>> {
-    let mut figures = interval_figures(&study.into(), &shown_arms(study, rows), rows, decisions, dir)?;
+    let mut metrics = figure_metrics(decisions);
+    // The teacher's in-sample vs out-of-fold gap, where the study cross-fits.
+    if rows.iter().any(|r| r.get("teacher_oof_gap").is_some()) && !metrics.iter().any(|m| m == "teacher_oof_gap") {
+        metrics.push("teacher_oof_gap".into());
+    }
+    let mut figures = interval_figures(&study.into(), &shown_arms(study, rows), rows, &metrics, dir)?;
     // Reliability diagrams, one per cell: each model's bins pooled over seeds (equal-width bins
     // share their edges across seeds, so counts add and means are count-weighted).
     for cell in &study.cells {
@@ -361,6 +367,13 @@ fn setup(w: &mut String, r: &Report) {
     if prov.teacher_uses > 0 {
         let distinct = prov.teachers_fitted + prov.teachers_loaded;
         let _ = writeln!(w, "- Teachers: {distinct} distinct teachers for the {} units computed in this run ({} fitted, {} loaded from the teacher cache of earlier runs); cells with the same data, teacher and cross-fit settings share one teacher per seed ({} units reused another unit's teacher).", prov.teacher_uses, prov.teachers_fitted, prov.teachers_loaded, prov.teacher_uses - distinct);
+    }
+    if let Some(crate::models::TeacherSpec::Predictions(files)) = study.cells.first().map(|c| &c.config.teacher) {
+        let split = match files.shared {
+            true => format!("one set in `{}` for every seed: every seed uses the same split and the same teacher, so seeds differ only in the students' own randomness, and the verdicts speak of that randomness alone, not of new data", files.dir),
+            false => format!("one set per seed in `{}/seed-<s>/`, whose rows are that seed's split", files.dir),
+        };
+        let _ = writeln!(w, "- Teacher: class probabilities read from files (SHA-256 `{}`), not fitted by kdlab: {split}. The `teacher` row's metrics are those of its test probabilities; the `crossfit-teacher` row has none (they would need the fold teachers).", files.files_sha256);
     }
     let _ = writeln!(w, "- Pairing: for a given seed, every arm of a cell sees the same data, the same teacher and the same student initialisation.");
     if let Some(f) = study.cells.first().and_then(|c| c.config.fidelity.as_ref()) {
