@@ -878,7 +878,7 @@ fn teacher_set(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files: 
     let arms = crossfit_arms.join(", ");
     // The class count is the data file's (its loader numbers the classes).
     let k = cell.config.data.draw(unit_seeds(study, cell, rep).1, data).map_err(|e| format!("data: {e}"))?.train.n_classes;
-    let set = teacher_files::read_set(&files.set_dir(rep), k, (!crossfit_arms.is_empty()).then_some(arms.as_str()))?;
+    let set = teacher_files::read_set(&files.set_dir(rep), k, files.values, (!crossfit_arms.is_empty()).then_some(arms.as_str()))?;
     let rows = RowSplit { train: set.train_rows.clone(), test: set.test_rows.clone() };
     let draw = cell.config.data.draw_rows(&rows, data).map_err(|e| format!("{}: {e}", files.set_dir(rep).display()))?;
     Ok((set, rows, draw, k))

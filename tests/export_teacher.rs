@@ -178,10 +178,10 @@ fn broken_teacher_files_name_file_row_and_column() {
         ("no out-of-fold file", Box::new(|d: &Path| std::fs::remove_file(d.join("seed-0/out_of_fold.csv")).unwrap()), vec!["out_of_fold.csv: not found".into(), "arms crossfit need".into()]),
         ("no seed-1 directory", Box::new(|d: &Path| std::fs::remove_dir_all(d.join("seed-1")).unwrap()), vec!["seed-1/train.csv: not found".into()]),
         ("probabilities not summing to 1", set_field("test.csv", 1, 1, "0.5"), vec!["test.csv: row 1, column \"p0 … p2\": the probabilities sum to".into()]),
-        ("two classes, not three", every_line("train.csv", Box::new(|_, l: &str| l.rsplitn(2, ',').nth(1).unwrap().to_string())), vec!["train.csv: columns row, p0, p1, p2 expected (3 classes), found row, p0, p1".into()]),
-        ("a fourth class", every_line("test.csv", Box::new(|i, l: &str| format!("{l},{}", if i == 0 { "p3" } else { "0" }))), vec!["test.csv: columns row, p0, p1, p2 expected (3 classes)".into()]),
+        ("two classes, not three", every_line("train.csv", Box::new(|_, l: &str| l.rsplitn(2, ',').nth(1).unwrap().to_string())), vec!["train.csv: columns row, p0, p1, p2 expected, found row, p0, p1 (3 classes, probabilities)".into()]),
+        ("a fourth class", every_line("test.csv", Box::new(|i, l: &str| format!("{l},{}", if i == 0 { "p3" } else { "0" }))), vec!["test.csv: columns row, p0, p1, p2 expected, found row, p0, p1, p2, p3".into()]),
         ("a row with a field too many", line("test.csv", 2, Box::new(|l: &str| format!("{l},0"))), vec!["test.csv: row 2".into(), "fields".into()]),
-        ("misspelt header", line("test.csv", 0, Box::new(|l: &str| l.replacen("row", "rows", 1))), vec!["test.csv: columns row, p0, p1, p2 expected".into(), "found rows,".into()]),
+        ("misspelt header", line("test.csv", 0, Box::new(|l: &str| l.replacen("row", "rows", 1))), vec!["test.csv: columns row, p0, p1, p2 expected, found rows,".into()]),
         ("NaN", set_field("test.csv", 2, 2, "NaN"), vec!["test.csv: row 2, column \"p1\"".into(), "not a finite number".into()]),
         ("negative probability", set_field("test.csv", 2, 2, "-0.1"), vec!["test.csv: row 2, column \"p1\": -0.1 is not a probability".into()]),
         ("probability above 1", set_field("train.csv", 3, 1, "1.5"), vec!["train.csv: row 3, column \"p0\": 1.5 is not a probability".into()]),
@@ -247,4 +247,62 @@ fn a_teacher_of_predictions_is_checked_when_the_study_is_read() {
     assert!(with(missing).contains("key `teacher.dir`: no-such-directory:"));
     let network_arm = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &teacher).replace("[\"labels\", \"kd\", \"crossfit\"]", "[\"labels\", \"feature-kd\"]");
     assert!(with(network_arm).contains("arm `feature-kd` reads the teacher network"));
+}
+
+/// Every CSV of an export as a `.npy` array of the same columns (f64), the CSV removed.
+fn to_npy(dir: &Path, logits: bool) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            to_npy(&path, logits);
+        } else if path.extension().is_some_and(|e| e == "csv") {
+            let (header, rows) = read_csv(&path);
+            let first = if header.iter().any(|h| h == "fold") { 2 } else { 1 };
+            let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().enumerate().map(|(j, &v)| if logits && j >= first { v.max(1e-12).ln() } else { v }).collect::<Vec<_>>()).collect();
+            let t = candle_core::Tensor::from_vec(flat, (rows.len(), header.len()), &candle_core::Device::Cpu).unwrap();
+            t.write_npy(path.with_extension("npy")).unwrap();
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
+/// The export as NumPy arrays gives byte-identical students again; as logits (the log of each
+/// probability floored at 1e-12, `values = "logits"`), the teacher's test accuracy is
+/// unchanged (a softmax of log-probabilities has the same argmax) and every student computes.
+#[test]
+fn npy_files_and_logits_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, export) = run_and_export(dir.path());
+    let npy = dir.path().join("npy");
+    copy_dir(&export, &npy);
+    to_npy(&npy, false);
+    let run = |files: &Path, values: &str, out: &str| {
+        let source = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &format!("kind = \"predictions\"\ndir = \"{}\"{values}", files.display()));
+        let s = parse(Path::new("export.toml"), &source, &LoadOptions::default()).unwrap();
+        runner::run(&s, &RunOptions { jobs: 2, ..RunOptions::new(dir.path().join(out)) }).unwrap();
+        std::fs::read_to_string(dir.path().join(out).join("export/results.csv")).unwrap()
+    };
+    let own = std::fs::read_to_string(dir.path().join("own/export/results.csv")).unwrap();
+    assert_eq!(student_rows(&run(&npy, "", "from-npy")), student_rows(&own));
+    let logits = dir.path().join("logits");
+    copy_dir(&export, &logits);
+    to_npy(&logits, true);
+    let from_logits = run(&logits, "\nvalues = \"logits\"", "from-logits");
+    let header: Vec<&str> = own.lines().next().unwrap().split(',').collect();
+    let accuracy = header.iter().position(|h| *h == "accuracy").unwrap();
+    let teacher_accuracy = |r: &str| r.lines().filter(|l| l.contains(",teacher,")).map(|l| l.split(',').nth(accuracy).unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(teacher_accuracy(&from_logits), teacher_accuracy(&own));
+    assert!(student_rows(&from_logits).iter().all(|r| r.contains(",ok,")));
+    // A 1-D array and an array of the wrong width are refused with the file named.
+    let broken = dir.path().join("broken");
+    copy_dir(&npy, &broken);
+    candle_core::Tensor::from_vec(vec![1.0f64, 2.0], 2, &candle_core::Device::Cpu).unwrap().write_npy(broken.join("seed-0/test.npy")).unwrap();
+    let source = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &format!("kind = \"predictions\"\ndir = \"{}\"", broken.display()));
+    let s = parse(Path::new("export.toml"), &source, &LoadOptions::default()).unwrap();
+    let error = |out: &str| runner::run(&s, &RunOptions { jobs: 2, ..RunOptions::new(dir.path().join(out)) }).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = error("broken-out");
+    assert!(e.contains("seed-0/test.npy: a 1-dimensional array; expected (rows, 4): row, p0, p1, p2"), "{e}");
+    candle_core::Tensor::from_vec(vec![1.0f64; 6], (2, 3), &candle_core::Device::Cpu).unwrap().write_npy(broken.join("seed-0/test.npy")).unwrap();
+    let e = error("broken-out2");
+    assert!(e.contains("seed-0/test.npy: a (2, 3) array; expected 4 columns: row, p0, p1, p2"), "{e}");
 }
