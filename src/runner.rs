@@ -886,7 +886,8 @@ fn teacher_set(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files: 
 
 /// A teacher of predictions: its files for replicate `rep` ([`teacher_files`]) give the split
 /// and the probabilities. The teacher row's metrics are those computed from its test
-/// probabilities; the `crossfit-teacher` row has none (they would need the fold teachers).
+/// probabilities (with the calibration diagnostics, when asked); the `crossfit-teacher` row has
+/// none (they would need the fold teachers).
 fn read_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files: &teacher_files::PredictionsTeacherSpec) -> TeacherOutputs {
     let mut times = StageTimes::default();
     let t = Instant::now();
@@ -898,12 +899,20 @@ fn read_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files:
     let t = Instant::now();
     let population = Dataset { x: Array2::zeros((0, draw.test.x.ncols())), y: Vec::new(), n_classes: k, p0: None, image_shape: None };
     let mut metrics = prediction_metrics(&study.registry, set.test.view(), &draw.test, Array2::zeros((0, k)).view(), &population, None);
+    // Diagnostics of its test probabilities alone (calibration); none that probe the model.
+    let mut reliability = Vec::new();
+    if let Some(spec) = &cell.config.diagnostics {
+        let seed = seed::derive(unit_seeds(study, cell, rep).2, &["diagnostics"]);
+        let d = suite::evaluate(spec, draw.test.x.view(), &draw.test.y, set.test.view(), None, &ModelAccess::TestProbabilities, seed);
+        metrics.extend(d.metrics.into_iter().map(|(n, v)| (n.to_string(), v)));
+        reliability = d.reliability;
+    }
     let crossfit = set.out_of_fold.map(|p| Ok((p, BTreeMap::new())));
     if let Some(gap) = oof_gap(&crossfit, set.train.view(), &draw.train.y) {
         metrics.insert("teacher_oof_gap".into(), gap);
     }
     times.metrics = t.elapsed().as_secs_f64();
-    TeacherOutputs { train: set.train, test: set.test, metrics, reliability: Vec::new(), crossfit, failure: None, rows: Some(rows), times, networks: None, network: None }
+    TeacherOutputs { train: set.train, test: set.test, metrics, reliability, crossfit, failure: None, rows: Some(rows), times, networks: None, network: None }
 }
 
 /// A teacher network shared with the method arms.

@@ -119,6 +119,8 @@ pub enum ModelAccess<'a> {
     Network(ReluMlp),
     /// Only predictions (probabilities), e.g. a forest.
     BlackBox(&'a (dyn Fn(ArrayView2<f64>) -> Array2<f64> + Sync)),
+    /// Its test probabilities alone (a teacher read from files): nothing that probes the model.
+    TestProbabilities,
 }
 
 /// One model's diagnostics: metric values by name, and its reliability-diagram bins.
@@ -182,6 +184,7 @@ pub fn evaluate(
                 lipschitz::finite_difference_local(&probabilities, points, spec.lipschitz_radius, 10, fd_seed)
             }
             ModelAccess::BlackBox(f) => lipschitz::finite_difference_local(*f, points, spec.lipschitz_radius, 10, fd_seed),
+            ModelAccess::TestProbabilities => return out,
         };
         put("lipschitz_local_fd", fd.ok().map(|e| e.value));
     }
