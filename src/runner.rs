@@ -690,6 +690,10 @@ pub fn export_teachers(study: &Study, options: &RunOptions, dir: &Path) -> Resul
     Ok(seeds.len())
 }
 
+/// Out-of-fold targets with the `crossfit-teacher` row's metrics, or why cross-fitting failed;
+/// `None` when no arm cross-fits.
+type Crossfit = Option<Result<(Array2<f64>, BTreeMap<String, f64>), String>>;
+
 /// What the students of a unit need from its teacher, computed once and shared by every cell
 /// with the same [`teacher_key`] (and stored in the teacher cache).
 #[derive(Serialize, Deserialize)]
@@ -701,7 +705,7 @@ struct TeacherOutputs {
     metrics: BTreeMap<String, f64>,
     reliability: Vec<ReliabilityBin>,
     /// Out-of-fold targets and the `crossfit-teacher` row's metrics, when an arm cross-fits.
-    crossfit: Option<Result<(Array2<f64>, BTreeMap<String, f64>), String>>,
+    crossfit: Crossfit,
     /// `Err` when the data or the teacher failed: every row of the unit fails with it.
     failure: Option<String>,
     /// The rows a teacher of predictions names (its files' split), which the students use too.
@@ -849,7 +853,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
 
 /// Log loss of the out-of-fold probabilities minus that of the in-sample ones, on the training
 /// labels (`teacher_oof_gap`), when the teacher was cross-fitted.
-fn oof_gap(crossfit: &Option<Result<(Array2<f64>, BTreeMap<String, f64>), String>>, in_sample: ArrayView2<f64>, y: &[usize]) -> Option<f64> {
+fn oof_gap(crossfit: &Crossfit, in_sample: ArrayView2<f64>, y: &[usize]) -> Option<f64> {
     let Some(Ok((out_of_fold, _))) = crossfit else { return None };
     Some(metrics::log_loss(out_of_fold.view(), y).ok()? - metrics::log_loss(in_sample, y).ok()?)
 }

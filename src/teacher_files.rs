@@ -209,9 +209,11 @@ impl Source {
     }
 }
 
-/// One file: its rows (positions from 0), probabilities (logits through a softmax), and folds
-/// when `folds`.
-fn read_one(path: &Path, k: usize, values: Values, folds: bool) -> Result<(Vec<usize>, Array2<f64>, Vec<usize>), String> {
+/// One file as read: its rows (positions from 0), probabilities, and folds (out of fold only).
+type FileRows = (Vec<usize>, Array2<f64>, Vec<usize>);
+
+/// One file: its rows, probabilities (logits through a softmax), and folds when `folds`.
+fn read_one(path: &Path, k: usize, values: Values, folds: bool) -> Result<FileRows, String> {
     let value_names: Vec<String> = (0..k).map(|j| format!("{}{j}", values.prefix())).collect();
     let expected: Vec<String> = std::iter::once("row".to_string()).chain(folds.then(|| "fold".to_string())).chain(value_names.iter().cloned()).collect();
     let source = Source::read(path, &expected).map_err(|e| format!("{e} ({k} classes, {})", values.word()))?;

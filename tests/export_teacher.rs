@@ -148,6 +148,7 @@ fn broken_teacher_files_name_file_row_and_column() {
     };
     let first_field = |line: &str| line.split(',').next().unwrap().to_string();
     type Edit = Box<dyn Fn(&Path)>;
+    type LineEdit = Box<dyn Fn(usize, &str) -> String>;
     // Replaces the `n`th line (0 = header) of `file` in seed 0 by `f(line)`.
     let line = |file: &'static str, n: usize, f: Box<dyn Fn(&str) -> String>| -> Edit {
         Box::new(move |d: &Path| {
@@ -158,7 +159,7 @@ fn broken_teacher_files_name_file_row_and_column() {
         })
     };
     // Applies `f(line index, line)` to every line of `file` in seed 0.
-    let every_line = |file: &'static str, f: Box<dyn Fn(usize, &str) -> String>| -> Edit {
+    let every_line = |file: &'static str, f: LineEdit| -> Edit {
         Box::new(move |d: &Path| {
             let path = d.join("seed-0").join(file);
             let text = std::fs::read_to_string(&path).unwrap();
@@ -178,7 +179,7 @@ fn broken_teacher_files_name_file_row_and_column() {
         ("no out-of-fold file", Box::new(|d: &Path| std::fs::remove_file(d.join("seed-0/out_of_fold.csv")).unwrap()), vec!["out_of_fold.csv: not found".into(), "arms crossfit need".into()]),
         ("no seed-1 directory", Box::new(|d: &Path| std::fs::remove_dir_all(d.join("seed-1")).unwrap()), vec!["seed-1/train.csv: not found".into()]),
         ("probabilities not summing to 1", set_field("test.csv", 1, 1, "0.5"), vec!["test.csv: row 1, column \"p0 … p2\": the probabilities sum to".into()]),
-        ("two classes, not three", every_line("train.csv", Box::new(|_, l: &str| l.rsplitn(2, ',').nth(1).unwrap().to_string())), vec!["train.csv: columns row, p0, p1, p2 expected, found row, p0, p1 (3 classes, probabilities)".into()]),
+        ("two classes, not three", every_line("train.csv", Box::new(|_, l: &str| l.rsplit_once(',').unwrap().0.to_string())), vec!["train.csv: columns row, p0, p1, p2 expected, found row, p0, p1 (3 classes, probabilities)".into()]),
         ("a fourth class", every_line("test.csv", Box::new(|i, l: &str| format!("{l},{}", if i == 0 { "p3" } else { "0" }))), vec!["test.csv: columns row, p0, p1, p2 expected, found row, p0, p1, p2, p3".into()]),
         ("a row with a field too many", line("test.csv", 2, Box::new(|l: &str| format!("{l},0"))), vec!["test.csv: row 2".into(), "fields".into()]),
         ("misspelt header", line("test.csv", 0, Box::new(|l: &str| l.replacen("row", "rows", 1))), vec!["test.csv: columns row, p0, p1, p2 expected, found rows,".into()]),

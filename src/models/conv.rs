@@ -35,7 +35,7 @@ use rayon::prelude::*;
 pub const BLOCK_IMAGES: usize = 16;
 
 /// The float types the ops compute in.
-trait Element: WithDType + Default + PartialOrd + std::ops::AddAssign + std::ops::Mul<Output = Self> + Send + Sync {}
+trait Element: WithDType + Default + PartialOrd + std::ops::AddAssign + std::ops::MulAssign + std::ops::Mul<Output = Self> + Send + Sync {}
 impl Element for f32 {}
 impl Element for f64 {}
 
@@ -457,7 +457,7 @@ impl CustomOp1 for AveragePool {
                 for pixel in image.chunks_exact(c) {
                     sum.iter_mut().zip(pixel).for_each(|(s, &v)| *s += v);
                 }
-                sum.iter_mut().for_each(|s| *s = *s * scale);
+                sum.iter_mut().for_each(|s| *s *= scale);
             }
             Ok(T::to_cpu_storage_owned(out))
         }
