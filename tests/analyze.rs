@@ -169,7 +169,7 @@ fn probabilities_are_scored_by_kdlab() {
     kdlab::analyze::run(&file, &dir.path().join("out"), Registry::builtin()).unwrap();
     let csv = std::fs::read_to_string(dir.path().join("out/fixture/results.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    for metric in ["accuracy", "log_loss", "brier", "ece", "agreement", "kl_teacher_student"] {
+    for metric in ["accuracy", "log_loss", "brier", "ece", "agreement", "kl_teacher_student", "mi_teacher_student"] {
         assert!(header.contains(&metric), "{metric} computed: {header:?}");
     }
     // 2 cells × 3 seeds × 3 models.

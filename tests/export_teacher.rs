@@ -307,3 +307,49 @@ fn npy_files_and_logits_are_read() {
     let e = error("broken-out2");
     assert!(e.contains("seed-0/test.npy: a (2, 3) array; expected 4 columns: row, p0, p1, p2"), "{e}");
 }
+
+/// One set of files for every seed (`shared = true`): every seed reads the same split and the
+/// same teacher, so the teacher rows agree across seeds while the students (their own seeds)
+/// differ. The same files as Parquet give the same students as the CSVs; and every arm that needs
+/// only the teacher's probabilities computes.
+#[test]
+fn shared_sets_parquet_files_and_every_probability_arm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, export) = run_and_export(dir.path());
+    let shared = dir.path().join("shared");
+    copy_dir(&export.join("seed-0"), &shared);
+    let arms = "[\"labels\", \"kd\", \"crossfit\", \"gamma-constant\", \"gamma-corrected\", \"full-orthogonal\", \"enhanced\", \"label-smoothing\", \"kd-instance\", \"kd-class-averaged\"]";
+    let run = |files: &Path, extra: &str, out: &str| {
+        let source = study(&data, "file").replace("kind = \"forest\"\nn_trees = 20", &format!("kind = \"predictions\"\ndir = \"{}\"{extra}", files.display())).replace("[\"labels\", \"kd\", \"crossfit\"]", arms);
+        let s = parse(Path::new("export.toml"), &source, &LoadOptions::default()).unwrap();
+        runner::run(&s, &RunOptions { jobs: 2, ..RunOptions::new(dir.path().join(out)) }).unwrap();
+        std::fs::read_to_string(dir.path().join(out).join("export/results.csv")).unwrap()
+    };
+    let results = run(&shared, "\nshared = true", "shared-out");
+    let header: Vec<&str> = results.lines().next().unwrap().split(',').collect();
+    let at = |line: &str, name: &str| line.split(',').nth(header.iter().position(|h| *h == name).unwrap()).unwrap().to_string();
+    let of = |arm: &str| results.lines().filter(|l| at(l, "arm") == arm).collect::<Vec<_>>();
+    assert_eq!(at(of("teacher")[0], "log_loss"), at(of("teacher")[1], "log_loss"), "one teacher for both seeds");
+    assert_ne!(at(of("kd")[0], "log_loss"), at(of("kd")[1], "log_loss"), "students of two seeds differ");
+    assert_eq!(student_rows(&results).len(), 2 * 10);
+    assert!(student_rows(&results).iter().all(|r| r.contains(",ok,")), "every arm computes: {results}");
+    // The shared set as Parquet (columns as in the CSVs) gives the same students.
+    let parquet = dir.path().join("parquet");
+    copy_dir(&shared, &parquet);
+    for name in ["train", "test", "out_of_fold"] {
+        let csv = parquet.join(format!("{name}.csv"));
+        let (header, rows) = read_csv(&csv);
+        let columns: Vec<polars::prelude::Column> = header
+            .iter()
+            .enumerate()
+            .map(|(j, h)| match h.as_str() {
+                "row" | "fold" => polars::prelude::Column::new(h.into(), rows.iter().map(|r| r[j] as i64).collect::<Vec<_>>()),
+                _ => polars::prelude::Column::new(h.into(), rows.iter().map(|r| r[j]).collect::<Vec<_>>()),
+            })
+            .collect();
+        let mut frame = polars::prelude::DataFrame::new(columns).unwrap();
+        polars::prelude::ParquetWriter::new(std::fs::File::create(csv.with_extension("parquet")).unwrap()).finish(&mut frame).unwrap();
+        std::fs::remove_file(&csv).unwrap();
+    }
+    assert_eq!(student_rows(&run(&parquet, "\nshared = true", "parquet-out")), student_rows(&results));
+}

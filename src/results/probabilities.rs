@@ -1,7 +1,8 @@
 //! Per-seed test-set probabilities computed anywhere, one row per (seed, arm, test row), read
 //! into result rows whose metrics kdlab computes itself: every metric of the registry that is
 //! a function of a model's test predictions (accuracy, log loss, Brier, ECE, AUC, and, against
-//! the `teacher` rows of the same seed and cell, agreement and KL).
+//! the `teacher` rows of the same seed and cell, agreement, KL and the mutual information of
+//! the predicted labels).
 //!
 //! Columns: `seed`, `arm`, the axes, `row` (the test row's id, any text), `label` (its class,
 //! 0 to k − 1) and `p0` … `p{k-1}` (the class probabilities, each row summing to 1).
@@ -121,5 +122,14 @@ fn group_metrics(path: &Path, where_: &str, group: &Group, teacher: Option<&Grou
     };
     let empty = Array2::zeros((0, k));
     let predictions = Predictions { test: test.view(), y_test: &y, teacher_test: teacher_test.as_ref().map(|t| t.view()), population: empty.view(), p0: None };
-    Ok(metric::from_predictions(metrics, &predictions).into_iter().map(|(n, v)| (n.to_string(), v)).collect())
+    let mut values: BTreeMap<String, f64> = metric::from_predictions(metrics, &predictions).into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+    // The MI of the predicted labels with the teacher's, as a study's [diagnostics] gives it
+    // (without its permutation null).
+    if let Some(t) = &teacher_test {
+        let labels = |p: &Array2<f64>| p.rows().into_iter().map(crate::metrics::argmax).collect::<Vec<usize>>();
+        if let Ok(mi) = crate::diagnostics::mi::discrete_mi(&labels(t), &labels(&test), None) {
+            values.insert("mi_teacher_student".into(), mi.bits);
+        }
+    }
+    Ok(values)
 }
