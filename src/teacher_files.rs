@@ -96,8 +96,8 @@ impl PredictionsTeacherSpec {
         }
     }
 
-    /// SHA-256 over the names and bytes of every file under `dir` (sorted), or why it cannot
-    /// be read.
+    /// SHA-256 over the names (relative to `dir`) and bytes of every file under `dir` (sorted),
+    /// or why it cannot be read.
     pub fn hash_files(&self) -> Result<String, String> {
         let mut files = Vec::new();
         collect_files(Path::new(&self.dir), &mut files).map_err(|e| format!("{}: {e}", self.dir))?;
@@ -107,7 +107,8 @@ impl PredictionsTeacherSpec {
         files.sort();
         let mut all = Vec::new();
         for f in &files {
-            all.extend_from_slice(f.to_string_lossy().as_bytes());
+            // Names relative to `dir`, so the same files elsewhere hash the same.
+            all.extend_from_slice(f.strip_prefix(&self.dir).unwrap_or(f).to_string_lossy().as_bytes());
             all.extend_from_slice(&std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
         }
         Ok(fsio::sha256_hex(&all))
@@ -359,6 +360,20 @@ fn table(rows: &[usize], folds: Option<&[usize]>, p: ArrayView2<f64>) -> String 
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn the_files_hash_follows_their_contents_not_their_place() {
+        let root = tempfile::tempdir().unwrap();
+        let spec = |dir: &Path| PredictionsTeacherSpec { dir: dir.to_string_lossy().into(), shared: false, values: Values::Probabilities, files_sha256: String::new() };
+        for d in ["a", "b"] {
+            std::fs::create_dir_all(root.path().join(d).join("seed-0")).unwrap();
+            std::fs::write(root.path().join(d).join("seed-0/train.csv"), "row,p0,p1\n1,0.5,0.5\n").unwrap();
+        }
+        let (a, b) = (spec(&root.path().join("a")).hash_files().unwrap(), spec(&root.path().join("b")).hash_files().unwrap());
+        assert_eq!(a, b);
+        std::fs::write(root.path().join("b/seed-0/train.csv"), "row,p0,p1\n1,0.25,0.75\n").unwrap();
+        assert_ne!(a, spec(&root.path().join("b")).hash_files().unwrap());
+    }
 
     #[test]
     fn numbers_read_back_exactly() {
