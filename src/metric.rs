@@ -134,6 +134,10 @@ pub const METRICS: &[MetricInfo] = &[
     MetricInfo { name: "teacher_iou_sumcam_augmented", better: Better::Neither, unit: "fraction", sections: &[Section::Fidelity(3)], description: "the sum-CAM IoU on the test images under the student's augmentation (teacher rows)", compute: Compute::ByProtocol },
     MetricInfo { name: "sumcam_direction_drift", better: Better::Neither, unit: "relative norm", sections: &[Section::Fidelity(3)], description: "‖Σ_c w_c − Σ_c w_c(init)‖ / ‖Σ_c w_c(init)‖ of the members' heads, averaged: 0 means the sum-CAM projects on its random initial direction (teacher rows)", compute: Compute::ByProtocol },
     MetricInfo { name: "best_epoch", better: Better::Lower, unit: "epochs", sections: &[], description: "epoch whose weights the early-stopping rule kept (student rows)", compute: Compute::ByProtocol },
+    MetricInfo { name: "epoch_budget", better: Better::Neither, unit: "epochs", sections: &[], description: "passes over the fit rows the student was allowed, where early stopping scored a validation split (network student rows; the convergence check compares `best_epoch` with it)", compute: Compute::ByProtocol },
+    MetricInfo { name: "step_budget", better: Better::Neither, unit: "steps", sections: &[], description: "optimiser steps the student was allowed: `student.steps`, or epochs × batches per epoch (network student rows)", compute: Compute::ByProtocol },
+    MetricInfo { name: "fit_rows", better: Better::Neither, unit: "rows", sections: &[], description: "rows the student trained on, validation and quiz rows excluded (network student rows)", compute: Compute::ByProtocol },
+    MetricInfo { name: "chance_accuracy", better: Better::Neither, unit: "fraction", sections: &[], description: "accuracy of always predicting the test set's most frequent class (teacher rows; the at-chance health check reads it)", compute: Compute::ByProtocol },
 ];
 
 /// The README's metric table: every metric with its direction, unit, sections and what it

@@ -814,6 +814,7 @@ fn fit_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore) -> Teac
 
     let t = Instant::now();
     let mut metrics = prediction_metrics(&study.registry, teacher_test.view(), &test, teacher_population.view(), &population, None);
+    metrics.insert("chance_accuracy".into(), chance_accuracy(&test.y, k));
     if let (Some(p0_train), Some(p0_pop)) = (&train.p0, &population.p0) {
         let in_sample = metrics::squared_error_rows(teacher_train.view(), p0_train.view()).unwrap_or(f64::NAN);
         let population_error = metrics::squared_error_rows(teacher_population.view(), p0_pop.view()).unwrap_or(f64::NAN);
@@ -903,6 +904,7 @@ fn read_teacher(study: &Study, cell: &Cell, rep: usize, data: &DataStore, files:
     let t = Instant::now();
     let population = Dataset { x: Array2::zeros((0, draw.test.x.ncols())), y: Vec::new(), n_classes: k, p0: None, image_shape: None };
     let mut metrics = prediction_metrics(&study.registry, set.test.view(), &draw.test, Array2::zeros((0, k)).view(), &population, None);
+    metrics.insert("chance_accuracy".into(), chance_accuracy(&draw.test.y, k));
     // Diagnostics of its test probabilities alone (calibration); none that probe the model.
     let mut reliability = Vec::new();
     if let Some(spec) = &cell.config.diagnostics {
@@ -1144,6 +1146,13 @@ impl Scoring<'_> {
         if let Some(epoch) = fitted.best_epoch() {
             m.insert("best_epoch".into(), epoch as f64);
         }
+        if let Some(budget) = fitted.budget() {
+            m.insert("fit_rows".into(), budget.fit_rows as f64);
+            m.insert("step_budget".into(), budget.steps as f64);
+            if budget.validated {
+                m.insert("epoch_budget".into(), budget.epochs as f64);
+            }
+        }
         if let Some(c) = chosen_c {
             m.insert("chosen_log10_c".into(), c.log10());
         }
@@ -1253,6 +1262,17 @@ fn finite_row(mut row: Row) -> Row {
         row.metrics.clear();
     }
     row
+}
+
+/// The accuracy of always predicting the most frequent of `k` classes among `y`.
+fn chance_accuracy(y: &[usize], k: usize) -> f64 {
+    let mut counts = vec![0usize; k.max(1)];
+    for &c in y {
+        if let Some(n) = counts.get_mut(c) {
+            *n += 1;
+        }
+    }
+    counts.iter().copied().max().unwrap_or(0) as f64 / y.len().max(1) as f64
 }
 
 /// The metrics computed from a model's predictions (the registry's

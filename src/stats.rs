@@ -141,6 +141,9 @@ pub enum Verdict {
     Contradicted,
     /// Not significant (or no direction to judge).
     Inconclusive,
+    /// Not judged: a condition the claim holds under was not shown, or a health check failed
+    /// on the rows it compares.
+    NotApplicable,
 }
 
 /// A correlation coefficient with its 95% interval and two-sided p-value.

@@ -462,6 +462,7 @@ fn concurrent_tasks_that_share_teachers_fit_each_one_once() {
 fn sequential_study() -> String {
     STUDY.replace("seeds = 3", "seeds = { min = 2, max = 6, step = 2 }").replace("n_test = 300", "n_test = [300, 301]")
         + "\n[[predictions]]\nid = \"null-control\"\nmetric = \"accuracy\"\naxis = \"data.n_test\"\narm = \"labels\"\ncompare = [301, 300]\nexpect = \"higher\"\n"
+        + "\n[health.silence]\nteacher-no-better = \"the null control compares the label student with itself; the tiny teacher's quality does not enter it\"\n"
 }
 
 #[test]

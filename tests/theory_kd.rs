@@ -34,7 +34,7 @@ max_depth = [2, 8]
 [student]
 kind = "mlp"
 hidden = [64]
-epochs = 150
+epochs = 500
 learning_rate = 3e-3
 
 [[predictions]]
@@ -51,12 +51,19 @@ axis = "teacher.max_depth"
 arm = "kd"
 compare = [8, 2]
 expect = "lower"
+
+[health.silence]
+teacher-no-better = "the claims are about what a weak (depth-2) teacher passes to its student"
 "#;
 
 #[test]
 fn plain_kd_passes_teacher_error_to_the_student() {
     let (study, rows) = common::run_study(STUDY);
 
+    // The students get 500 epochs: at 150 the depth-8 `kd` student was still improving in 13
+    // of 20 seeds, and the convergence health check rightly made that verdict not applicable.
+    // With 500, early stopping ends every run (effects measured: 0.214 ± 0.067 and −0.259 ±
+    // 0.015 per seed).
     // Why chance cannot decide these: a depth-2 forest on this nonlinear 3-class problem has
     // population error ‖p̂ − p0‖² ≈ 0.34 against ≈ 0.23 at depth 8 (measured). With 10 seeds
     // the paired differences measured 0.214 ± 0.08 (sd) nats for the first prediction and

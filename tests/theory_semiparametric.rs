@@ -96,7 +96,7 @@ fn small_design(name: &str, seeds: usize, seed: u64, arms: &str, depths: &str, p
         .replacen("n_train = 2000", "n_train = 1000", 1)
         .replacen("n_trees = 60", "n_trees = 40", 1)
         .replacen("max_depth = [1, 3, 30]", &format!("max_depth = {depths}"), 1);
-    format!("{body}\n{predictions}")
+    format!("{body}\n{predictions}\n[health.silence]\nteacher-no-better = \"the semiparametric claims concern teachers of any quality, shallow ones included\"\n")
 }
 
 /// Prediction 4 on its own study: 260 seeds × 2 teacher depths of the two corrected arms only.

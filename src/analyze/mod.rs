@@ -25,6 +25,7 @@ impl ExternalStudy {
             plan: self.plan,
             seeds: self.plan.max,
             registry: &self.registry,
+            silenced: &self.silenced,
         }
     }
 }

@@ -54,6 +54,7 @@ fn render(study: &ExternalStudy, evaluation: &Evaluation, figures: &[(String, St
     }
     setup(&mut w, study, evaluation)?;
     predictions::section(&mut w, &study.design(), evaluation);
+    predictions::health_section(&mut w, &evaluation.health, &study.silenced);
     results_section(&mut w, study);
     let _ = writeln!(w, "## Figures\n");
     for (metric, path) in figures {

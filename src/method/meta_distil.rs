@@ -62,7 +62,7 @@ fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
     let net = student::initial_network(unit.student, unit.fit.rows(), k, unit.seed)?;
     let svars = net.vars();
     let tvars = teacher.vars();
-    let mut opt = crate::models::optim::Opt::new(unit.student.optimizer, svars.clone(), unit.student.learning_rate, unit.student.momentum.unwrap_or(0.9), unit.student.weight_decay)?;
+    let mut opt = crate::models::optim::Opt::new(unit.student.optimizer, svars.clone(), unit.student.rate(), unit.student.momentum.unwrap_or(0.9), unit.student.weight_decay)?;
     let (alpha, t) = (unit.distill.alpha, unit.distill.temperature);
     let x_all = to_tensor(train.x.view())?;
     let y_all = to_tensor(one_hot(&train.y, k).view())?;
@@ -82,9 +82,15 @@ fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
     let mut rng = seed::rng(seed::derive(unit.seed, &["meta-batches"]));
     let mut order: Vec<u32> = (0..train.len() as u32).collect();
     let quiz_rows: Vec<u32> = (0..quiz.len() as u32).collect();
-    for epoch in 1..=unit.student.epochs {
+    let budget = student::Budget { fit_rows: train.len(), steps: unit.student.step_budget(train.len()), epochs: unit.student.passes(train.len()), validated: false };
+    let mut steps = 0;
+    for epoch in 1..=budget.epochs {
         order.shuffle(&mut rng);
         for chunk in order.chunks(unit.student.batch_size) {
+            if steps == budget.steps {
+                break;
+            }
+            steps += 1;
             let idx = Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?;
             let (xb, yb) = (x_all.index_select(&idx, 0)?, y_all.index_select(&idx, 0)?);
             let q: Vec<u32> = quiz_rows.choose_multiple(&mut rng, unit.student.batch_size.min(quiz_rows.len())).copied().collect();
@@ -130,7 +136,7 @@ fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
             opt.backward_step(&loss)?;
         }
     }
-    Ok(Network { best_epoch: unit.student.epochs, epochs_run: unit.student.epochs, ..net })
+    Ok(Network { best_epoch: budget.epochs, epochs_run: budget.epochs, budget, ..net })
 }
 
 /// The variables' values (or their gradients, zeros where absent) as one f64 vector.

@@ -45,9 +45,13 @@ fn fit_rco(unit: &Unit) -> Result<Network, ModelError> {
         return Err(ModelError::Fit { model: "rco", reason: "the teacher kept no checkpoints".into() });
     }
     let anchors = route::equal_interval_anchors(member.route.len(), unit.spec.rco_anchors).map_err(method_error)?;
+    if unit.student.steps.is_some() {
+        return Err(ModelError::Fit { model: "rco", reason: "RCO splits the student's `epochs` into stages; give `epochs`, not `steps`".into() });
+    }
     let epochs = route::stage_epochs(unit.student.epochs, anchors.len()).map_err(method_error)?;
     let mut start: Option<Vec<Tensor>> = None;
-    let mut network = None;
+    let mut network: Option<Network> = None;
+    let mut steps = 0;
     for (i, (&anchor, &stage_epochs)) in anchors.iter().zip(&epochs).enumerate() {
         let anchor_net = student::initial_network(&unit.teacher_network, unit.fit.rows(), unit.k(), unit.seed)?;
         // The last stage uses the final teacher (which differs from the last checkpoint when
@@ -64,8 +68,12 @@ fn fit_rco(unit: &Unit) -> Result<Network, ModelError> {
         let terms = unit.target_terms(KD, p.view(), &unit.fit.y)?;
         let spec = NeuralSpec { epochs: stage_epochs, ..unit.student.clone() };
         let net = unit.train(&terms, &spec, start.as_deref())?;
+        steps += net.budget.steps;
         start = Some(net.weights()?);
         network = Some(net);
     }
-    network.ok_or_else(|| ModelError::Fit { model: "rco", reason: "no stages".into() })
+    // Its budget is every stage's steps; its best epoch is the last stage's, as is its epochs.
+    let mut net = network.ok_or_else(|| ModelError::Fit { model: "rco", reason: "no stages".into() })?;
+    net.budget.steps = steps;
+    Ok(net)
 }

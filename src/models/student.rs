@@ -51,10 +51,18 @@ pub struct NeuralSpec {
     pub hidden: Option<Vec<usize>>,
     #[serde(default = "default_epochs")]
     pub epochs: usize,
+    /// A fixed budget of optimiser steps in place of `epochs`: as many passes over the fit
+    /// rows as it needs, the last one cut short, so more rows do not mean more training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
+    /// A learning rate per optimiser in place of `learning_rate`, so a grid over `optimizer`
+    /// compares each at its own rate rather than at one rate that suits one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rates: Option<LearningRates>,
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
     #[serde(default = "default_patience")]
@@ -98,8 +106,10 @@ impl Default for NeuralSpec {
             kind: StudentKind::Mlp,
             hidden: None,
             epochs: default_epochs(),
+            steps: None,
             batch_size: default_batch_size(),
             learning_rate: default_learning_rate(),
+            learning_rates: None,
             weight_decay: default_weight_decay(),
             patience: default_patience(),
             validation_fraction: default_validation_fraction(),
@@ -216,7 +226,40 @@ fn default_validation_fraction() -> f64 {
     0.2
 }
 
+/// `learning_rates = { adamw = 3e-3, sgd-nesterov = 0.05 }`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LearningRates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adamw: Option<f64>,
+    #[serde(default, rename = "sgd-nesterov", skip_serializing_if = "Option::is_none")]
+    pub sgd_nesterov: Option<f64>,
+}
+
 impl NeuralSpec {
+    /// The learning rate of the chosen optimiser: its entry of `learning_rates`, else
+    /// `learning_rate`.
+    pub fn rate(&self) -> f64 {
+        let by_optimizer = self.learning_rates.and_then(|r| match self.optimizer {
+            OptimizerKind::AdamW => r.adamw,
+            OptimizerKind::SgdNesterov => r.sgd_nesterov,
+        });
+        by_optimizer.unwrap_or(self.learning_rate)
+    }
+
+    /// The optimiser steps a run on `rows` fit rows may take: `steps`, or `epochs` full passes.
+    pub fn step_budget(&self, rows: usize) -> usize {
+        self.steps.unwrap_or(self.epochs * rows.div_ceil(self.batch_size.max(1)))
+    }
+
+    /// The passes over `rows` fit rows that the step budget needs (the last may be partial).
+    pub fn passes(&self, rows: usize) -> usize {
+        match self.steps {
+            Some(steps) => steps.div_ceil(rows.div_ceil(self.batch_size.max(1)).max(1)),
+            None => self.epochs,
+        }
+    }
+
     /// The hidden widths as the study writes them: an MLP's layers, a CNN's conv widths
     /// (`None` for a CNN given by width and depth, known only when it trains).
     pub fn written_widths(&self) -> Option<Vec<usize>> {
@@ -310,7 +353,7 @@ impl NeuralSpec {
             if self.schedule != Schedule::Cosine {
                 return Err(("min_learning_rate", "applies to schedule = \"cosine\" only".into()));
             }
-            if !(m.is_finite() && m >= 0.0 && m < self.learning_rate) {
+            if !(m.is_finite() && m >= 0.0 && m < self.rate()) {
                 return Err(("min_learning_rate", format!("must be finite, >= 0 and below learning_rate, got {m}")));
             }
         }
@@ -328,6 +371,18 @@ impl NeuralSpec {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(("learning_rate", format!("must be finite and > 0, got {}", self.learning_rate)));
         }
+        if let Some(r) = self.learning_rates {
+            let name = if self.optimizer == OptimizerKind::AdamW { "adamw" } else { "sgd-nesterov" };
+            let rate = if self.optimizer == OptimizerKind::AdamW { r.adamw } else { r.sgd_nesterov };
+            match rate {
+                Some(v) if v.is_finite() && v > 0.0 => {}
+                Some(v) => return Err(("learning_rates", format!("`{name}` must be finite and > 0, got {v}"))),
+                None => return Err(("learning_rates", format!("has no rate for the optimizer `{name}`"))),
+            }
+        }
+        if self.steps == Some(0) {
+            return Err(("steps", "must be >= 1, got 0".into()));
+        }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(("weight_decay", format!("must be finite and >= 0, got {}", self.weight_decay)));
         }
@@ -338,6 +393,15 @@ impl NeuralSpec {
     }
 }
 
+
+/// The training a network was allowed, which the health checks compare between arms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub fit_rows: usize,
+    pub steps: usize,
+    pub epochs: usize,
+    pub validated: bool,
+}
 
 /// The part of a network student that differs between kinds.
 pub enum Architecture {
@@ -358,6 +422,9 @@ pub struct Network {
     /// The epoch whose weights were kept (1-based) and the epochs run.
     pub best_epoch: usize,
     pub epochs_run: usize,
+    /// What the run was allowed: its fit rows, optimiser steps and passes, and whether early
+    /// stopping scored a validation split (else `best_epoch` is simply the last).
+    pub budget: Budget,
     /// The weights after each epoch, when [`Training::keep_route`] is set (else empty).
     pub route: Vec<Vec<Tensor>>,
 }
@@ -377,7 +444,7 @@ impl Network {
                 Var::from_tensor(&Tensor::from_vec(b, fan_out, &Device::Cpu)?)?,
             ));
         }
-        Ok(Network { architecture: Architecture::Mlp(layers), best_epoch: 0, epochs_run: 0, route: Vec::new() })
+        Ok(Network { architecture: Architecture::Mlp(layers), best_epoch: 0, epochs_run: 0, budget: Budget::default(), route: Vec::new() })
     }
 
     /// The untrained network `spec` describes for inputs laid out as `rows`, weights from `seed`.
@@ -385,7 +452,7 @@ impl Network {
         let n_features = rows.x.ncols();
         if spec.kind == StudentKind::Cnn {
             let cnn = Cnn::with_init(spec.cnn_shape(rows.image_shape, n_features, n_classes)?, seed, spec.init)?;
-            return Ok(Network { architecture: Architecture::Cnn(cnn), best_epoch: 0, epochs_run: 0, route: Vec::new() });
+            return Ok(Network { architecture: Architecture::Cnn(cnn), best_epoch: 0, epochs_run: 0, budget: Budget::default(), route: Vec::new() });
         }
         let mut sizes = vec![n_features];
         sizes.extend(spec.hidden_layers());
@@ -531,11 +598,13 @@ pub fn train_with(spec: &NeuralSpec, fit: Rows, terms: &[LossTerm], x_val: Array
     // Losses with their own variables (projectors) train them with the student's.
     let mut vars = net.vars();
     vars.extend(terms.iter().flat_map(|t| t.loss.vars()));
-    let mut opt = Opt::new(spec.optimizer, vars, spec.learning_rate, spec.momentum.unwrap_or(0.9), spec.weight_decay)?;
+    let mut opt = Opt::new(spec.optimizer, vars, spec.rate(), spec.momentum.unwrap_or(0.9), spec.weight_decay)?;
     let mut stream = BatchStream::new(spec, fit, seed)?;
     let validation = Validation::new(x_val, y_val, n_classes)?;
     let mut best = (f64::INFINITY, net.snapshot()?, 0usize);
-    for epoch in 1..=spec.epochs {
+    let rows = fit.x.nrows();
+    net.budget = Budget { fit_rows: rows, steps: spec.step_budget(rows), epochs: spec.passes(rows), validated: validation.is_some() };
+    for epoch in 1..=net.budget.epochs {
         stream.train_epoch(&net, &mut opt, terms, epoch)?;
         net.epochs_run = epoch;
         if training.keep_route {
@@ -615,7 +684,7 @@ impl<'a, 'x> BatchStream<'a, 'x> {
             seed,
             augment,
             step: 0,
-            total_steps: spec.epochs * x_fit.nrows().div_ceil(spec.batch_size),
+            total_steps: spec.step_budget(x_fit.nrows()),
         })
     }
 
@@ -625,6 +694,9 @@ impl<'a, 'x> BatchStream<'a, 'x> {
         let needs_activations = terms.iter().any(|t| t.loss.needs_activations());
         let order = std::mem::take(&mut self.order);
         for (batch, chunk) in order.chunks(self.spec.batch_size).enumerate() {
+            if self.step == self.total_steps {
+                break;
+            }
             let rows = Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?;
             let (x, mix) = self.batch_rows(chunk, &rows, epoch, batch)?;
             let activations = if needs_activations { Some(net.activations(&x)?) } else { None };
@@ -643,7 +715,7 @@ impl<'a, 'x> BatchStream<'a, 'x> {
             }
             let spec = self.spec;
             if spec.schedule != Schedule::Constant {
-                opt.set_learning_rate(spec.schedule.learning_rate(spec.learning_rate, spec.min_learning_rate.unwrap_or(0.0), self.step, self.total_steps));
+                opt.set_learning_rate(spec.schedule.learning_rate(spec.rate(), spec.min_learning_rate.unwrap_or(0.0), self.step, self.total_steps));
             }
             self.step += 1;
             opt.backward_step(&loss)?;
@@ -774,6 +846,14 @@ impl FittedStudent {
     }
 
     /// The epoch early stopping kept, for network students.
+    /// The training a network student was allowed (`None` for forests).
+    pub fn budget(&self) -> Option<Budget> {
+        match self {
+            FittedStudent::Network(n) => Some(n.budget),
+            FittedStudent::Forest(_) => None,
+        }
+    }
+
     pub fn best_epoch(&self) -> Option<usize> {
         match self {
             FittedStudent::Network(n) => Some(n.best_epoch),

@@ -37,6 +37,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Supported => "supported",
         Verdict::Contradicted => "contradicted",
         Verdict::Inconclusive => "inconclusive",
+        Verdict::NotApplicable => "not applicable",
     }
 }
 
@@ -304,6 +305,7 @@ const SECTIONS: &[(&str, SectionFn)] = &[
     ("header", header),
     ("setup", setup),
     ("predictions", predictions_section),
+    ("health", health_section),
     ("results", results_section),
     ("protocols", protocol_sections),
     ("diagnostics", diagnostics_section),
@@ -332,12 +334,14 @@ fn header(w: &mut String, r: &Report) {
     }
     let failed = rows.iter().filter(|r| r.failure.is_some()).count();
     let count = |v: Verdict| decisions.iter().filter(|d| d.verdict == v).count();
+    let warnings = evaluation.health.iter().filter(|f| f.silenced.is_none()).count();
     let _ = writeln!(
         w,
-        "**Verdicts:** {} supported, {} contradicted, {} inconclusive (of {} predictions). Failed rows: {failed}.\n",
+        "**Verdicts:** {} supported, {} contradicted, {} inconclusive, {} not applicable (of {} predictions). Health warnings: {warnings}. Failed rows: {failed}.\n",
         count(Verdict::Supported),
         count(Verdict::Contradicted),
         count(Verdict::Inconclusive),
+        count(Verdict::NotApplicable),
         decisions.len()
     );
 }
@@ -403,6 +407,11 @@ fn setup(w: &mut String, r: &Report) {
 /// The predictions, their verdicts and their statistics.
 fn predictions_section(w: &mut String, r: &Report) {
     predictions::section(w, &r.study.into(), r.evaluation);
+}
+
+/// The health checks and what they found.
+fn health_section(w: &mut String, r: &Report) {
+    predictions::health_section(w, &r.evaluation.health, &r.study.silenced);
 }
 
 /// Per-cell results tables of the metrics every study has.
@@ -569,9 +578,10 @@ pub fn write_index(out: &Path) -> io::Result<()> {
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     let mut md = String::from("# kdlab reports\n\nOne report per study. Holm's correction holds the family-wise error at α = 0.05 within each study (over its predictions and, for a sequential design, its looks); it does not reach across studies, so a sum of verdicts over the table below has no joint error guarantee: with many studies, some verdicts are expected to be wrong by chance.\n\n");
-    md.push_str("| study | claim | supported | contradicted | inconclusive | failed rows |\n|---|---|---|---|---|---|\n");
+    md.push_str("A verdict is *not applicable* where a condition its claim holds under was not shown, or a health check failed on the rows it compares; such claims are not judged. Health warnings count the findings a study did not silence.\n\n");
+    md.push_str("| study | claim | supported | contradicted | inconclusive | not applicable | health warnings | failed rows |\n|---|---|---|---|---|---|---|---|\n");
     for e in &entries {
-        let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.failed_rows);
+        let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} | {6} | {7} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.not_applicable, e.health_warnings, e.failed_rows);
     }
     fsio::write_atomic(&out.join("README.md"), md.as_bytes())
 }

@@ -12,7 +12,8 @@ use crate::study::{Comparison, Expect, TestKind};
 use crate::verdicts::Design;
 use crate::study::SeedPlan;
 use crate::verdicts::sequential::Look;
-use crate::verdicts::{Decision, Evaluation, ALPHA, POWER};
+use crate::verdicts::health::{self, Finding};
+use crate::verdicts::{ConditionOutcome, Decision, Evaluation, ALPHA, POWER};
 
 /// `verdicts.json`: a study's verdict counts (for the index) and, per prediction, the numbers
 /// behind its verdict.
@@ -23,6 +24,13 @@ pub struct VerdictFile {
     pub supported: usize,
     pub contradicted: usize,
     pub inconclusive: usize,
+    /// Predictions not judged: a precondition not shown or a failed health check. (Defaults
+    /// to 0 in files written before it existed.)
+    #[serde(default)]
+    pub not_applicable: usize,
+    /// Health findings the study did not silence.
+    #[serde(default)]
+    pub health_warnings: usize,
     pub failed_rows: usize,
     /// The family-wise α Holm holds within this study. (The fields from here on default when
     /// absent, so the index still reads files written before they existed.)
@@ -70,6 +78,41 @@ pub struct PredictionRecord {
     pub look: usize,
     pub seeds_at_look: usize,
     pub alpha_at_look: Option<f64>,
+    /// Its preconditions' tests.
+    #[serde(default)]
+    pub requires: Vec<ConditionRecord>,
+    /// The unsilenced health checks that failed on its cells and rows.
+    #[serde(default)]
+    pub health: Vec<String>,
+}
+
+/// One precondition's test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConditionRecord {
+    pub condition: String,
+    pub n_seeds: usize,
+    pub effect: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    pub p: Option<f64>,
+    pub met: bool,
+    pub no_test: Option<String>,
+}
+
+impl ConditionRecord {
+    fn new(c: &ConditionOutcome) -> ConditionRecord {
+        let t = c.test.as_ref();
+        ConditionRecord {
+            condition: c.condition.describe(),
+            n_seeds: t.map_or(0, |t| t.seeds),
+            effect: t.and_then(|t| finite(t.effect)),
+            ci_low: t.and_then(|t| finite(t.ci_low)),
+            ci_high: t.and_then(|t| finite(t.ci_high)),
+            p: t.and_then(|t| finite(t.p_value)),
+            met: c.met,
+            no_test: c.no_test.clone(),
+        }
+    }
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -106,6 +149,8 @@ impl PredictionRecord {
             look: d.look,
             seeds_at_look: d.seeds_run,
             alpha_at_look: power.map(|p| p.alpha),
+            requires: d.conditions.iter().map(ConditionRecord::new).collect(),
+            health: d.health.clone(),
         }
     }
 }
@@ -119,6 +164,8 @@ impl VerdictFile {
             supported: count(Verdict::Supported),
             contradicted: count(Verdict::Contradicted),
             inconclusive: count(Verdict::Inconclusive),
+            not_applicable: count(Verdict::NotApplicable),
+            health_warnings: evaluation.health.iter().filter(|f| f.silenced.is_none()).count(),
             failed_rows: rows.iter().filter(|r| r.failure.is_some()).count(),
             alpha: Some(ALPHA),
             seed_plan: Some(evaluation.plan),
@@ -196,10 +243,14 @@ pub fn section(w: &mut String, design: &Design, evaluation: &Evaluation) {
             None => ("–".into(), "–".into(), "–".into()),
         };
         let dup = if d.duplicates > 0 { format!(" ({} repeated measurements counted once)", d.duplicates) } else { String::new() };
-        let _ = writeln!(w, "| {} | {}{cells}; {} | `{}` | {} | {}{dup} | {effect} | {ci} | {pv} | {} | **{}** |", p.id, p.statement, expectation(d), p.metric, d.seeds(), d.cells, d.adjusted_p.map(fmt_p).unwrap_or_else(|| "–".into()), verdict_word(d.verdict));
+        let _ = writeln!(w, "| {} | {}{cells}; {} | `{}` | {} | {}{dup} | {effect} | {ci} | {pv} | {} | **{}**{} |", p.id, p.statement, expectation(d), p.metric, d.seeds(), d.cells, d.adjusted_p.map(fmt_p).unwrap_or_else(|| "–".into()), verdict_word(d.verdict), marks(d));
     }
     let dropped: usize = decisions.iter().map(|d| d.dropped).sum();
     let _ = writeln!(w, "\nPairs dropped because a row failed or lacked the metric: {dropped}.\n");
+    if decisions.iter().any(|d| !d.health.is_empty() || d.conditions.iter().any(|c| !c.met)) {
+        let _ = writeln!(w, "⚠ marks a verdict made not applicable: by an unshown precondition (`requires`), or by a failed health check on its cells and rows (see Health checks). Such a claim is not judged here; its test is shown only for the record.\n");
+    }
+    conditions_table(w, decisions);
     power_table(w, decisions);
     if evaluation.plan.is_sequential() {
         looks_table(w, evaluation);
@@ -214,10 +265,83 @@ pub fn section(w: &mut String, design: &Design, evaluation: &Evaluation) {
                 (None, Some(kind)) => format!("inconclusive: {}", kind.describe()),
                 (None, None) => "inconclusive".to_string(),
             },
+            Verdict::NotApplicable => format!("is not applicable here: {}", not_applicable_because(d)),
         };
         let _ = writeln!(w, "- `{}` {said}.", d.prediction.id);
     }
     let _ = writeln!(w);
+}
+
+/// " ⚠ precondition, not-converged" after a gated verdict.
+fn marks(d: &Decision) -> String {
+    let mut why: Vec<String> = Vec::new();
+    if d.conditions.iter().any(|c| !c.met) {
+        why.push("precondition".into());
+    }
+    why.extend(d.health.iter().cloned());
+    if why.is_empty() { String::new() } else { format!(" ⚠ {}", why.join(", ")) }
+}
+
+/// Why a verdict is not applicable, in words.
+fn not_applicable_because(d: &Decision) -> String {
+    let mut why: Vec<String> = d.conditions.iter().filter(|c| !c.met).map(|c| format!("{} was not shown", c.condition.describe())).collect();
+    if !d.health.is_empty() {
+        why.push(format!("health checks failed on its rows: {}", d.health.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")));
+    }
+    why.join("; ")
+}
+
+/// Each precondition's test: shown when it rejects at the look's α in the stated direction.
+fn conditions_table(w: &mut String, decisions: &[Decision]) {
+    if decisions.iter().all(|d| d.conditions.is_empty()) {
+        return;
+    }
+    let _ = writeln!(w, "Preconditions (`requires`): each tested over the prediction's cells with the seed as the unit, at the look's α, two-sided and uncorrected; all of a prediction's conditions must be shown (an intersection–union test, which needs no correction). Effect: lhs − rhs, or mean − constant.\n");
+    let _ = writeln!(w, "| id | condition | seeds | effect | 95% CI | p | shown |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    for d in decisions {
+        for c in &d.conditions {
+            let (n, effect, ci, p) = match &c.test {
+                Some(t) => (t.seeds.to_string(), fmt_num(t.effect), format!("[{}, {}]", fmt_num(t.ci_low), fmt_num(t.ci_high)), fmt_p(t.p_value)),
+                None => ("–".into(), "–".into(), c.no_test.clone().unwrap_or_else(|| "no test".into()), "–".into()),
+            };
+            let _ = writeln!(w, "| {} | {} | {n} | {effect} | {ci} | {p} | {} |", d.prediction.id, c.condition.describe(), if c.met { "yes" } else { "**no**" });
+        }
+    }
+    let _ = writeln!(w);
+}
+
+/// The "Health checks" section: each check's rule and what it found, silenced ones with the
+/// study's reason.
+pub fn health_section(w: &mut String, findings: &[Finding], silenced: &[(String, String)]) {
+    let _ = writeln!(w, "## Health checks\n");
+    let _ = writeln!(w, "Each check reads the results table. A finding that touches a prediction's cells and compared rows makes its verdict not applicable (⚠), unless the study silences the check with a reason.\n");
+    let _ = writeln!(w, "| check | rule | result |");
+    let _ = writeln!(w, "|---|---|---|");
+    for check in health::CHECKS {
+        let found: Vec<&Finding> = findings.iter().filter(|f| f.check == check.name()).collect();
+        let result = match (found.len(), silenced.iter().find(|(n, _)| n == check.name())) {
+            (0, None) => "passed".to_string(),
+            (0, Some(_)) => "passed (silenced)".to_string(),
+            (n, None) => format!("**{n} finding{}**", if n == 1 { "" } else { "s" }),
+            (n, Some(_)) => format!("{n} finding{} (silenced)", if n == 1 { "" } else { "s" }),
+        };
+        let _ = writeln!(w, "| `{}` | {} | {result} |", check.name(), check.rule());
+    }
+    let _ = writeln!(w);
+    for (name, why) in silenced {
+        let _ = writeln!(w, "- `{name}` is silenced by the study: {why}");
+    }
+    if !silenced.is_empty() {
+        let _ = writeln!(w);
+    }
+    for f in findings {
+        let mark = if f.silenced.is_some() { " (silenced)" } else { "" };
+        let _ = writeln!(w, "- `{}`{mark}: {}.", f.check, f.detail);
+    }
+    if !findings.is_empty() {
+        let _ = writeln!(w);
+    }
 }
 
 fn power_table(w: &mut String, decisions: &[Decision]) {

@@ -28,7 +28,7 @@ use crate::method::{Arm, Method, Needs};
 use crate::metric::{Better, Compute, MetricInfo, Section};
 use crate::registry::Registry;
 
-const KEYS: &[&str] = &["name", "claim", "description", "results", "probabilities", "axes", "ignore", "seeds", "metrics", "predictions"];
+const KEYS: &[&str] = &["name", "claim", "description", "results", "probabilities", "axes", "ignore", "seeds", "metrics", "predictions", "health"];
 
 /// An analyze file read, with its results table.
 pub struct ExternalStudy {
@@ -50,6 +50,8 @@ pub struct ExternalStudy {
     pub arms: Vec<Arm>,
     pub predictions: Vec<Prediction>,
     pub plan: SeedPlan,
+    /// Health checks it silences, with the reason for each.
+    pub silenced: Vec<(String, String)>,
     /// kdlab's methods and metrics plus the table's arms and the declared metrics.
     pub registry: Registry,
 }
@@ -125,7 +127,8 @@ pub fn load(path: &Path, registry: Registry) -> Result<ExternalStudy, ExternalEr
     let axes = raw_axes.into_iter().map(|a| GridAxis { key: a.key, levels: a.levels }).collect();
     let plan = ctx.plan(&table, results_table.seeds.len())?;
     let sha256 = crate::fsio::sha256_hex(source.as_bytes());
-    Ok(ExternalStudy { path: path.to_path_buf(), sha256, name, claim, description, results, results_as_written: results_key, from_probabilities, axes, table: results_table, arms, predictions, plan, registry: extended, source: source.clone() })
+    let silenced = ctx.silenced(&table)?;
+    Ok(ExternalStudy { path: path.to_path_buf(), sha256, name, claim, description, results, results_as_written: results_key, from_probabilities, axes, table: results_table, arms, predictions, plan, silenced, registry: extended, source: source.clone() })
 }
 
 impl Ctx<'_> {

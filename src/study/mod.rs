@@ -29,6 +29,8 @@ use crate::method::MethodSpec;
 pub mod external;
 mod predictions;
 mod seed_plan;
+mod silence;
+pub use silence::HEALTH_CHECKS;
 
 pub use seed_plan::SeedPlan;
 
@@ -112,6 +114,56 @@ pub enum Comparison {
     /// The correlation of the prediction's metric with another metric of the same rows of
     /// `arm`, over cells and seeds; `expect = "higher"` predicts a positive correlation.
     Correlation { with: String, arm: String },
+    /// A named row (an arm or a pseudo-arm such as `teacher`) against another row of the same
+    /// cell or a constant: what a precondition compares.
+    Rows { lhs: String, rhs: Operand },
+}
+
+/// The right-hand side of a precondition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Row(String),
+    Constant(f64),
+}
+
+/// A condition a prediction's claim holds under (`requires`): `metric` of row `lhs` is
+/// `expect`-er than `rhs`, over the prediction's cells. It is tested with the same seed-level
+/// statistics as a prediction; unless it is shown, the verdict is "not applicable".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub metric: String,
+    pub lhs: String,
+    pub rhs: Operand,
+    pub expect: Expect,
+    pub test: TestKind,
+}
+
+impl Condition {
+    /// The condition as a prediction over `parent`'s cells, for the verdict engine.
+    pub fn as_prediction(&self, parent: &Prediction, k: usize) -> Prediction {
+        Prediction {
+            id: format!("{}/requires-{}", parent.id, k + 1),
+            statement: self.describe(),
+            metric: self.metric.clone(),
+            comparison: Comparison::Rows { lhs: self.lhs.clone(), rhs: self.rhs.clone() },
+            expect: self.expect,
+            filter: parent.filter.clone(),
+            test: self.test,
+            margin: None,
+            min_effect: None,
+            requires: Vec::new(),
+        }
+    }
+
+    /// "`teacher_in_sample_excess` of `teacher` > 0".
+    pub fn describe(&self) -> String {
+        let op = if self.expect == Expect::Higher { ">" } else { "<" };
+        let rhs = match &self.rhs {
+            Operand::Row(r) => format!("that of `{r}`"),
+            Operand::Constant(v) => format!("{v}"),
+        };
+        format!("`{}` of `{}` {op} {rhs}", self.metric, self.lhs)
+    }
 }
 
 /// A stated theoretical prediction with the test that decides it.
@@ -130,6 +182,8 @@ pub struct Prediction {
     /// The smallest effect the claim cares about (on the reported effect's scale): sizes the
     /// seeds needed and tells an underpowered inconclusive verdict from a powered one.
     pub min_effect: Option<f64>,
+    /// The conditions the claim holds under; all must be shown for a verdict.
+    pub requires: Vec<Condition>,
 }
 
 /// Everything one cell computes with.
@@ -189,12 +243,14 @@ pub struct Study {
     pub axes: Vec<GridAxis>,
     pub cells: Vec<Cell>,
     pub predictions: Vec<Prediction>,
+    /// Health checks it silences, with the reason for each (`[health.silence]`).
+    pub silenced: Vec<(String, String)>,
     pub quick: bool,
     /// The methods and metrics it was read against (its results columns and report follow).
     pub registry: Registry,
 }
 
-const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method", "predictions", "quick"];
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method", "predictions", "health", "quick"];
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
@@ -378,6 +434,8 @@ impl<'a> Ctx<'a> {
         self.arms_fit_models(&arms, &cells)?;
         self.method_keys_are_read(&table, &arms)?;
         let predictions = self.predictions(&table, &arms, &axes)?;
+        let silenced = self.silenced(&table)?;
+        self.one_training_length(&sections)?;
 
         Ok(Study {
             path: self.path.to_path_buf(),
@@ -393,6 +451,7 @@ impl<'a> Ctx<'a> {
             axes: axes.into_iter().map(|a| GridAxis { key: a.key, levels: a.levels }).collect(),
             cells,
             predictions,
+            silenced,
             quick: options.quick,
             registry: options.registry.clone(),
         })
@@ -408,6 +467,19 @@ impl<'a> Ctx<'a> {
         };
         let hint = Some(hint);
         self.err_hint(path, format!("unknown {what} `{key}`"), hint)
+    }
+
+    /// A network trains for `epochs` or for `steps`, at `learning_rate` or `learning_rates`.
+    fn one_training_length(&self, sections: &[(&str, Table)]) -> Result<(), StudyError> {
+        for (section, t) in sections.iter().filter(|(s, _)| matches!(*s, "student" | "teacher")) {
+            if t.contains_key("steps") && t.contains_key("epochs") {
+                return Err(self.err_hint(&[Step::Key(section), Step::Key("steps")], "`steps` and `epochs` both set the training length", Some("keep one: `steps` fixes the optimiser steps whatever the rows, `epochs` the passes over them".into())));
+            }
+            if t.contains_key("learning_rates") && t.contains_key("learning_rate") {
+                return Err(self.err_hint(&[Step::Key(section), Step::Key("learning_rates")], "`learning_rates` and `learning_rate` both set the learning rate", Some("keep `learning_rates` (one per optimizer) or `learning_rate` (one for all)".into())));
+            }
+        }
+        Ok(())
     }
 
     /// `name`: letters, digits, '-' and '_', since it names the report files.
@@ -854,6 +926,10 @@ fn default_statement(metric: &str, comparison: &Comparison, expect: Expect, axes
             let sign = if expect == Expect::Higher { "positively" } else { "negatively" };
             format!("{metric} and {with} of `{arm}` are {sign} correlated over cells and seeds")
         }
+        Comparison::Rows { lhs, rhs } => match rhs {
+            Operand::Row(r) => format!("{metric} is {dir} for `{lhs}` than for `{r}`"),
+            Operand::Constant(v) => format!("{metric} of `{lhs}` is {dir} than {v}"),
+        },
     }
 }
 

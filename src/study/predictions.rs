@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{backticked, default_statement, expected_fields, level_label, Comparison, Ctx, Expect, Prediction, RawAxis, Step, StudyError, TestKind};
+use super::{backticked, default_statement, expected_fields, level_label, Comparison, Condition, Ctx, Expect, Operand, Prediction, RawAxis, Step, StudyError, TestKind};
 use crate::method::Arm;
 use crate::results::RowKind;
 
@@ -62,7 +62,11 @@ struct RawPrediction {
     margin: Option<f64>,
     correlate: Option<String>,
     min_effect: Option<f64>,
+    requires: Option<Value>,
 }
+
+/// Keys of one `requires` entry.
+const CONDITION_KEYS: &[&str] = &["metric", "compare", "expect", "test"];
 
 /// One `[[predictions]]` table, the `i`th, of a study with `arms` and `axes`.
 struct Entry<'e, 'a, 's> {
@@ -130,7 +134,75 @@ impl Entry<'_, '_, '_> {
         if matches!(comparison, Comparison::Correlation { .. }) && min_effect.is_some_and(|m| m >= 1.0) {
             return Err(ctx.err(&self.at("min_effect"), "a correlation's smallest effect of interest is an r below 1"));
         }
-        Ok(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect })
+        let requires = self.requires()?;
+        Ok(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect, requires })
+    }
+
+    /// The `requires` list: each entry `{ metric, compare = [row, row or number], expect,
+    /// test? }`, a row being an arm of the study or a pseudo-arm (`teacher`, `oracle`, …).
+    fn requires(&self) -> Result<Vec<Condition>, StudyError> {
+        let items = match &self.raw.requires {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(v) => return Err(self.ctx.err_hint(&self.at("requires"), format!("must be a list of conditions, got {}", v.type_str()), Some("e.g. requires = [{ metric = \"teacher_in_sample_excess\", compare = [\"teacher\", 0.0], expect = \"higher\" }]".into()))),
+        };
+        items.iter().enumerate().map(|(j, item)| self.condition(j, item)).collect()
+    }
+
+    fn condition(&self, j: usize, item: &Value) -> Result<Condition, StudyError> {
+        let ctx = self.ctx;
+        let here = self.item("requires", j);
+        let at = |k: &'static str| [Step::Key("predictions"), Step::Index(self.i), Step::Key("requires"), Step::Index(j), Step::Key(k)];
+        let Value::Table(t) = item else {
+            return Err(ctx.err(&here, format!("must be a table {{ metric, compare, expect }}, got {}", item.type_str())));
+        };
+        if let Some(k) = t.keys().find(|k| !CONDITION_KEYS.contains(&k.as_str())) {
+            let path = [Step::Key("predictions"), Step::Index(self.i), Step::Key("requires"), Step::Index(j), Step::Key(k)];
+            return Err(ctx.unknown_key(&path, k, CONDITION_KEYS, "condition key"));
+        }
+        let text = |k: &'static str| -> Result<String, StudyError> {
+            match t.get(k) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(v) => Err(ctx.err(&at(k), format!("must be a string, got {}", v.type_str()))),
+                None => Err(ctx.err(&here, format!("condition has no `{k}`"))),
+            }
+        };
+        let metric = text("metric")?;
+        if ctx.registry.metric(&metric).is_none() {
+            return Err(ctx.unknown_key(&at("metric"), &metric, &ctx.registry.metric_names(), "metric"));
+        }
+        let expect = match text("expect")?.as_str() {
+            "lower" => Expect::Lower,
+            "higher" => Expect::Higher,
+            other => return Err(ctx.err_hint(&at("expect"), format!("unknown direction `{other}`"), Some("use \"lower\" or \"higher\"".into()))),
+        };
+        let test = match t.get("test").map(|_| text("test")).transpose()?.as_deref() {
+            None | Some("paired-t") => TestKind::PairedT,
+            Some("wilcoxon") => TestKind::Wilcoxon,
+            Some(other) => return Err(ctx.unknown_key(&at("test"), other, &["paired-t", "wilcoxon"], "condition test")),
+        };
+        let pair = match t.get("compare") {
+            Some(Value::Array(c)) if c.len() == 2 => c,
+            Some(_) => return Err(ctx.err(&at("compare"), "must be a list of two items: [row, row or number]")),
+            None => return Err(ctx.err_hint(&here, "condition has no `compare`", Some("e.g. compare = [\"teacher\", \"labels\"] or [\"teacher\", 0.0]".into()))),
+        };
+        let row = |v: &Value| -> Result<String, StudyError> {
+            let Value::String(name) = v else { return Err(ctx.err(&at("compare"), format!("must name a row (an arm or `teacher`), got {}", v.type_str()))) };
+            if RowKind::PSEUDO_ARMS.iter().any(|k| k.pseudo_arm() == Some(name.as_str())) {
+                return Ok(name.clone());
+            }
+            Ok(self.arm(name, &at("compare"))?.name().to_string())
+        };
+        let lhs = row(&pair[0])?;
+        let rhs = match &pair[1] {
+            Value::Float(v) => Operand::Constant(*v),
+            Value::Integer(v) => Operand::Constant(*v as f64),
+            v => Operand::Row(row(v)?),
+        };
+        if rhs == Operand::Row(lhs.clone()) {
+            return Err(ctx.err(&at("compare"), "compares a row with itself"));
+        }
+        Ok(Condition { metric, lhs, rhs, expect, test })
     }
 
     fn expect(&self) -> Result<Expect, StudyError> {

@@ -39,10 +39,14 @@ pub enum Kind {
     /// A teacher row compared across the levels of a teacher axis, repeated across a
     /// student-side axis of `cells` levels.
     DuplicatedTeacher,
+    /// A paired-t prediction with a huge true effect whose precondition (`requires`, kd's ECE
+    /// above 0) has the design's `effect`: at 0 the condition is at its boundary, so every
+    /// verdict declared is one the precondition should have stopped.
+    Precondition,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [Kind::PairedT, Kind::Wilcoxon, Kind::NonInferiority, Kind::PitmanMorgan, Kind::Pearson, Kind::Levels, Kind::Constant, Kind::DuplicatedTeacher];
+    pub const ALL: [Kind; 9] = [Kind::PairedT, Kind::Wilcoxon, Kind::NonInferiority, Kind::PitmanMorgan, Kind::Pearson, Kind::Levels, Kind::Constant, Kind::DuplicatedTeacher, Kind::Precondition];
 
     fn prediction(self) -> &'static str {
         match self {
@@ -54,6 +58,7 @@ impl Kind {
             Kind::Levels => "metric = \"log_loss\"\naxis = \"teacher.max_depth\"\narm = \"kd\"\ncompare = [8, 2]\nexpect = \"lower\"",
             Kind::Constant => "metric = \"log_loss\"\ncompare = [\"kd\", 0.5]\nexpect = \"lower\"",
             Kind::DuplicatedTeacher => "metric = \"log_loss\"\naxis = \"teacher.max_depth\"\narm = \"teacher\"\ncompare = [8, 2]\nexpect = \"lower\"",
+            Kind::Precondition => "metric = \"log_loss\"\ncompare = [\"kd\", \"labels\"]\nexpect = \"lower\"\nrequires = [{ metric = \"ece\", compare = [\"kd\", 0.0], expect = \"higher\" }]",
         }
     }
 
@@ -125,7 +130,8 @@ impl Design {
                     values[0].push((METRICS[p].to_string(), kd));
                     values[1].push((METRICS[p].to_string(), labels));
                     values[2].push((METRICS[p].to_string(), teacher));
-                    values[0].push(("accuracy".to_string(), with));
+                    let second = if self.kind == Kind::Precondition { "ece" } else { "accuracy" };
+                    values[0].push((second.to_string(), with));
                 }
                 for (arm, metrics) in ["kd", "labels", "teacher"].into_iter().zip(values) {
                     rows.push(Row { cell_index: cell.index, cell_id: cell.id.clone(), levels: cell.levels.clone(), seed: s, arm: arm.into(), failure: None, metrics: metrics.into_iter().collect(), reliability: Vec::new() });
@@ -159,6 +165,8 @@ impl Design {
             Kind::Levels => (position + shared * sd[deep as usize + 2] + own * normal() + if deep { signed } else { 0.0 }, labels, teacher, 0.0),
             Kind::Constant => (0.5 + signed + shared * sd[1] + own * normal(), labels, teacher, 0.0),
             Kind::DuplicatedTeacher => (labels, labels, teacher, 0.0),
+            // The claim itself always holds (a 20-sd effect); only the condition is in doubt.
+            Kind::Precondition => (labels - 20.0 + shared * sd[1] + own * normal(), labels, teacher, self.effect + shared * sd[2] + own * normal()),
         }
     }
 
@@ -198,8 +206,8 @@ pub fn simulate(design: &Design, reps: usize, base_seed: u64) -> Rate {
             let rows = design.rows(&study, &mut rng);
             let evaluation = evaluate(&study, &rows);
             let declared = evaluation.decisions.iter().any(|d| match design.kind {
-                Kind::NonInferiority => d.verdict == Verdict::Supported,
-                _ => d.verdict != Verdict::Inconclusive,
+                Kind::NonInferiority | Kind::Precondition => d.verdict == Verdict::Supported,
+                _ => matches!(d.verdict, Verdict::Supported | Verdict::Contradicted),
             });
             let early = evaluation.looks.last().is_some_and(|l| l.seeds < design.seeds);
             (declared, early)
@@ -243,7 +251,7 @@ pub fn early_stop_designs() -> Vec<Design> {
 
 /// Designs with a known effect, and the power the noncentral t predicts for each.
 pub fn power_designs() -> Vec<(Design, f64)> {
-    [(Kind::PairedT, 1, 10, 0.0, 0.8), (Kind::PairedT, 4, 10, 0.5, 0.7), (Kind::PairedT, 8, 5, 0.9, 1.2), (Kind::Levels, 4, 12, 0.5, 0.8), (Kind::PairedT, 2, 30, 0.5, 0.3)]
+    [(Kind::PairedT, 1, 10, 0.0, 0.8), (Kind::PairedT, 4, 10, 0.5, 0.7), (Kind::PairedT, 8, 5, 0.9, 1.2), (Kind::Levels, 4, 12, 0.5, 0.8), (Kind::PairedT, 2, 30, 0.5, 0.3), (Kind::Precondition, 4, 10, 0.5, 0.7)]
         .into_iter()
         .map(|(kind, cells, seeds, rho, effect)| {
             let design = Design { effect, ..Design::null(kind, cells, seeds, rho) };

@@ -8,10 +8,15 @@
 //!
 //! A verdict is *supported* when the Holm-corrected test rejects in the predicted direction,
 //! *contradicted* when it rejects in the other, and *inconclusive* otherwise, with the kind of
-//! inconclusive stated (no test, underpowered, or powered and no effect of interest).
+//! inconclusive stated (no test, underpowered, or powered and no effect of interest). It is
+//! *not applicable* when a condition the claim holds under (`requires`) is not shown at the
+//! look's α, or when a [`health`] check fails on the cells and arms it compares: the
+//! claim is then not judged at all. Holm still counts such predictions, so gating only removes
+//! rejections and the family-wise error stays at most α.
 
 pub mod per_seed;
 pub mod calibration;
+pub mod health;
 pub mod power;
 pub mod seed_tests;
 pub mod sequential;
@@ -23,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::results::Row;
 use crate::stats::{self, Verdict};
 use crate::registry::Registry;
-use crate::study::{Expect, GridAxis, Prediction, Study};
+use health::Finding;
+use crate::study::{Condition, Expect, GridAxis, Prediction, Study};
 use seed_tests::{Method, SeedTest};
 use crate::study::SeedPlan;
 use sequential::Look;
@@ -80,6 +86,18 @@ pub struct PowerFigures {
     pub seeds_for_min_effect: Option<usize>,
 }
 
+/// A precondition's test at the look that decided its prediction.
+#[derive(Debug, Clone)]
+pub struct ConditionOutcome {
+    pub condition: Condition,
+    pub test: Option<SeedTest>,
+    pub no_test: Option<String>,
+    /// Shown: the test over seeds rejects at the look's α (two-sided, uncorrected) in the
+    /// stated direction. All conditions must be shown (an intersection–union test, which needs
+    /// no multiplicity correction).
+    pub met: bool,
+}
+
 /// One prediction's outcome.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -100,6 +118,10 @@ pub struct Decision {
     pub look: usize,
     pub seeds_run: usize,
     pub power: Option<PowerFigures>,
+    /// Its preconditions' tests, in the order stated.
+    pub conditions: Vec<ConditionOutcome>,
+    /// Names of the health checks that failed on its cells and arms and were not silenced.
+    pub health: Vec<String>,
 }
 
 impl Decision {
@@ -125,6 +147,8 @@ pub struct Evaluation {
     pub plan: SeedPlan,
     pub looks: Vec<Look>,
     pub next: Option<NextLook>,
+    /// Every health check's findings, silenced ones included.
+    pub health: Vec<Finding>,
 }
 
 /// What the verdict engine reads of a study: its grid, each cell's levels, its predictions,
@@ -141,6 +165,8 @@ pub struct Design<'a> {
     /// The most seeds any cell runs (`plan.max`).
     pub seeds: usize,
     pub registry: &'a Registry,
+    /// Health checks the study silences, with its reason.
+    pub silenced: &'a [(String, String)],
 }
 
 impl<'a> From<&'a Study> for Design<'a> {
@@ -154,6 +180,7 @@ impl<'a> From<&'a Study> for Design<'a> {
             plan: study.plan,
             seeds: study.seeds,
             registry: &study.registry,
+            silenced: &study.silenced,
         }
     }
 }
@@ -186,7 +213,7 @@ pub fn evaluate<'a>(design: impl Into<Design<'a>>, rows: &[Row]) -> Evaluation {
         let mut decided = Vec::new();
         let mut still_open = Vec::new();
         for (i, d) in open.iter().copied().zip(at_look) {
-            let stop = d.verdict != Verdict::Inconclusive || d.inconclusive == Some(Inconclusive::NoEffectOfInterest) || last;
+            let stop = matches!(d.verdict, Verdict::Supported | Verdict::Contradicted) || d.inconclusive == Some(Inconclusive::NoEffectOfInterest) || last;
             if stop {
                 decided.push(d.prediction.id.clone());
             } else {
@@ -197,8 +224,28 @@ pub fn evaluate<'a>(design: impl Into<Design<'a>>, rows: &[Row]) -> Evaluation {
         taken.push(Look { index: k + 1, seeds, alpha: level, decided });
         open = still_open;
     }
-    let decisions = latest.into_iter().zip(design.predictions).map(|(d, p)| d.unwrap_or_else(|| not_reached(p))).collect();
-    Evaluation { decisions, plan, looks: taken, next }
+    let mut decisions: Vec<Decision> = latest.into_iter().zip(design.predictions).map(|(d, p)| d.unwrap_or_else(|| not_reached(p))).collect();
+    let findings = health::run(design, rows);
+    for d in &mut decisions {
+        gate_by_health(design, d, &findings);
+    }
+    Evaluation { decisions, plan, looks: taken, next, health: findings }
+}
+
+/// Marks `d` with the unsilenced findings that touch its cells and arms; any makes it not
+/// applicable.
+fn gate_by_health(design: &Design, d: &mut Decision, findings: &[Finding]) {
+    let cells = per_seed::cells_used(design, &d.prediction);
+    let rows = health::rows_compared(&d.prediction);
+    for f in findings.iter().filter(|f| f.silenced.is_none() && f.touches(&d.prediction, &cells, &rows)) {
+        if !d.health.contains(&f.check.to_string()) {
+            d.health.push(f.check.to_string());
+        }
+    }
+    if !d.health.is_empty() {
+        d.verdict = Verdict::NotApplicable;
+        d.inconclusive = None;
+    }
 }
 
 /// A prediction no look has reached yet (the rows stop before its first look).
@@ -216,6 +263,8 @@ fn not_reached(prediction: &Prediction) -> Decision {
         look: 0,
         seeds_run: 0,
         power: None,
+        conditions: Vec::new(),
+        health: Vec::new(),
     }
 }
 
@@ -237,7 +286,25 @@ fn decide_one(design: &Design, rows: &[Row], prediction: &Prediction, seeds: usi
         Ok(t) => (Some(t), None),
         Err(why) => (None, Some(why)),
     };
-    Decision { prediction: prediction.clone(), test, no_test, cells: sample.cells, dropped: sample.dropped, duplicates: sample.duplicates, adjusted_p: None, verdict: Verdict::Inconclusive, inconclusive: None, look, seeds_run: seeds, power }
+    let conditions = prediction.requires.iter().enumerate().map(|(k, c)| test_condition(design, rows, prediction, k, c, seeds, level)).collect();
+    Decision { prediction: prediction.clone(), test, no_test, cells: sample.cells, dropped: sample.dropped, duplicates: sample.duplicates, adjusted_p: None, verdict: Verdict::Inconclusive, inconclusive: None, look, seeds_run: seeds, power, conditions, health: Vec::new() }
+}
+
+/// Precondition `k` of `parent` over its cells and seeds `0..seeds`: shown when the seed-level
+/// test rejects at `level` in the stated direction.
+fn test_condition(design: &Design, rows: &[Row], parent: &Prediction, k: usize, condition: &Condition, seeds: usize, level: f64) -> ConditionOutcome {
+    let as_prediction = condition.as_prediction(parent, k);
+    let sample = per_seed::collect(design, rows, &as_prediction, seeds);
+    let (test, no_test) = match seed_tests::run(condition.test, &sample, 0.0) {
+        Ok(t) => (Some(t), None),
+        Err(why) => (None, Some(why)),
+    };
+    let sign = match condition.expect {
+        Expect::Lower => -1.0,
+        Expect::Higher => 1.0,
+    };
+    let met = test.as_ref().is_some_and(|t| stats::verdict(t.direction, sign, t.p_value < level) == Verdict::Supported);
+    ConditionOutcome { condition: condition.clone(), test, no_test, met }
 }
 
 /// Holm at `level` across the decisions that have a test, then each verdict and, for the
@@ -254,6 +321,9 @@ fn correct(decisions: &mut [Decision], level: f64) {
         };
         d.adjusted_p = Some(h.adjusted_p);
         d.verdict = stats::verdict(t.direction, sign, h.reject);
+    }
+    for d in decisions.iter_mut().filter(|d| d.conditions.iter().any(|c| !c.met)) {
+        d.verdict = Verdict::NotApplicable;
     }
     for d in decisions.iter_mut().filter(|d| d.verdict == Verdict::Inconclusive) {
         d.inconclusive = Some(why_inconclusive(d));

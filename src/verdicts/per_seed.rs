@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::metric::Better;
 use crate::results::Row;
 use super::Design;
-use crate::study::{Comparison, Prediction};
+use crate::study::{Comparison, Operand, Prediction};
 
 /// One (lhs, rhs) measurement of a prediction within one seed; `cell` is the lhs row's cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,6 +164,8 @@ fn sides(design: &Design, rows: &[Row], prediction: &Prediction, seeds: usize) -
             }
             Comparison::Constant { arm, value } => out.push(Side::Constant { cell: c, arm: arm.name().into(), value: *value }),
             Comparison::Correlation { with, arm } => out.push(Side::TwoMetrics { cell: c, arm: arm.clone(), with: with.clone() }),
+            Comparison::Rows { lhs, rhs: Operand::Row(rhs) } => out.push(Side::Rows { lhs: (c, lhs.clone()), rhs: (c, rhs.clone()) }),
+            Comparison::Rows { lhs, rhs: Operand::Constant(value) } => out.push(Side::Constant { cell: c, arm: lhs.clone(), value: *value }),
             Comparison::Levels { axis, lhs, rhs, arm } => {
                 if &levels[*axis] == lhs {
                     if let Some(partner) = level_partner(design, c, *axis, rhs) {
