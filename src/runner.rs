@@ -964,6 +964,10 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     let (fit, val) = (train.select(&fit_idx), train.select(&val_idx));
     let student_key = seed::short_hash(&serde_json::to_string(&cfg.student).expect("serialisable"));
     let student_seed = seed::derive(study.base_seed, &["student", &rep.to_string(), &data_key, &student_key]);
+    let (fit, fit_idx, quiz) = match hold_out_quiz(cfg, fit, fit_idx, student_seed) {
+        Ok(sets) => sets,
+        Err(e) => return failed(format!("quiz rows: {e}"), times),
+    };
 
     // The oracle student f0, where p0 is known: the student class fit to p0.
     let t = Instant::now();
@@ -975,7 +979,7 @@ fn run_unit(study: &Study, cell: &Cell, rep: usize, data: &DataStore, teacher: &
     }
     times.students += t.elapsed().as_secs_f64();
 
-    let sets = UnitSets { fit: &fit, val: &val, test: &test, population: &population, fit_idx: &fit_idx, out_of_fold, student_seed, teacher_seed };
+    let sets = UnitSets { fit: &fit, val: &val, quiz: quiz.as_ref(), test: &test, population: &population, fit_idx: &fit_idx, out_of_fold, student_seed, teacher_seed };
     let protocol = unit_protocol(cell, rep, teacher, (student_spec, &cfg.teacher), &sets);
     let t = Instant::now();
     rows[0].metrics.extend(protocol.teacher_metrics());
@@ -1050,9 +1054,19 @@ impl UnitRows<'_> {
 /// What one unit's students train and are scored on: the student's fit and validation rows
 /// (and the fit rows' indices into the training rows), the test rows, the population sample,
 /// the cross-fit targets when cross-fitting succeeded, and the students' and teacher's seeds.
+/// The fit rows without MetaDistil's quiz rows, and the quiz rows, when the study holds them
+/// out of every arm (`quiz_for_every_arm`): the same seeded carve the arm itself makes.
+fn hold_out_quiz(cfg: &crate::study::CellConfig, fit: Dataset, fit_idx: Vec<usize>, student_seed: u64) -> Result<(Dataset, Vec<usize>, Option<Dataset>), String> {
+    let Some(spec) = cfg.method.as_ref().filter(|m| m.quiz_for_every_arm) else { return Ok((fit, fit_idx, None)) };
+    let (keep, quiz) = crate::distill::meta::carve_quiz(fit.len(), spec.quiz_fraction, Some(&fit.y), seed::derive(student_seed, &["quiz"])).map_err(|e| e.to_string())?;
+    let kept_idx = keep.iter().map(|&i| fit_idx[i]).collect();
+    Ok((fit.select(&keep), kept_idx, Some(fit.select(&quiz))))
+}
+
 struct UnitSets<'a> {
     fit: &'a Dataset,
     val: &'a Dataset,
+    quiz: Option<&'a Dataset>,
     test: &'a Dataset,
     population: &'a Dataset,
     fit_idx: &'a [usize],
@@ -1082,6 +1096,7 @@ fn unit_protocol<'a>(cell: &'a Cell, rep: usize, teacher: &'a TeacherOutputs, sp
             fit: sets.fit,
             val: sets.val,
             test: sets.test,
+            quiz: sets.quiz,
             teacher: ensemble.clone(),
             seed: student_seed,
         });

@@ -19,6 +19,7 @@ impl ExternalStudy {
         Design {
             name: &self.name,
             claim: &self.claim,
+            paper: self.paper.as_deref(),
             axes: &self.axes,
             cells: self.table.cells.iter().map(Vec::as_slice).collect(),
             predictions: &self.predictions,

@@ -28,6 +28,25 @@ pub struct MulticlassSyntheticSpec {
     pub nonlinearity: f64,
     #[serde(default)]
     pub problem_seed: u64,
+    /// How alike the classes of one super-class are: each class direction is
+    /// √ρ·(its super-class's direction) + √(1 − ρ)·(its own), so 0 gives unrelated classes and
+    /// values near 1 nearly indistinguishable ones within a super-class (Tang et al.'s class
+    /// similarity).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub class_similarity: f64,
+    /// Super-classes the classes are dealt into (class c joins super-class c mod this).
+    #[serde(default = "default_super_classes", skip_serializing_if = "is_default_super_classes")]
+    pub super_classes: usize,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+fn default_super_classes() -> usize {
+    2
+}
+fn is_default_super_classes(n: &usize) -> bool {
+    *n == default_super_classes()
 }
 
 impl DataKind for MulticlassSyntheticSpec {
@@ -40,6 +59,12 @@ impl DataKind for MulticlassSyntheticSpec {
             return Err(("n_classes", format!("must be between 2 and 1000, got {}", self.n_classes)));
         }
         non_negative("signal", self.signal)?;
+        if !(0.0..1.0).contains(&self.class_similarity) {
+            return Err(("class_similarity", format!("must be in [0, 1), got {}", self.class_similarity)));
+        }
+        if self.super_classes == 0 || self.super_classes > self.n_classes {
+            return Err(("super_classes", format!("must be between 1 and n_classes ({}), got {}", self.n_classes, self.super_classes)));
+        }
         non_negative("nonlinearity", self.nonlinearity)
     }
 
@@ -66,7 +91,11 @@ impl DataKind for MulticlassSyntheticSpec {
 
 impl MulticlassSyntheticSpec {
     fn multiclass(&self) -> MulticlassSynthetic {
-        MulticlassSynthetic::new(self.dim, self.n_classes, self.signal, self.nonlinearity, self.problem_seed)
+        let mut problem = MulticlassSynthetic::new(self.dim, self.n_classes, self.signal, self.nonlinearity, self.problem_seed);
+        if self.class_similarity > 0.0 {
+            problem.group_classes(self.super_classes, self.class_similarity, self.problem_seed);
+        }
+        problem
     }
 }
 
@@ -94,6 +123,21 @@ impl MulticlassSynthetic {
             row.mapv_inplace(|a| a / norm);
         }
         MulticlassSynthetic { dim, n_classes, signal, nonlinearity, w, u, v }
+    }
+
+    /// Pulls each class direction toward its super-class's: w_c ← unit(√ρ·μ_(c mod g) +
+    /// √(1 − ρ)·w_c); the nonlinear part stays per class.
+    fn group_classes(&mut self, groups: usize, rho: f64, problem_seed: u64) {
+        let mut mu = standard_normal_matrix(groups, self.dim, seed::derive(problem_seed, &["super-classes"]));
+        for mut row in mu.rows_mut() {
+            let norm = row.dot(&row).sqrt().max(1e-12);
+            row.mapv_inplace(|a| a / norm);
+        }
+        for (c, mut row) in self.w.rows_mut().into_iter().enumerate() {
+            let pulled = &mu.row(c % groups) * rho.sqrt() + &row * (1.0 - rho).sqrt();
+            let norm = pulled.dot(&pulled).sqrt().max(1e-12);
+            row.assign(&(pulled / norm));
+        }
     }
 }
 
@@ -129,5 +173,19 @@ mod tests {
             assert!((row.sum() - 1.0).abs() < 1e-12);
         }
         assert_ne!(m.sample(100, 12).y, b.y);
+    }
+
+    #[test]
+    fn similar_classes_share_a_direction() {
+        // Classes 0 and 2 share super-class 0: their directions' cosine rises with ρ.
+        let cosine = |rho: f64| {
+            let mut m = MulticlassSynthetic::new(8, 4, 2.0, 0.0, 5);
+            if rho > 0.0 {
+                m.group_classes(2, rho, 5);
+            }
+            m.w.row(0).dot(&m.w.row(2))
+        };
+        assert!(cosine(0.9) > 0.8, "{}", cosine(0.9));
+        assert!(cosine(0.9) > cosine(0.5) && cosine(0.5) > cosine(0.0) - 1e-12 || cosine(0.5) > 0.3);
     }
 }

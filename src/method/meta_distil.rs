@@ -31,7 +31,7 @@ impl Method for MetaDistil {
     }
 
     fn settings(&self) -> &'static [&'static str] {
-        &["quiz_fraction", "pilot_learning_rate", "teacher_learning_rate", "finite_difference"]
+        &["quiz_fraction", "pilot_learning_rate", "teacher_learning_rate", "finite_difference", "quiz_for_every_arm", "teacher_frozen_fraction", "pilot_update"]
     }
 
     fn fits(&self, student: &NeuralSpec, _teacher: &NeuralSpec, _settings: &MethodSpec) -> Result<(), Misfit> {
@@ -50,13 +50,19 @@ impl Method for MetaDistil {
 /// pilot's cross-entropy on a quiz batch, a teacher SGD step on the finite-difference
 /// hypergradient, then the real student step with the updated teacher. The quiz rows are
 /// carved from the fit rows and never trained on; the student trains on the rest for
-/// exactly `epochs` at a constant learning rate (no early stopping). Only the teacher's
-/// first member is updated (a copy; the cell's teacher is unchanged).
+/// exactly its step budget at a constant learning rate (no early stopping). For the first
+/// `teacher_frozen_fraction` of the steps the teacher stays frozen (plain KD steps). Only the
+/// teacher's first member is updated (a copy; the cell's teacher is unchanged).
 fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
     let k = unit.k();
-    let (train_idx, quiz_idx) = meta::carve_quiz(unit.fit.len(), unit.spec.quiz_fraction, Some(&unit.fit.y), seed::derive(unit.seed, &["quiz"])).map_err(method_error)?;
-    let train = unit.fit.select(&train_idx);
-    let quiz = unit.fit.select(&quiz_idx);
+    // The runner holds the quiz out of every arm when the study asks; else it is carved here.
+    let (train, quiz) = match unit.quiz {
+        Some(quiz) => (unit.fit.clone(), quiz.clone()),
+        None => {
+            let (train_idx, quiz_idx) = meta::carve_quiz(unit.fit.len(), unit.spec.quiz_fraction, Some(&unit.fit.y), seed::derive(unit.seed, &["quiz"])).map_err(method_error)?;
+            (unit.fit.select(&train_idx), unit.fit.select(&quiz_idx))
+        }
+    };
     let teacher = student::initial_network(&unit.teacher_network, unit.fit.rows(), k, unit.seed)?;
     teacher.set_weights(&unit.member()?.weights()?)?;
     let net = student::initial_network(unit.student, unit.fit.rows(), k, unit.seed)?;
@@ -91,17 +97,26 @@ fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
                 break;
             }
             steps += 1;
+            let frozen = (steps as f64) <= unit.spec.teacher_frozen_fraction * budget.steps as f64;
             let idx = Tensor::from_slice(chunk, chunk.len(), &Device::Cpu)?;
             let (xb, yb) = (x_all.index_select(&idx, 0)?, y_all.index_select(&idx, 0)?);
             let q: Vec<u32> = quiz_rows.choose_multiple(&mut rng, unit.student.batch_size.min(quiz_rows.len())).copied().collect();
             let qidx = Tensor::from_slice(&q, q.len(), &Device::Cpu)?;
             let (xq, yq) = (xq_all.index_select(&qidx, 0)?, yq_all.index_select(&qidx, 0)?);
+            if frozen {
+                // The teacher is still frozen: a plain distillation step.
+                opt.backward_step(&finite_loss(loss_of(&xb, &yb, false)?, epoch)?)?;
+                continue;
+            }
             let theta_s = net.weights()?;
-            // Pilot step θ_S′ = θ_S − η′∇L, then g_q = ∇ CE(quiz) at θ_S′.
-            let grads = loss_of(&xb, &yb, false)?.backward()?;
-            for v in &svars {
-                if let Some(g) = grads.get(v) {
-                    v.set(&(v.as_tensor() - (g * unit.spec.pilot_learning_rate)?)?)?;
+            // Pilot step θ_S′ = θ_S − η′∇L, then g_q = ∇ CE(quiz) at θ_S′ (without the pilot
+            // update, at θ_S).
+            if unit.spec.pilot_update {
+                let grads = loss_of(&xb, &yb, false)?.backward()?;
+                for v in &svars {
+                    if let Some(g) = grads.get(v) {
+                        v.set(&(v.as_tensor() - (g * unit.spec.pilot_learning_rate)?)?)?;
+                    }
                 }
             }
             let quiz_grads = distillation_loss(&net.activations(&xq)?.logits, &yq, 1.0)?.backward()?;
@@ -128,15 +143,19 @@ fn fit_meta(unit: &Unit) -> Result<Network, ModelError> {
                 unflatten_into(&tvars, (&current - &(hyper * unit.spec.teacher_learning_rate)).view())?;
             }
             // The real step with the updated teacher.
-            let loss = loss_of(&xb, &yb, false)?;
-            let value = loss.to_scalar::<f32>()? as f64;
-            if !value.is_finite() {
-                return Err(ModelError::Diverged { epoch, loss: value });
-            }
-            opt.backward_step(&loss)?;
+            opt.backward_step(&finite_loss(loss_of(&xb, &yb, false)?, epoch)?)?;
         }
     }
     Ok(Network { best_epoch: budget.epochs, epochs_run: budget.epochs, budget, ..net })
+}
+
+/// `loss`, or the divergence error when it is not finite.
+fn finite_loss(loss: Tensor, epoch: usize) -> Result<Tensor, ModelError> {
+    let value = loss.to_scalar::<f32>()? as f64;
+    match value.is_finite() {
+        true => Ok(loss),
+        false => Err(ModelError::Diverged { epoch, loss: value }),
+    }
 }
 
 /// The variables' values (or their gradients, zeros where absent) as one f64 vector.

@@ -40,6 +40,8 @@ pub struct Unit<'a> {
     pub fit: &'a Dataset,
     pub val: &'a Dataset,
     pub test: &'a Dataset,
+    /// MetaDistil's quiz rows, when the runner held them out of every arm's `fit`.
+    pub quiz: Option<&'a Dataset>,
     pub teacher: Arc<NetworkEnsemble>,
     pub seed: u64,
 }

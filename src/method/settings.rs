@@ -83,6 +83,31 @@ pub struct MethodSpec {
     /// ε of the finite-difference Hessian–vector product, divided by ‖g_q‖ (as DARTS).
     #[serde(default = "default_finite_difference")]
     pub finite_difference: f64,
+    /// Hold the quiz rows out of every arm's training, not only meta-distil's, so the arms
+    /// compared train on the same rows.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub quiz_for_every_arm: bool,
+    /// Share of the student's steps for which the teacher stays frozen before MetaDistil starts
+    /// updating it (the paper's 150 of 240 epochs: 0.625).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub teacher_frozen_fraction: f64,
+    /// The pilot update: the quiz gradient at the pilot student θ′ (true), or at the current
+    /// student θ (false, the paper's "without pilot update" ablation).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub pilot_update: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn yes() -> bool {
+    true
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn one() -> f64 {
@@ -166,6 +191,9 @@ impl MethodSpec {
         }
         if self.rco_anchors == 0 {
             return Err(("rco_anchors", "must be at least 1".into()));
+        }
+        if !(self.teacher_frozen_fraction >= 0.0 && self.teacher_frozen_fraction < 1.0) {
+            return Err(("teacher_frozen_fraction", format!("must be in [0, 1), got {}", self.teacher_frozen_fraction)));
         }
         if !(self.quiz_fraction > 0.0 && self.quiz_fraction < 0.5) {
             return Err(("quiz_fraction", format!("must be in (0, 0.5), got {}", self.quiz_fraction)));

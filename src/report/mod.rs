@@ -583,7 +583,35 @@ pub fn write_index(out: &Path) -> io::Result<()> {
     for e in &entries {
         let _ = writeln!(md, "| [{0}]({0}.md) | {1} | {2} | {3} | {4} | {5} | {6} | {7} |", e.name, e.claim, e.supported, e.contradicted, e.inconclusive, e.not_applicable, e.health_warnings, e.failed_rows);
     }
+    scoreboard(&mut md, &entries);
     fsio::write_atomic(&out.join("README.md"), md.as_bytes())
+}
+
+/// The replication scoreboard: each paper's claims as the studies test them, with the outcome
+/// and, where a study cites it, the paper's own effect beside kdlab's.
+fn scoreboard(md: &mut String, entries: &[VerdictFile]) {
+    let mut papers: Vec<&str> = entries.iter().map(|e| e.paper.as_deref().unwrap_or("no paper named")).collect();
+    papers.sort();
+    papers.dedup();
+    md.push_str("\n## Replication scoreboard\n\nEach paper's claims, as the studies test them at their scale: *reproduced* (supported), *not reproduced* (contradicted), *inconclusive*, or *not applicable here* (a precondition not shown or a health check failed, so not judged). kdlab's effect is lhs − rhs (or mean − constant) with its 95% CI; the paper's, where a study cites it, is on the same scale.\n");
+    for paper in papers {
+        let _ = writeln!(md, "\n### {paper}\n");
+        md.push_str("| study | prediction | outcome | kdlab effect [95% CI] | paper's effect |\n|---|---|---|---|---|\n");
+        for e in entries.iter().filter(|e| e.paper.as_deref().unwrap_or("no paper named") == paper) {
+            for p in &e.predictions {
+                let outcome = match p.verdict.as_str() {
+                    "supported" => "reproduced",
+                    "contradicted" => "**not reproduced**",
+                    "not applicable" => "not applicable here",
+                    other => other,
+                };
+                let num = |v: Option<f64>| v.map_or("–".to_string(), fmt_num);
+                let ours = if p.effect.is_some() { format!("{} [{}, {}]", num(p.effect), num(p.ci_low), num(p.ci_high)) } else { "–".into() };
+                let theirs = p.paper.as_ref().map_or("–".to_string(), |q| format!("{} {} ({})", fmt_num(q.effect), q.unit, q.source));
+                let _ = writeln!(md, "| [{0}]({0}.md) | `{1}`: {2} | {outcome} | {ours} | {theirs} |", e.name, p.id, p.statement);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

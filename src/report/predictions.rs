@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{fmt_num, fmt_p, verdict_word};
 use crate::results::Row;
 use crate::stats::Verdict;
-use crate::study::{Comparison, Expect, TestKind};
+use crate::study::{Comparison, Expect, PaperEffect, TestKind};
 use crate::verdicts::Design;
 use crate::study::SeedPlan;
 use crate::verdicts::sequential::Look;
@@ -21,6 +21,9 @@ use crate::verdicts::{ConditionOutcome, Decision, Evaluation, ALPHA, POWER};
 pub struct VerdictFile {
     pub name: String,
     pub claim: String,
+    /// The paper whose claim the study tests (the index groups the scoreboard by it).
+    #[serde(default)]
+    pub paper: Option<String>,
     pub supported: usize,
     pub contradicted: usize,
     pub inconclusive: usize,
@@ -49,6 +52,8 @@ pub struct VerdictFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PredictionRecord {
     pub id: String,
+    #[serde(default)]
+    pub statement: String,
     pub metric: String,
     pub test: String,
     /// How the values were reduced to independent units, and the test over them.
@@ -84,6 +89,9 @@ pub struct PredictionRecord {
     /// The unsilenced health checks that failed on its cells and rows.
     #[serde(default)]
     pub health: Vec<String>,
+    /// The paper's own reported effect, when the study cites it.
+    #[serde(default)]
+    pub paper: Option<PaperEffect>,
 }
 
 /// One precondition's test.
@@ -125,6 +133,7 @@ impl PredictionRecord {
         let power = d.power.as_ref();
         PredictionRecord {
             id: d.prediction.id.clone(),
+            statement: d.prediction.statement.clone(),
             metric: d.prediction.metric.clone(),
             test: d.prediction.test.describe().to_string(),
             method: t.map(|t| t.method.describe().to_string()),
@@ -151,6 +160,7 @@ impl PredictionRecord {
             alpha_at_look: power.map(|p| p.alpha),
             requires: d.conditions.iter().map(ConditionRecord::new).collect(),
             health: d.health.clone(),
+            paper: d.prediction.paper.clone(),
         }
     }
 }
@@ -161,6 +171,7 @@ impl VerdictFile {
         VerdictFile {
             name: design.name.to_string(),
             claim: design.claim.to_string(),
+            paper: design.paper.map(str::to_string),
             supported: count(Verdict::Supported),
             contradicted: count(Verdict::Contradicted),
             inconclusive: count(Verdict::Inconclusive),
@@ -250,7 +261,8 @@ pub fn section(w: &mut String, design: &Design, evaluation: &Evaluation) {
     if decisions.iter().any(|d| !d.health.is_empty() || d.conditions.iter().any(|c| !c.met)) {
         let _ = writeln!(w, "⚠ marks a verdict made not applicable: by an unshown precondition (`requires`), or by a failed health check on its cells and rows (see Health checks). Such a claim is not judged here; its test is shown only for the record.\n");
     }
-    conditions_table(w, decisions);
+    conditions_table(w, design, decisions);
+    replication_table(w, decisions);
     power_table(w, decisions);
     if evaluation.plan.is_sequential() {
         looks_table(w, evaluation);
@@ -292,7 +304,7 @@ fn not_applicable_because(d: &Decision) -> String {
 }
 
 /// Each precondition's test: shown when it rejects at the look's α in the stated direction.
-fn conditions_table(w: &mut String, decisions: &[Decision]) {
+fn conditions_table(w: &mut String, design: &Design, decisions: &[Decision]) {
     if decisions.iter().all(|d| d.conditions.is_empty()) {
         return;
     }
@@ -305,8 +317,26 @@ fn conditions_table(w: &mut String, decisions: &[Decision]) {
                 Some(t) => (t.seeds.to_string(), fmt_num(t.effect), format!("[{}, {}]", fmt_num(t.ci_low), fmt_num(t.ci_high)), fmt_p(t.p_value)),
                 None => ("–".into(), "–".into(), c.no_test.clone().unwrap_or_else(|| "no test".into()), "–".into()),
             };
-            let _ = writeln!(w, "| {} | {} | {n} | {effect} | {ci} | {p} | {} |", d.prediction.id, c.condition.describe(), if c.met { "yes" } else { "**no**" });
+            let own = c.condition.filter.iter().map(|(a, l)| format!("{} = {l}", design.axes[*a].key)).collect::<Vec<_>>();
+            let cells = if own.is_empty() { String::new() } else { format!(" (where {})", own.join(", ")) };
+            let _ = writeln!(w, "| {} | {}{cells} | {n} | {effect} | {ci} | {p} | {} |", d.prediction.id, c.condition.describe(), if c.met { "yes" } else { "**no**" });
         }
+    }
+    let _ = writeln!(w);
+}
+
+/// kdlab's effect beside the paper's own, where the study cites it.
+fn replication_table(w: &mut String, decisions: &[Decision]) {
+    if decisions.iter().all(|d| d.prediction.paper.is_none()) {
+        return;
+    }
+    let _ = writeln!(w, "Beside the paper (the paper's effect on kdlab's scale: lhs − rhs, or mean − constant; a scaled-down design need not match its size, only its direction):\n");
+    let _ = writeln!(w, "| id | kdlab effect [95% CI] | paper's effect | where the paper reports it | verdict |");
+    let _ = writeln!(w, "|---|---|---|---|---|");
+    for d in decisions {
+        let Some(paper) = &d.prediction.paper else { continue };
+        let ours = d.test.as_ref().map_or("–".to_string(), |t| format!("{} [{}, {}]", fmt_num(t.effect), fmt_num(t.ci_low), fmt_num(t.ci_high)));
+        let _ = writeln!(w, "| {} | {ours} | {} {} | {} | {} |", d.prediction.id, fmt_num(paper.effect), paper.unit, paper.source, verdict_word(d.verdict));
     }
     let _ = writeln!(w);
 }

@@ -28,7 +28,7 @@ use crate::method::{Arm, Method, Needs};
 use crate::metric::{Better, Compute, MetricInfo, Section};
 use crate::registry::Registry;
 
-const KEYS: &[&str] = &["name", "claim", "description", "results", "probabilities", "axes", "ignore", "seeds", "metrics", "predictions", "health"];
+const KEYS: &[&str] = &["name", "claim", "description", "results", "probabilities", "axes", "ignore", "seeds", "metrics", "predictions", "health", "paper"];
 
 /// An analyze file read, with its results table.
 pub struct ExternalStudy {
@@ -38,6 +38,8 @@ pub struct ExternalStudy {
     pub name: String,
     pub claim: String,
     pub description: Option<String>,
+    /// The paper whose claim it tests, for the scoreboard.
+    pub paper: Option<String>,
     /// The results table, resolved against the analyze file's directory.
     pub results: PathBuf,
     /// The results table's path as the analyze file writes it.
@@ -95,6 +97,7 @@ pub fn load(path: &Path, registry: Registry) -> Result<ExternalStudy, ExternalEr
     let name = ctx.plain_name(&table)?;
     let claim = ctx.required_string(&table, "claim")?;
     let description = ctx.optional_string(&table, "description")?;
+    let paper = ctx.optional_string(&table, "paper")?;
     let (from_probabilities, results_key) = ctx.input(&table)?;
     let results = path.parent().unwrap_or(Path::new(".")).join(&results_key);
     let axis_keys = ctx.string_list(&table, "axes")?;
@@ -128,7 +131,7 @@ pub fn load(path: &Path, registry: Registry) -> Result<ExternalStudy, ExternalEr
     let plan = ctx.plan(&table, results_table.seeds.len())?;
     let sha256 = crate::fsio::sha256_hex(source.as_bytes());
     let silenced = ctx.silenced(&table)?;
-    Ok(ExternalStudy { path: path.to_path_buf(), sha256, name, claim, description, results, results_as_written: results_key, from_probabilities, axes, table: results_table, arms, predictions, plan, silenced, registry: extended, source: source.clone() })
+    Ok(ExternalStudy { path: path.to_path_buf(), sha256, name, claim, description, paper, results, results_as_written: results_key, from_probabilities, axes, table: results_table, arms, predictions, plan, silenced, registry: extended, source: source.clone() })
 }
 
 impl Ctx<'_> {
@@ -199,7 +202,7 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    fn optional_string(&self, table: &Table, key: &str) -> Result<Option<String>, StudyError> {
+    pub(super) fn optional_string(&self, table: &Table, key: &str) -> Result<Option<String>, StudyError> {
         match table.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),

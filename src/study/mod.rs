@@ -136,6 +136,9 @@ pub struct Condition {
     pub rhs: Operand,
     pub expect: Expect,
     pub test: TestKind,
+    /// Its own `where`: axis levels narrowing the prediction's cells (its levels replace the
+    /// prediction's on the same axis, e.g. the weak level of the axis a prediction compares).
+    pub filter: Vec<(usize, String)>,
 }
 
 impl Condition {
@@ -147,11 +150,12 @@ impl Condition {
             metric: self.metric.clone(),
             comparison: Comparison::Rows { lhs: self.lhs.clone(), rhs: self.rhs.clone() },
             expect: self.expect,
-            filter: parent.filter.clone(),
+            filter: parent.filter.iter().filter(|(a, _)| !self.filter.iter().any(|(b, _)| a == b)).chain(&self.filter).cloned().collect(),
             test: self.test,
             margin: None,
             min_effect: None,
             requires: Vec::new(),
+            paper: None,
         }
     }
 
@@ -184,6 +188,18 @@ pub struct Prediction {
     pub min_effect: Option<f64>,
     /// The conditions the claim holds under; all must be shown for a verdict.
     pub requires: Vec<Condition>,
+    /// The effect the paper itself reports for this claim, when known.
+    pub paper: Option<PaperEffect>,
+}
+
+/// A paper's own reported effect for a prediction: on the scale of kdlab's effect (lhs − rhs,
+/// or mean − constant), in `unit`, reported at `source`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperEffect {
+    pub effect: f64,
+    pub unit: String,
+    pub source: String,
 }
 
 /// Everything one cell computes with.
@@ -234,6 +250,8 @@ pub struct Study {
     pub name: String,
     pub claim: String,
     pub description: Option<String>,
+    /// The paper whose claim it tests (`paper = "Stanton et al. 2021"`), for the scoreboard.
+    pub paper: Option<String>,
     /// The most seeds any cell runs (`plan.max`); seeds are numbered `0..seeds`.
     pub seeds: usize,
     /// A fixed number of seeds, or looks from `min` to `max` (see [`crate::verdicts::sequential`]).
@@ -250,7 +268,7 @@ pub struct Study {
     pub registry: Registry,
 }
 
-const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method", "predictions", "health", "quick"];
+const TOP_KEYS: &[&str] = &["name", "claim", "description", "seeds", "seed", "arms", "data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method", "predictions", "health", "paper", "quick"];
 const SECTIONS: &[&str] = &["data", "teacher", "student", "distill", "theory", "diagnostics", "fidelity", "method"];
 /// Keys whose single value is already a list; a grid over them is a list of lists.
 const LIST_KEYS: &[&str] = &["student.hidden", "student.widths", "teacher.widths", "teacher.hidden", "teacher.member_augment", "distill.c_grid"];
@@ -391,6 +409,7 @@ impl<'a> Ctx<'a> {
             Some(Value::String(s)) => Some(s.clone()),
             Some(v) => return Err(self.err(&[Step::Key("description")], format!("must be a string, got {}", v.type_str()))),
         };
+        let paper = self.optional_string(&table, "paper")?;
         let mut plan = self.seed_plan(&table)?;
         if let Some(s) = options.seeds {
             if s == 0 || s > MAX_SEEDS {
@@ -444,6 +463,7 @@ impl<'a> Ctx<'a> {
             name,
             claim,
             description,
+            paper,
             seeds: plan.max,
             plan,
             base_seed,

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{backticked, default_statement, expected_fields, level_label, Comparison, Condition, Ctx, Expect, Operand, Prediction, RawAxis, Step, StudyError, TestKind};
+use super::{backticked, default_statement, expected_fields, level_label, Comparison, Condition, Ctx, Expect, Operand, PaperEffect, Prediction, RawAxis, Step, StudyError, TestKind};
 use crate::method::Arm;
 use crate::results::RowKind;
 
@@ -63,10 +63,11 @@ struct RawPrediction {
     correlate: Option<String>,
     min_effect: Option<f64>,
     requires: Option<Value>,
+    paper: Option<PaperEffect>,
 }
 
 /// Keys of one `requires` entry.
-const CONDITION_KEYS: &[&str] = &["metric", "compare", "expect", "test"];
+const CONDITION_KEYS: &[&str] = &["metric", "compare", "expect", "test", "where"];
 
 /// One `[[predictions]]` table, the `i`th, of a study with `arms` and `axes`.
 struct Entry<'e, 'a, 's> {
@@ -135,7 +136,13 @@ impl Entry<'_, '_, '_> {
             return Err(ctx.err(&self.at("min_effect"), "a correlation's smallest effect of interest is an r below 1"));
         }
         let requires = self.requires()?;
-        Ok(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect, requires })
+        let paper = raw.paper.clone();
+        if let Some(p) = &paper {
+            if !p.effect.is_finite() {
+                return Err(ctx.err(&self.at("paper"), format!("`effect` must be a finite number, got {}", p.effect)));
+            }
+        }
+        Ok(Prediction { id, statement, metric, comparison, expect, filter, test, margin, min_effect, requires, paper })
     }
 
     /// The `requires` list: each entry `{ metric, compare = [row, row or number], expect,
@@ -202,7 +209,29 @@ impl Entry<'_, '_, '_> {
         if rhs == Operand::Row(lhs.clone()) {
             return Err(ctx.err(&at("compare"), "compares a row with itself"));
         }
-        Ok(Condition { metric, lhs, rhs, expect, test })
+        let filter = self.condition_filter(j, t.get("where"))?;
+        Ok(Condition { metric, lhs, rhs, expect, test, filter })
+    }
+
+    /// A condition's own `where`: axis levels that narrow the prediction's cells further.
+    fn condition_filter(&self, j: usize, value: Option<&Value>) -> Result<Vec<(usize, String)>, StudyError> {
+        let w = match value {
+            None => return Ok(Vec::new()),
+            Some(Value::Table(w)) => w,
+            Some(v) => return Err(self.ctx.err(&[Step::Key("predictions"), Step::Index(self.i), Step::Key("requires"), Step::Index(j), Step::Key("where")], format!("must be a table of axis levels, got {}", v.type_str()))),
+        };
+        let keys: Vec<&str> = self.axes.iter().map(|a| a.key.as_str()).collect();
+        let mut filter = Vec::new();
+        for (k, v) in w {
+            let path = [Step::Key("predictions"), Step::Index(self.i), Step::Key("requires"), Step::Index(j), Step::Key("where"), Step::Key(k)];
+            let axis = self.axes.iter().position(|a| &a.key == k).ok_or_else(|| self.ctx.unknown_key(&path, k, &keys, "grid axis"))?;
+            let label = level_label(v);
+            if !self.axes[axis].levels.contains(&label) {
+                return Err(self.ctx.err_hint(&path, format!("{label} is not a level of `{k}`"), Some(format!("levels: {}", self.axes[axis].levels.join(", ")))));
+            }
+            filter.push((axis, label));
+        }
+        Ok(filter)
     }
 
     fn expect(&self) -> Result<Expect, StudyError> {

@@ -157,6 +157,8 @@ pub struct Evaluation {
 pub struct Design<'a> {
     pub name: &'a str,
     pub claim: &'a str,
+    /// The paper whose claim it tests.
+    pub paper: Option<&'a str>,
     pub axes: &'a [GridAxis],
     /// Each cell's levels (one per axis), by cell index.
     pub cells: Vec<&'a [String]>,
@@ -174,6 +176,7 @@ impl<'a> From<&'a Study> for Design<'a> {
         Design {
             name: &study.name,
             claim: &study.claim,
+            paper: study.paper.as_deref(),
             axes: &study.axes,
             cells: study.cells.iter().map(|c| c.levels.as_slice()).collect(),
             predictions: &study.predictions,
