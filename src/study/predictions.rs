@@ -33,12 +33,14 @@ impl Ctx<'_> {
         let de = serde_path_to_error::Deserializer::new(Value::Table(table.clone()), &mut track);
         RawPrediction::deserialize(de).map_err(|e| {
             let message = e.message().trim().to_string();
-            if let Some(field) = backticked(&message, "unknown field `") {
+            let path: Vec<String> = track.path().iter().map(|s| s.to_string()).collect();
+            let nested = path.len() > 1;
+            if let (Some(field), false) = (backticked(&message, "unknown field `"), nested) {
                 let expected = expected_fields(&message);
                 let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
                 return self.unknown_key(&[Step::Key("predictions"), Step::Index(i), Step::Key(&field)], &field, &expected, "prediction key");
             }
-            let key = track.path().iter().next().map(|s| s.to_string()).unwrap_or_default();
+            let key = path.first().cloned().unwrap_or_default();
             self.err(&[Step::Key("predictions"), Step::Index(i), Step::Key(&key)], message)
         })
     }
