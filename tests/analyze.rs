@@ -256,3 +256,25 @@ fn names_cells_status_and_outputs_are_checked() {
     std::fs::create_dir_all(dir.path().join("out/a/cells")).unwrap();
     assert!(analyze(&ok, "", "accuracy").unwrap_err().contains("holds a study's results"));
 }
+
+/// No shipped verdict is supported or contradicted where its study's preconditions were not
+/// shown or an unsilenced health check touched it: those are "not applicable".
+#[test]
+fn no_shipped_verdict_is_judged_outside_its_conditions() {
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&reports).unwrap() {
+        let path = entry.unwrap().path().join("verdicts.json");
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for p in v["predictions"].as_array().unwrap() {
+            let judged = p["verdict"] == "supported" || p["verdict"] == "contradicted";
+            let unmet = p["requires"].as_array().unwrap().iter().any(|c| c["met"] == false);
+            let unhealthy = !p["health"].as_array().unwrap().is_empty();
+            assert!(!(judged && (unmet || unhealthy)), "{}: `{}` is {} outside its conditions", path.display(), p["id"], p["verdict"]);
+            assert_eq!(p["verdict"] == "not applicable", unmet || unhealthy, "{}: `{}`", path.display(), p["id"]);
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} shipped predictions read");
+}

@@ -105,8 +105,11 @@ impl Design {
                 format!("[[predictions]]\nid = \"p{i}\"\n{body}\n\n")
             })
             .collect();
+        // The simulated metrics are draws, not accuracies: the health checks would misread
+        // them, so the simulation measures the verdict engine (and preconditions) alone.
+        let silence: String = std::iter::once("[health.silence]\n".to_string()).chain(crate::study::HEALTH_CHECKS.iter().map(|c| format!("{c} = \"simulated rows\"\n"))).collect();
         let source = format!(
-            "name = \"calibration\"\nclaim = \"simulated\"\nseeds = {seeds}\nseed = 1\narms = [\"labels\", \"kd\"]\n\n[data]\nkind = \"gaussian-mixture\"\nn_train = 100\nn_test = 100\nn_population = 100\ndim = 2\n\n[teacher]\nkind = \"forest\"\nn_trees = 2\nmax_depth = {depth}\n\n[student]\nkind = \"mlp\"\nhidden = [4]\nepochs = {epochs}\n\n[theory]\noracle_n = 0\n\n{predictions}"
+            "name = \"calibration\"\nclaim = \"simulated\"\nseeds = {seeds}\nseed = 1\narms = [\"labels\", \"kd\"]\n\n[data]\nkind = \"gaussian-mixture\"\nn_train = 100\nn_test = 100\nn_population = 100\ndim = 2\n\n[teacher]\nkind = \"forest\"\nn_trees = 2\nmax_depth = {depth}\n\n[student]\nkind = \"mlp\"\nhidden = [4]\nepochs = {epochs}\n\n[theory]\noracle_n = 0\n\n{predictions}{silence}"
         );
         study::parse(Path::new("calibration.toml"), &source, &study::LoadOptions::default()).expect("the calibration study is valid")
     }
