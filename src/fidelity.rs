@@ -7,8 +7,9 @@
 //! rows plus optional extra rows (fresh draws of the generator, uniform noise, or
 //! out-of-distribution images). The teacher labels every batch as the student sees it, so an
 //! augmented or mixed batch gets the teacher's probabilities of the augmented rows. Arms:
-//! `labels`, `kd` (from this cell's teacher) and `kd-independent`, the control of Stanton et
-//! al.: a student distilled the same way from an independent teacher (another seed), whose
+//! `labels`, `kd` (from this cell's teacher), `kd-logits` (the same, matching the teacher's
+//! centred logits by squared error) and `kd-independent`, the control of Stanton et al.: a
+//! student distilled the same way from an independent teacher (another seed), whose
 //! `agreement` is measured against *this* cell's teacher, i.e. A(t, s′) beside A(t, s).
 //!
 //! Definitions (stated in every report): agreement is top-1 agreement; KL is
@@ -114,7 +115,7 @@ impl FidelitySpec {
 }
 
 /// The arms a fidelity study may name.
-pub const ARMS: &[Arm] = &[method::LABELS, method::KD, method::KD_INDEPENDENT];
+pub const ARMS: &[Arm] = &[method::LABELS, method::KD, method::KD_LOGITS, method::KD_INDEPENDENT];
 
 /// The two teachers of a fidelity unit: this cell's and the independent one of the control.
 pub struct TeacherPair {
@@ -216,13 +217,15 @@ impl Unit<'_> {
         let mut terms = Vec::new();
         if !arm.needs().teacher {
             terms.push(LossTerm::soft_ce(1.0, 1.0, one_hot(&self.fit.y, k)));
+        } else if arm.needs().teacher_logits {
+            terms.push(LossTerm::new(alpha, OnlineLogitMatching::new(teacher.clone(), stream.view())?));
         } else {
             let targets = distill::tempered(teacher.predict_proba(stream.view()).view(), t);
             terms.push(LossTerm::new(alpha, OnlineSoftCrossEntropy::new(t, targets.view(), teacher.clone())));
-            if alpha < 1.0 {
-                // Only the training rows carry labels (the study refuses extra rows with α < 1).
-                terms.push(LossTerm::soft_ce(1.0 - alpha, 1.0, one_hot(&self.fit.y, k)));
             }
+        if arm.needs().teacher && alpha < 1.0 {
+            // Only the training rows carry labels (the study refuses extra rows with α < 1).
+            terms.push(LossTerm::soft_ce(1.0 - alpha, 1.0, one_hot(&self.fit.y, k)));
         }
         let start = match self.spec.init_lambda {
             Some(lambda) if arm.needs().teacher => Some(interpolated_start(self.student, &teacher, lambda, self.fit.rows().with(stream.view()), k, self.seed)?),
@@ -492,6 +495,51 @@ impl BatchLoss for OnlineSoftCrossEntropy {
     }
 }
 
+/// Logit matching against a teacher that labels each training batch as the student sees it:
+/// ‖(z_s − z̄_s) − (z_t − z̄_t)‖² / k, batch mean (the squared-error logit loss of Kim et al.
+/// 2021 with PyTorch's mean reduction, centred because a softmax teacher's logits are defined
+/// only up to a shift per row). Its gradient, (2/k)·[(z_s − z̄_s) − (z_t − z̄_t)], is twice the
+/// τ → ∞ limit of τ²·KL's.
+pub struct OnlineLogitMatching {
+    /// The teacher's centred logits of the clean stream rows.
+    targets: Tensor,
+    teacher: Arc<NetworkEnsemble>,
+}
+
+impl OnlineLogitMatching {
+    pub fn new(teacher: Arc<NetworkEnsemble>, stream: ArrayView2<f64>) -> Result<OnlineLogitMatching, ModelError> {
+        let targets = target_tensor(centred(teacher.try_predict_logits(stream)?).view());
+        Ok(OnlineLogitMatching { targets, teacher })
+    }
+}
+
+/// Each row minus its mean.
+fn centred(mut z: Array2<f64>) -> Array2<f64> {
+    for mut row in z.rows_mut() {
+        let mean = row.mean().unwrap_or(0.0);
+        row.mapv_inplace(|v| v - mean);
+    }
+    z
+}
+
+impl BatchLoss for OnlineLogitMatching {
+    fn describe(&self) -> String {
+        "mean squared error of the centred logits against the teacher on the batch as seen".into()
+    }
+
+    fn loss(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let targets = if batch.augmented {
+            let x = from_tensor(batch.x).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let z = self.teacher.try_predict_logits(x.view()).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            to_tensor(centred(z).view())?
+        } else {
+            batch.rows_of(&self.targets)?
+        };
+        let z = batch.logits.broadcast_sub(&batch.logits.mean_keepdim(candle_core::D::Minus1)?)?;
+        (z - targets)?.sqr()?.mean_all()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +558,33 @@ mod tests {
         }
         let (_, e2, _, teach) = plane_basis(&u, &[6.0, 0.0, 8.0]);
         assert!((dot(&e2, &e2) - 1.0).abs() < 1e-9 && teach == (10.0, 0.0));
+    }
+
+    #[test]
+    fn logit_matching_ignores_a_shift_and_sees_the_augmented_batch() {
+        use crate::models::ensemble::{NetworkTeacherSpec, Reduction};
+        use crate::models::student::StudentKind;
+        let (x, y) = crate::models::cnn::stripes(24, 6, 7);
+        let network = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4]), epochs: 2, patience: 2, ..NeuralSpec::default() };
+        let spec = NetworkTeacherSpec { members: 2, reduction: Reduction::MeanLogits, member_augment: None, network };
+        let teacher = Arc::new(spec.fit(crate::data::Rows::new(x.view(), Some((6, 6))), &y, 2, 3).unwrap());
+        let loss = OnlineLogitMatching::new(teacher.clone(), x.view()).unwrap();
+        let z = teacher.try_predict_logits(x.view()).unwrap();
+        let rows = Tensor::arange(0u32, x.nrows() as u32, &candle_core::Device::Cpu).unwrap();
+        let x_t = to_tensor(x.view()).unwrap();
+        let value = |logits: Array2<f64>, augmented: bool| -> f64 {
+            let logits = to_tensor(logits.view()).unwrap();
+            let batch = Batch { x: &x_t, augmented, logits: &logits, activations: None, rows: &rows, mix: None };
+            loss.loss(&batch).unwrap().to_scalar::<f32>().unwrap() as f64
+        };
+        // The teacher's own logits plus a per-row shift: no loss, from stored or fresh targets.
+        let shifted = &z + &Array2::from_shape_fn(z.dim(), |(i, _)| i as f64);
+        assert!(value(shifted.clone(), false) < 1e-8 && value(shifted, true) < 1e-8);
+        // Moving one logit of every row by 1 costs ((1 − 1/k)² + (k − 1)/k²) / k = 1/4 per row,
+        // k = 2.
+        let mut moved = z.clone();
+        moved.column_mut(0).mapv_inplace(|v| v + 1.0);
+        assert!((value(moved, true) - 0.25).abs() < 1e-4);
     }
 
     #[test]

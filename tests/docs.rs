@@ -12,7 +12,7 @@ fn readme_example_study_parses() {
     let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
     let block = &section[start..start + section[start..].find("```").unwrap()];
     let study = parse(Path::new("README.md"), block, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(study.predictions.len(), 6);
+    assert_eq!(study.predictions.len(), 7);
     assert_eq!(study.cells.len(), 3);
 }
 

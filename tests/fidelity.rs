@@ -208,7 +208,7 @@ const LAMBDA_STUDY: &str = r#"
 name = "lambda-sanity"
 claim = "a student started at its teacher stays there"
 seeds = 2
-arms = ["kd", "kd-independent"]
+arms = ["kd", "kd-logits", "kd-independent"]
 
 [data]
 kind = "mnist1d"
@@ -240,16 +240,17 @@ init_lambda = [0.0, 1.0]
 #[test]
 fn a_student_started_at_its_teacher_agrees_with_it_everywhere() {
     let (_, rows) = common::run_study(LAMBDA_STUDY);
-    let kd = |lambda: &str| rows.iter().filter(|r| r.arm == "kd" && r.levels[0] == lambda).cloned().collect::<Vec<_>>();
-    for r in kd("1") {
-        // θ = θ_t is the global minimum of KL(teacher ‖ student): the gradient is zero up to
-        // f32 rounding, so SGD without weight decay cannot move the student off its teacher.
-        assert_eq!(r.get("agreement"), Some(1.0), "λ = 1, seed {}", r.seed);
-        assert_eq!(r.get("train_agreement"), Some(1.0), "λ = 1, seed {}", r.seed);
-        assert!(r.get("kl_teacher_student").unwrap() < 1e-6);
+    let arm = |name: &str, lambda: &str| rows.iter().filter(|r| r.arm == name && r.levels[0] == lambda).cloned().collect::<Vec<_>>();
+    // θ = θ_t is the global minimum of KL(teacher ‖ student) and of the squared error of the
+    // centred logits: the gradient is zero up to f32 rounding, so SGD without weight decay
+    // cannot move the student off its teacher, whichever it matches.
+    for r in arm("kd", "1").into_iter().chain(arm("kd-logits", "1")) {
+        assert_eq!(r.get("agreement"), Some(1.0), "{}, λ = 1, seed {}", r.arm, r.seed);
+        assert_eq!(r.get("train_agreement"), Some(1.0), "{}, λ = 1, seed {}", r.arm, r.seed);
+        assert!(r.get("kl_teacher_student").unwrap() < 1e-6, "{}: {:?}", r.arm, r.get("kl_teacher_student"));
     }
     // From a random start the same training does not reach the teacher.
-    for r in kd("0") {
+    for r in arm("kd", "0") {
         assert!(r.get("agreement").unwrap() < 0.99, "λ = 0, seed {}: {:?}", r.seed, r.get("agreement"));
     }
 }

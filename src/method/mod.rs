@@ -5,13 +5,14 @@
 //! networks suit it, how it builds its student's targets from labels and teacher
 //! probabilities, and, for methods that read the teacher network, its extra loss term or its
 //! own training procedure. The semiparametric and network protocols ask the arm and never match
-//! on its name; the fidelity protocol runs its own three arms (`labels`, `kd`, the control).
+//! on its name; the fidelity protocol runs its own four arms (`labels`, `kd`, `kd-logits`, the
+//! control).
 //!
 //! Adding a method is one file implementing [`Method`] and one line in [`BUILTIN`] (a program
 //! or a test can also register its own with [`crate::registry::Registry::with_method`]).
 //!
 //! - [`labels`]: no distillation; [`plug_in`]: plain, cross-fit and γ-corrected KD (Dao et al.);
-//! - [`kd_independent`]: the fidelity protocol's control;
+//! - [`kd_independent`]: the fidelity protocol's control; [`kd_logits`]: its logit-matching arm;
 //! - [`knowledge`]: Tang et al.'s partial teachers;
 //! - [`feature_kd`], [`london`], [`rkd`], [`gkd`], [`rco`], [`meta_distil`]: methods that read the
 //!   teacher network, trained by [`network::Unit`].
@@ -19,6 +20,7 @@
 pub mod feature_kd;
 pub mod gkd;
 pub mod kd_independent;
+pub mod kd_logits;
 pub mod knowledge;
 pub mod labels;
 pub mod london;
@@ -50,6 +52,7 @@ pub const BUILTIN: &[Arm] = &[
     Arm(&plug_in::FULL_ORTHOGONAL),
     Arm(&plug_in::ENHANCED),
     Arm(&kd_independent::KdIndependent),
+    Arm(&kd_logits::KdLogits),
     Arm(&knowledge::LABEL_SMOOTHING),
     Arm(&knowledge::KD_INSTANCE),
     Arm(&knowledge::KD_CLASS_AVERAGED),
@@ -66,6 +69,7 @@ pub const BUILTIN: &[Arm] = &[
 pub const LABELS: Arm = Arm(&labels::Labels);
 pub const KD: Arm = Arm(&plug_in::KD);
 pub const KD_INDEPENDENT: Arm = Arm(&kd_independent::KdIndependent);
+pub const KD_LOGITS: Arm = Arm(&kd_logits::KdLogits);
 
 /// What an arm reads of the teacher, and what it trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +84,9 @@ pub struct Needs {
     pub teacher_checkpoints: bool,
     /// A second teacher from another seed (the fidelity protocol's control).
     pub independent_teacher: bool,
+    /// The teacher's logits on each batch as the student sees it (logit matching, which only
+    /// the fidelity protocol trains: it keeps the teacher network beside the student).
+    pub teacher_logits: bool,
     /// A network student (the arm's loss is a sum of network loss terms).
     pub network_student: bool,
 }
@@ -87,7 +94,7 @@ pub struct Needs {
 impl Needs {
     /// Plain KD's needs: the teacher's in-sample probabilities.
     pub const PROBABILITIES: Needs =
-        Needs { teacher: true, out_of_fold: false, teacher_network: false, teacher_checkpoints: false, independent_teacher: false, network_student: false };
+        Needs { teacher: true, out_of_fold: false, teacher_network: false, teacher_checkpoints: false, independent_teacher: false, teacher_logits: false, network_student: false };
     /// A method that reads the teacher network and trains a network student.
     pub const NETWORK: Needs = Needs { teacher_network: true, network_student: true, ..Needs::PROBABILITIES };
 
@@ -95,7 +102,7 @@ impl Needs {
     /// needs a teacher, the checkpoints and the network come with a network student, and
     /// cross-fitting and the independent teacher have no network unit.
     pub fn conflict(&self) -> Option<&'static str> {
-        let teacherless = !self.teacher && (self.out_of_fold || self.teacher_network || self.teacher_checkpoints || self.independent_teacher);
+        let teacherless = !self.teacher && (self.out_of_fold || self.teacher_network || self.teacher_checkpoints || self.independent_teacher || self.teacher_logits);
         if teacherless {
             return Some("an arm that reads the teacher needs `teacher`");
         }
@@ -105,8 +112,8 @@ impl Needs {
         if self.teacher_network && !self.network_student {
             return Some("an arm that reads the teacher network trains a network student");
         }
-        if self.teacher_network && (self.out_of_fold || self.independent_teacher) {
-            return Some("arms that read the teacher network have no cross-fitting or independent teacher");
+        if self.teacher_network && (self.out_of_fold || self.independent_teacher || self.teacher_logits) {
+            return Some("arms that read the teacher network have no cross-fitting, independent teacher or logit matching");
         }
         None
     }

@@ -16,6 +16,11 @@
 //!           ∂h   = col2im(g @ Wᵀ)             one gemm and a scatter-add; skipped for the input
 //! ```
 //!
+//! **A single input channel is convolved directly.** An image's first layer has im2col rows
+//! only kh·kw + 1 long, so copying them and a gemm with 8–32 output columns cost far more than
+//! the arithmetic; there each output pixel accumulates its channels in registers instead
+//! (`direct_forward`, `direct_backward`), its nine taps unrolled away from the border.
+//!
 //! **Blocks.** Each pass runs on fixed blocks of [`BLOCK_IMAGES`] images: a block's columns
 //! and gradients stay in cache from one step to the next, and blocks run in parallel on the
 //! rayon pool's idle threads (a unit with a core to spare, such as the last unit of a study,
@@ -33,6 +38,10 @@ use rayon::prelude::*;
 /// Images per block: 16 images of 28×28 keep each layer's columns within a core's L2 cache,
 /// and a batch of 64 splits evenly across 2 or 4 threads.
 pub const BLOCK_IMAGES: usize = 16;
+
+/// Output channel counts of a single-channel layer that is convolved directly (each a
+/// compile-time width, so a pixel's accumulator stays in registers).
+const DIRECT_CHANNELS: [usize; 3] = [8, 16, 32];
 
 /// The float types the ops compute in.
 trait Element: WithDType + Default + PartialOrd + std::ops::AddAssign + std::ops::MulAssign + std::ops::Mul<Output = Self> + Send + Sync {}
@@ -84,25 +93,28 @@ impl ConvGeometry {
         self.out_height() * self.out_width()
     }
 
-    /// Calls `f(out_pixel, tap, input_pixel)` for every in-bounds tap of one image: output
-    /// pixel (oy, ox) reads input pixel (iy, ix) through kernel tap (ky, kx).
+    /// Calls `f(out_pixel, tap, input_pixel, taps)` for every run of in-bounds taps of one
+    /// image, in (oy, ox, ky) order: output pixel (oy, ox) reads `taps` adjacent input pixels
+    /// from (iy, ix) on through kernel taps (ky, kx) on. In NHWC a run is contiguous on both
+    /// sides, so one copy or add moves `taps · c_in` elements.
     #[inline]
-    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
         let (ho, wo) = (self.out_height(), self.out_width());
         for oy in 0..ho {
             for ox in 0..wo {
+                // The taps kx in [lo, hi) fall inside the row: 0 <= ox·sw + kx − pw < width.
+                let x0 = (ox * self.sw) as isize - self.pw as isize;
+                let lo = (-x0).clamp(0, self.kw as isize) as usize;
+                let hi = (self.width as isize - x0).clamp(lo as isize, self.kw as isize) as usize;
+                if lo == hi {
+                    continue;
+                }
                 for ky in 0..self.kh {
                     let iy = (oy * self.sh + ky) as isize - self.ph as isize;
                     if iy < 0 || iy >= self.height as isize {
                         continue;
                     }
-                    for kx in 0..self.kw {
-                        let ix = (ox * self.sw + kx) as isize - self.pw as isize;
-                        if ix < 0 || ix >= self.width as isize {
-                            continue;
-                        }
-                        f(oy * wo + ox, ky * self.kw + kx, iy as usize * self.width + ix as usize);
-                    }
+                    f(oy * wo + ox, ky * self.kw + lo, iy as usize * self.width + (x0 + lo as isize) as usize, hi - lo);
                 }
             }
         }
@@ -174,43 +186,51 @@ fn gemm_new<T: Element>(a: Mat<T>, b: Mat<T>) -> Vec<T> {
 /// im2col of NHWC images into rows of `patch + 1` columns, the last one 1 (so the bias is the
 /// weight matrix's last row and its gradient comes out of the same gemm).
 fn im2col<T: Element>(g: &ConvGeometry, images: &[T]) -> Vec<T> {
-    let c = g.c_in;
-    let zeros = vec![T::default(); c];
-    let one = T::from_f64(1.0);
-    // Written front to back, padding taps as zeros, so the buffer needs no zeroing first.
-    let mut cols = Vec::with_capacity(images.len() / (g.pixels_in() * c) * g.pixels_out() * (g.patch() + 1));
+    let (c, k, run) = (g.c_in, g.patch() + 1, g.kw * g.c_in);
+    let len = images.len() / (g.pixels_in() * c) * g.pixels_out() * k;
+    let (zero, one) = (T::default(), T::from_f64(1.0));
+    // Each element written once, padding taps as zeros, so the buffer needs no zeroing first.
+    let mut cols = Vec::with_capacity(len);
+    let rows = &mut cols.spare_capacity_mut()[..len];
+    let mut row_start = 0;
     for img in images.chunks_exact(g.pixels_in() * c) {
         for oy in 0..g.out_height() {
             for ox in 0..g.out_width() {
-                for ky in 0..g.kh {
+                // The taps kx in [lo, hi) fall inside the row: 0 <= ox·sw + kx − pw < width.
+                let x0 = (ox * g.sw) as isize - g.pw as isize;
+                let lo = (-x0).clamp(0, g.kw as isize) as usize;
+                let hi = (g.width as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
+                let row = &mut rows[row_start..row_start + k];
+                for (ky, taps) in row[..g.patch()].chunks_exact_mut(run).enumerate() {
                     let iy = (oy * g.sh + ky) as isize - g.ph as isize;
-                    for kx in 0..g.kw {
-                        let ix = (ox * g.sw + kx) as isize - g.pw as isize;
-                        let inside = iy >= 0 && iy < g.height as isize && ix >= 0 && ix < g.width as isize;
-                        let q = if inside { iy as usize * g.width + ix as usize } else { 0 };
-                        match (c, inside) {
-                            (1, true) => cols.push(img[q]), // a store, not a call to memcpy
-                            (1, false) => cols.push(T::default()),
-                            (_, true) => cols.extend_from_slice(&img[q * c..(q + 1) * c]),
-                            (_, false) => cols.extend_from_slice(&zeros),
-                        }
+                    if iy < 0 || iy >= g.height as isize {
+                        taps.iter_mut().for_each(|t| *t = MaybeUninit::new(zero));
+                        continue;
                     }
+                    let q = iy as usize * g.width + (x0 + lo as isize) as usize;
+                    taps[..lo * c].iter_mut().for_each(|t| *t = MaybeUninit::new(zero));
+                    taps[lo * c..hi * c].iter_mut().zip(&img[q * c..(q + hi - lo) * c]).for_each(|(t, &v)| *t = MaybeUninit::new(v));
+                    taps[hi * c..].iter_mut().for_each(|t| *t = MaybeUninit::new(zero));
                 }
-                cols.push(one);
+                row[k - 1] = MaybeUninit::new(one);
+                row_start += k;
             }
         }
     }
+    // SAFETY: the loops above wrote every one of the `len` elements.
+    unsafe { cols.set_len(len) };
     cols
 }
 
 /// The adjoint of [`im2col`] without its constant column: `cols` rows are `patch` long and
-/// overlapping taps are added in a fixed order into `images` (zeroed by the caller).
+/// overlapping taps are added into `images` (zeroed by the caller) in (oy, ox, ky, kx) order
+/// for every element, whatever the run lengths.
 fn col2im<T: Element>(g: &ConvGeometry, cols: &[T], images: &mut [T]) {
     let (c, patch) = (g.c_in, g.patch());
     for (img, rows) in images.chunks_exact_mut(g.pixels_in() * c).zip(cols.chunks_exact(g.pixels_out() * patch)) {
-        g.for_each_tap(|p, tap, q| {
-            let from = &rows[p * patch + tap * c..p * patch + (tap + 1) * c];
-            img[q * c..(q + 1) * c].iter_mut().zip(from).for_each(|(d, &s)| *d += s);
+        g.for_each_run(|p, tap, q, taps| {
+            let from = &rows[p * patch + tap * c..p * patch + (tap + taps) * c];
+            img[q * c..(q + taps) * c].iter_mut().zip(from).for_each(|(d, &s)| *d += s);
         });
     }
 }
@@ -256,7 +276,14 @@ impl ConvLayer {
         BLOCK_IMAGES * self.geometry.pixels_out() * self.c_out
     }
 
-    /// relu(im2col(x) @ [W; b]) and each block's columns.
+    /// A single input channel (an image's first layer) is convolved directly: its im2col rows
+    /// would be only kh·kw + 1 long, and copying them cost more than the arithmetic. The
+    /// direct kernels exist for the channel counts networks use.
+    fn direct(&self) -> bool {
+        self.geometry.c_in == 1 && DIRECT_CHANNELS.contains(&self.c_out)
+    }
+
+    /// relu(im2col(x) @ [W; b]) and each block's columns (none for a direct layer).
     fn forward<T: Element>(&self, x: &[T], w: &[T]) -> (Vec<T>, Vec<Vec<T>>) {
         let (g, k, c_out) = (&self.geometry, self.geometry.patch() + 1, self.c_out);
         let len = x.len() / (g.pixels_in() * g.c_in) * g.pixels_out() * c_out;
@@ -265,33 +292,46 @@ impl ConvLayer {
             .par_chunks_mut(self.block_out())
             .zip(x.par_chunks(self.block_in()))
             .map(|(out, images)| {
-                let cols = im2col(g, images);
-                let out = gemm(out, Mat::row_major(&cols, out.len() / c_out, k, k), Mat::row_major(w, k, c_out, c_out));
+                let (out, cols) = match self.direct() {
+                    true => (direct_forward(g, c_out, images, w, out), Vec::new()),
+                    false => {
+                        let cols = im2col(g, images);
+                        (gemm(out, Mat::row_major(&cols, out.len() / c_out, k, k), Mat::row_major(w, k, c_out, c_out)), cols)
+                    }
+                };
                 // A select, not a conditional store, so the loop vectorises (NaN → 0 either way).
                 out.iter_mut().for_each(|v| *v = if *v > T::default() { *v } else { T::default() });
                 cols
             })
             .collect();
-        // SAFETY: the blocks' gemms wrote every element of the first `len`.
+        // SAFETY: every block wrote every element of its chunk of the first `len`.
         unsafe { out.set_len(len) };
         (out, columns)
     }
 
     /// ∂[W; b] (blocks summed in order) and, when `input_grad`, ∂x of `n_in` elements, from
-    /// the layer's output, its gradient and the forward pass's columns.
-    fn backward<T: Element>(&self, w: &[T], out: &[T], grad: &[T], columns: &[Vec<T>], input_grad: Option<usize>) -> (Vec<T>, Option<Vec<T>>) {
+    /// the layer's input, output, output gradient and the forward pass's columns.
+    #[allow(clippy::too_many_arguments)]
+    fn backward<T: Element>(&self, w: &[T], x: &[T], out: &[T], grad: &[T], columns: &[Vec<T>], input_grad: Option<usize>) -> (Vec<T>, Option<Vec<T>>) {
         let (g, c_out) = (&self.geometry, self.c_out);
         let (patch, k) = (g.patch(), g.patch() + 1);
+        let blocks = x.len().div_ceil(self.block_in());
         // Without an input gradient each block gets a one-element stand-in chunk, left unused.
-        let mut grad_x = vec![T::default(); input_grad.unwrap_or(columns.len())];
+        let mut grad_x = vec![T::default(); input_grad.unwrap_or(blocks)];
         let block_in = if input_grad.is_some() { self.block_in() } else { 1 };
+        let no_columns: Vec<Vec<T>> = vec![Vec::new(); blocks];
+        let columns = if self.direct() { &no_columns } else { columns };
         let grad_w_blocks: Vec<Vec<T>> = columns
             .par_iter()
+            .zip(x.par_chunks(self.block_in()))
             .zip(out.par_chunks(self.block_out()).zip(grad.par_chunks(self.block_out())))
             .zip(grad_x.par_chunks_mut(block_in))
-            .map(|((cols, (out, grad)), grad_x)| {
+            .map(|(((cols, images), (out, grad)), grad_x)| {
+                let pre = relu_grad(out, grad);
+                if self.direct() {
+                    return direct_backward(g, c_out, images, w, &pre, input_grad.map(|_| grad_x));
+                }
                 let m = out.len() / c_out;
-                let pre: Vec<T> = grad.iter().zip(out).map(|(&d, &o)| if o > T::default() { d } else { T::default() }).collect();
                 let grad_w = gemm_new(Mat::row_major(cols, m, k, k).t(), Mat::row_major(&pre, m, c_out, c_out));
                 if input_grad.is_some() {
                     let grad_cols = gemm_new(Mat::row_major(&pre, m, c_out, c_out), Mat::row_major(w, patch, c_out, c_out).t());
@@ -306,6 +346,179 @@ impl ConvLayer {
         }
         (grad_w, input_grad.map(|_| grad_x))
     }
+}
+
+/// A direct layer's pre-activation b + Σ_taps x·W for a block of single-channel images:
+/// bias first, then the taps in (ky, kx) order, per output pixel.
+fn direct_forward<'d, T: Element>(g: &ConvGeometry, c_out: usize, images: &[T], w: &[T], out: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
+    match c_out {
+        8 => direct_forward_fixed::<T, 8>(g, images, w, out),
+        16 => direct_forward_fixed::<T, 16>(g, images, w, out),
+        _ => direct_forward_fixed::<T, 32>(g, images, w, out),
+    }
+}
+
+/// The weight rows [W; b] of a direct layer as arrays of its `N` output channels.
+fn rows_of<T: Element, const N: usize>(w: &[T]) -> Vec<[T; N]> {
+    w.chunks_exact(N).map(|r| std::array::from_fn(|i| r[i])).collect()
+}
+
+/// The taps kx in [lo, hi) of output column `ox` that fall inside the image row, and the
+/// input column of tap 0 (negative in the padding).
+#[inline]
+fn row_taps(g: &ConvGeometry, ox: usize) -> (usize, usize, isize) {
+    let x0 = (ox * g.sw) as isize - g.pw as isize;
+    let lo = (-x0).clamp(0, g.kw as isize) as usize;
+    let hi = (g.width as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
+    (lo, hi, x0)
+}
+
+fn direct_forward_fixed<'d, T: Element, const N: usize>(g: &ConvGeometry, images: &[T], w: &[T], out: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
+    let rows = rows_of::<T, N>(w);
+    let (bias, taps) = rows.split_last().expect("a bias row");
+    let mut pixels = out.chunks_exact_mut(N);
+    for img in images.chunks_exact(g.pixels_in()) {
+        for oy in 0..g.out_height() {
+            for ox in 0..g.out_width() {
+                let mut acc = *bias;
+                if interior_run(g, oy, ox).is_some() {
+                    // All nine taps inside: constant bounds, so the loops unroll.
+                    let top = (oy * g.sh - g.ph) * g.width + ox * g.sw - g.pw;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let v = img[top + ky * g.width + kx];
+                            for i in 0..N {
+                                acc[i] += v * taps[ky * 3 + kx][i];
+                            }
+                        }
+                    }
+                } else {
+                    let (lo, hi, x0) = row_taps(g, ox);
+                    for ky in 0..g.kh {
+                        let iy = (oy * g.sh + ky) as isize - g.ph as isize;
+                        if iy < 0 || iy >= g.height as isize {
+                            continue;
+                        }
+                        for kx in lo..hi {
+                            let v = img[(iy * g.width as isize + x0 + kx as isize) as usize];
+                            let r = &taps[ky * g.kw + kx];
+                            for i in 0..N {
+                                acc[i] += v * r[i];
+                            }
+                        }
+                    }
+                }
+                let pixel = pixels.next().expect("one output pixel per chunk");
+                pixel.iter_mut().zip(acc).for_each(|(o, a)| *o = MaybeUninit::new(a));
+            }
+        }
+    }
+    // SAFETY: the loops wrote one chunk per output pixel of every image, which covers `out`.
+    unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// The gradient before the ReLU: `grad` where the output is positive, else 0.
+fn relu_grad<T: Element>(out: &[T], grad: &[T]) -> Vec<T> {
+    grad.iter().zip(out).map(|(&d, &o)| if o > T::default() { d } else { T::default() }).collect()
+}
+
+/// A direct layer's ∂[W; b] for a block (pixels in order, taps in (ky, kx) order) from the
+/// gradient before its ReLU and, when asked, its ∂x.
+fn direct_backward<T: Element>(g: &ConvGeometry, c_out: usize, images: &[T], w: &[T], pre: &[T], grad_x: Option<&mut [T]>) -> Vec<T> {
+    let grad_w = match c_out {
+        8 => direct_weight_grad::<T, 8>(g, images, pre),
+        16 => direct_weight_grad::<T, 16>(g, images, pre),
+        _ => direct_weight_grad::<T, 32>(g, images, pre),
+    };
+    if let Some(grad_x) = grad_x {
+        let pixels = g.pixels_out() * c_out;
+        for (img, maps) in grad_x.chunks_exact_mut(g.pixels_in()).zip(pre.chunks_exact(pixels)) {
+            g.for_each_run(|p, tap, q, taps| {
+                let d = &maps[p * c_out..(p + 1) * c_out];
+                for (j, x) in img[q..q + taps].iter_mut().enumerate() {
+                    let row = &w[(tap + j) * c_out..(tap + j + 1) * c_out];
+                    *x += row.iter().zip(d).fold(T::default(), |s, (&r, &e)| s + r * e);
+                }
+            });
+        }
+    }
+    grad_w
+}
+
+/// ∂[W; b] of a direct layer with `N` output channels.
+fn direct_weight_grad<T: Element, const N: usize>(g: &ConvGeometry, images: &[T], pre: &[T]) -> Vec<T> {
+    let patch = g.patch();
+    let mut sums = vec![[T::default(); N]; patch + 1];
+    for (img, maps) in images.chunks_exact(g.pixels_in()).zip(pre.chunks_exact(g.pixels_out() * N)) {
+        for oy in 0..g.out_height() {
+            let mut ox = 0;
+            while ox < g.out_width() {
+                if let Some(end) = interior_run(g, oy, ox) {
+                    interior_weight_grad::<T, N>(g, img, maps, oy, ox..end, &mut sums);
+                    ox = end;
+                    continue;
+                }
+                let p = oy * g.out_width() + ox;
+                let d: [T; N] = std::array::from_fn(|i| maps[p * N + i]);
+                let (lo, hi, x0) = row_taps(g, ox);
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.height as isize {
+                        continue;
+                    }
+                    for kx in lo..hi {
+                        let v = img[(iy * g.width as isize + x0 + kx as isize) as usize];
+                        let s = &mut sums[ky * g.kw + kx];
+                        for i in 0..N {
+                            s[i] += v * d[i];
+                        }
+                    }
+                }
+                let b = &mut sums[patch];
+                for i in 0..N {
+                    b[i] += d[i];
+                }
+                ox += 1;
+            }
+        }
+    }
+    sums.concat()
+}
+
+/// For a 3×3 kernel: the end of the run of output columns from `ox` on whose nine taps all
+/// fall inside the image, if `ox` starts one.
+fn interior_run(g: &ConvGeometry, oy: usize, ox: usize) -> Option<usize> {
+    let rows_inside = oy * g.sh >= g.ph && oy * g.sh + g.kh <= g.height + g.ph;
+    if g.kh != 3 || g.kw != 3 || !rows_inside || ox * g.sw < g.pw {
+        return None;
+    }
+    // Column ox's last tap reads input column ox·sw − pw + 2, which must be below width.
+    let end = ((g.width + g.pw - 3) / g.sw + 1).min(g.out_width());
+    (ox < end).then_some(end)
+}
+
+/// The weight gradient of a run of interior pixels, its ten sums held in registers across
+/// the run (pixels still added in order, so the result is the per-pixel loop's).
+fn interior_weight_grad<T: Element, const N: usize>(g: &ConvGeometry, img: &[T], maps: &[T], oy: usize, run: std::ops::Range<usize>, sums: &mut [[T; N]]) {
+    let mut acc: [[T; N]; 10] = std::array::from_fn(|t| sums[t]);
+    let top = (oy * g.sh - g.ph) * g.width;
+    let rows = [top, top + g.width, top + 2 * g.width];
+    for ox in run {
+        let d: [T; N] = std::array::from_fn(|i| maps[(oy * g.out_width() + ox) * N + i]);
+        let x = ox * g.sw - g.pw;
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let v = img[rows[ky] + x + kx];
+                for i in 0..N {
+                    acc[ky * 3 + kx][i] += v * d[i];
+                }
+            }
+        }
+        for i in 0..N {
+            acc[9][i] += d[i];
+        }
+    }
+    sums[..10].copy_from_slice(&acc);
 }
 
 /// What a forward pass keeps for the backward pass: each layer's output but the last (the
@@ -366,7 +579,8 @@ impl ConvStack {
             let out = if i + 1 == self.layers.len() { cpu_data::<T>(&held[2])? } else { &saved.outputs[i] };
             let input_len = if i == 0 { x_data.len() } else { saved.outputs[i - 1].len() };
             let input_grad = (i > 0 || x.track_op()).then_some(input_len);
-            let (gw, gx) = layer.backward(weights[i], out, grad.as_deref().map_or(cpu_data::<T>(&held[3]), Ok)?, &saved.columns[i], input_grad);
+            let input = if i == 0 { x_data } else { &saved.outputs[i - 1] };
+            let (gw, gx) = layer.backward(weights[i], input, out, grad.as_deref().map_or(cpu_data::<T>(&held[3]), Ok)?, &saved.columns[i], input_grad);
             grad_w[i] = gw;
             grad = gx;
         }
@@ -533,7 +747,9 @@ pub(crate) mod tests {
     /// the two axes would need different ones.
     #[test]
     fn im2col_conv_matches_candle_conv2d_forward_and_backward() {
-        let cases = [(7usize, 6usize, 3usize, 4usize, false), (8, 8, 2, 5, true), (9, 7, 1, 3, true), (1, 10, 2, 3, false), (1, 9, 2, 3, true)];
+        // c_in = 1 with 8, 16 or 32 output channels takes the direct path (with and without
+        // striding, on images and on 1-D signals); the rest take im2col.
+        let cases = [(7usize, 6usize, 3usize, 4usize, false), (8, 8, 2, 5, true), (9, 7, 1, 3, true), (1, 10, 2, 3, false), (1, 9, 2, 3, true), (7, 6, 1, 8, false), (9, 7, 1, 16, true), (1, 11, 1, 32, false), (5, 5, 1, 8, true)];
         for (&(h, w, c_in, c_out, down), n) in cases.iter().flat_map(|c| [(c, 3), (c, 2 * BLOCK_IMAGES + 3)]) {
             let g = ConvGeometry::new(h, w, c_in, down);
             let x = Var::from_tensor(&random(&[n, h, w, c_in], 1, DType::F64)).unwrap();

@@ -145,6 +145,25 @@ fn softmax_rows(mut z: Array2<f64>) -> Array2<f64> {
 }
 
 impl NetworkEnsemble {
+    /// The ensemble's logits: the members' mean logits, or, for a probability average, its
+    /// log (floored at the smallest positive f64), whose softmax is that average.
+    pub fn try_predict_logits(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        match self.reduction {
+            Reduction::MeanLogits => {
+                let mut acc: Option<Array2<f64>> = None;
+                for member in &self.members {
+                    let z = member.predict_logits(x)?;
+                    acc = Some(match acc {
+                        Some(a) => a + z,
+                        None => z,
+                    });
+                }
+                Ok(acc.expect("an ensemble has at least one member") / self.members.len() as f64)
+            }
+            Reduction::MeanProbabilities => Ok(self.try_predict_proba(x)?.mapv(|p| p.max(f64::MIN_POSITIVE).ln())),
+        }
+    }
+
     pub fn try_predict_proba(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
         let m = self.members.len() as f64;
         let mut acc: Option<Array2<f64>> = None;
@@ -187,6 +206,18 @@ mod tests {
     fn spec(members: usize, reduction: Reduction) -> NetworkTeacherSpec {
         let network = NeuralSpec { kind: StudentKind::Cnn, widths: Some(vec![4, 8]), epochs: 5, patience: 5, ..NeuralSpec::default() };
         NetworkTeacherSpec { members, reduction, member_augment: None, network }
+    }
+
+    #[test]
+    fn the_logits_softmax_to_the_probabilities() {
+        let (x, y) = halves(40, 2);
+        for reduction in [Reduction::MeanLogits, Reduction::MeanProbabilities] {
+            let ensemble = spec(2, reduction).fit(Rows::new(x.view(), Some((6, 6))), &y, 2, 5).unwrap();
+            let z = ensemble.try_predict_logits(x.view()).unwrap();
+            let p = softmax_rows(z);
+            let diff = (&p - &ensemble.predict_proba(x.view())).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
+            assert!(diff < 1e-12, "{reduction:?}: {diff}");
+        }
     }
 
     #[test]

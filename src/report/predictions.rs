@@ -108,10 +108,10 @@ pub struct ConditionRecord {
 }
 
 impl ConditionRecord {
-    fn new(c: &ConditionOutcome) -> ConditionRecord {
+    fn new(design: &Design, c: &ConditionOutcome) -> ConditionRecord {
         let t = c.test.as_ref();
         ConditionRecord {
-            condition: c.condition.describe(),
+            condition: condition_text(design, c),
             n_seeds: t.map_or(0, |t| t.seeds),
             effect: t.and_then(|t| finite(t.effect)),
             ci_low: t.and_then(|t| finite(t.ci_low)),
@@ -127,8 +127,17 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// A condition as stated, with its own `where` (the cells it narrows the prediction's to).
+fn condition_text(design: &Design, c: &ConditionOutcome) -> String {
+    let own: Vec<String> = c.condition.filter.iter().map(|(a, l)| format!("{} = {l}", design.axes[*a].key)).collect();
+    match own.is_empty() {
+        true => c.condition.describe(),
+        false => format!("{} (where {})", c.condition.describe(), own.join(", ")),
+    }
+}
+
 impl PredictionRecord {
-    fn new(d: &Decision) -> PredictionRecord {
+    fn new(design: &Design, d: &Decision) -> PredictionRecord {
         let t = d.test.as_ref();
         let power = d.power.as_ref();
         PredictionRecord {
@@ -158,7 +167,7 @@ impl PredictionRecord {
             look: d.look,
             seeds_at_look: d.seeds_run,
             alpha_at_look: power.map(|p| p.alpha),
-            requires: d.conditions.iter().map(ConditionRecord::new).collect(),
+            requires: d.conditions.iter().map(|c| ConditionRecord::new(design, c)).collect(),
             health: d.health.clone(),
             paper: d.prediction.paper.clone(),
         }
@@ -181,7 +190,7 @@ impl VerdictFile {
             alpha: Some(ALPHA),
             seed_plan: Some(evaluation.plan),
             looks: evaluation.looks.clone(),
-            predictions: evaluation.decisions.iter().map(PredictionRecord::new).collect(),
+            predictions: evaluation.decisions.iter().map(|d| PredictionRecord::new(design, d)).collect(),
         }
     }
 }
@@ -277,7 +286,7 @@ pub fn section(w: &mut String, design: &Design, evaluation: &Evaluation) {
                 (None, Some(kind)) => format!("inconclusive: {}", kind.describe()),
                 (None, None) => "inconclusive".to_string(),
             },
-            Verdict::NotApplicable => format!("is not applicable here: {}", not_applicable_because(d)),
+            Verdict::NotApplicable => format!("is not applicable here: {}", not_applicable_because(design, d)),
         };
         let _ = writeln!(w, "- `{}` {said}.", d.prediction.id);
     }
@@ -295,8 +304,8 @@ fn marks(d: &Decision) -> String {
 }
 
 /// Why a verdict is not applicable, in words.
-fn not_applicable_because(d: &Decision) -> String {
-    let mut why: Vec<String> = d.conditions.iter().filter(|c| !c.met).map(|c| format!("{} was not shown", c.condition.describe())).collect();
+fn not_applicable_because(design: &Design, d: &Decision) -> String {
+    let mut why: Vec<String> = d.conditions.iter().filter(|c| !c.met).map(|c| format!("{} was not shown", condition_text(design, c))).collect();
     if !d.health.is_empty() {
         why.push(format!("health checks failed on its rows: {}", d.health.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")));
     }
@@ -317,9 +326,7 @@ fn conditions_table(w: &mut String, design: &Design, decisions: &[Decision]) {
                 Some(t) => (t.seeds.to_string(), fmt_num(t.effect), format!("[{}, {}]", fmt_num(t.ci_low), fmt_num(t.ci_high)), fmt_p(t.p_value)),
                 None => ("–".into(), "–".into(), c.no_test.clone().unwrap_or_else(|| "no test".into()), "–".into()),
             };
-            let own = c.condition.filter.iter().map(|(a, l)| format!("{} = {l}", design.axes[*a].key)).collect::<Vec<_>>();
-            let cells = if own.is_empty() { String::new() } else { format!(" (where {})", own.join(", ")) };
-            let _ = writeln!(w, "| {} | {}{cells} | {n} | {effect} | {ci} | {p} | {} |", d.prediction.id, c.condition.describe(), if c.met { "yes" } else { "**no**" });
+            let _ = writeln!(w, "| {} | {} | {n} | {effect} | {ci} | {p} | {} |", d.prediction.id, condition_text(design, c), if c.met { "yes" } else { "**no**" });
         }
     }
     let _ = writeln!(w);

@@ -104,8 +104,10 @@ impl TestKind {
 pub enum Comparison {
     /// Two arms in the same cells, paired by (cell, seed).
     Arms { lhs: Arm, rhs: Arm },
-    /// One arm at two levels of a grid axis, paired by (other levels, seed).
-    Levels { axis: usize, lhs: String, rhs: String, arm: String },
+    /// One arm at two levels of a grid axis, paired by (other levels, seed). With `minus`, the
+    /// arm's lead over that row in each cell is compared instead: an interaction, i.e. a
+    /// difference of differences, (arm − minus) at `lhs` against (arm − minus) at `rhs`.
+    Levels { axis: usize, lhs: String, rhs: String, arm: String, minus: Option<String> },
     /// An arm against, in each cell, whichever candidate arm has the better mean of the metric
     /// there (chosen on the same data, which favours the candidates).
     ArmVsBest { lhs: Arm, candidates: Vec<Arm> },
@@ -758,7 +760,7 @@ impl<'a> Ctx<'a> {
         // Beside a method arm every arm trains in `method::network::Unit`, which has no
         // cross-fitting, corrections or independent teacher.
         if arms.iter().any(|a| a.needs().teacher_network) {
-            let plain = |a: &Arm| !a.needs().out_of_fold && !a.needs().independent_teacher && a.gamma_rule() == GammaRule::Zero;
+            let plain = |a: &Arm| !a.needs().out_of_fold && !a.needs().independent_teacher && !a.needs().teacher_logits && a.gamma_rule() == GammaRule::Zero;
             if let Some(i) = arms.iter().position(|a| !plain(a)) {
                 return Err(self.err_hint(
                     &[Step::Key("arms"), Step::Index(i)],
@@ -820,7 +822,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A fidelity study names only the fidelity arms, with the independent control beside
-    /// `kd`; other studies cannot name the control.
+    /// `kd`; other studies cannot name the control or logit matching.
     fn arms_fit_protocol(&self, table: &Table, arms: &[Arm]) -> Result<(), StudyError> {
         let position = |arm: Arm| arms.iter().position(|a| *a == arm).unwrap_or(0);
         if table.contains_key("fidelity") {
@@ -833,6 +835,8 @@ impl<'a> Ctx<'a> {
             }
         } else if let Some(control) = arms.iter().find(|a| a.needs().independent_teacher) {
             return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(*control))], format!("`{}` is the control of the fidelity protocol", control.name()), Some("add a [fidelity] section, or remove the arm".into())));
+        } else if let Some(logits) = arms.iter().find(|a| a.needs().teacher_logits) {
+            return Err(self.err_hint(&[Step::Key("arms"), Step::Index(position(*logits))], format!("`{}` matches the teacher's logits on each batch, which only the fidelity protocol provides", logits.name()), Some("add a [fidelity] section, or remove the arm".into())));
         }
         Ok(())
     }
@@ -937,7 +941,8 @@ fn default_statement(metric: &str, comparison: &Comparison, expect: Expect, axes
     };
     match comparison {
         Comparison::Arms { lhs, rhs } => format!("{metric} is {dir} for `{}` than for `{}`", lhs.name(), rhs.name()),
-        Comparison::Levels { axis, lhs, rhs, arm } => format!("{metric} of `{arm}` is {dir} at {} = {lhs} than at {rhs}", axes[*axis].key),
+        Comparison::Levels { axis, lhs, rhs, arm, minus: None } => format!("{metric} of `{arm}` is {dir} at {} = {lhs} than at {rhs}", axes[*axis].key),
+        Comparison::Levels { axis, lhs, rhs, arm, minus: Some(m) } => format!("{metric} of `{arm}` minus that of `{m}` is {dir} at {} = {lhs} than at {rhs}", axes[*axis].key),
         Comparison::ArmVsBest { lhs, candidates } => {
             format!("{metric} is {dir} for `{}` than for the best of {}", lhs.name(), candidates.iter().map(|a| format!("`{}`", a.name())).collect::<Vec<_>>().join(", "))
         }

@@ -58,6 +58,7 @@ struct RawPrediction {
     expect: Option<String>,
     axis: Option<String>,
     arm: Option<String>,
+    minus: Option<String>,
     #[serde(rename = "where")]
     filter: Option<Value>,
     test: Option<String>,
@@ -132,6 +133,9 @@ impl Entry<'_, '_, '_> {
             (None, None) => self.arms_comparison(&compare, test)?,
             (Some(axis_key), None) => self.levels_comparison(&axis_key, &compare)?,
         };
+        if raw.minus.is_some() && !matches!(comparison, Comparison::Levels { .. }) {
+            return Err(ctx.err_hint(&self.at("minus"), "`minus` makes a comparison of grid levels an interaction (a difference of differences)", Some("add `axis` and compare two of its levels, or remove `minus`".into())));
+        }
         let filter = self.filter(&comparison)?;
         let statement = raw.statement.clone().unwrap_or_else(|| default_statement(&metric, &comparison, expect, self.axes));
         if matches!(comparison, Comparison::Correlation { .. }) && min_effect.is_some_and(|m| m >= 1.0) {
@@ -371,7 +375,22 @@ impl Entry<'_, '_, '_> {
         if levels[0] == levels[1] {
             return Err(self.ctx.err(&self.at("compare"), "compares a level with itself"));
         }
-        Ok(Comparison::Levels { axis, lhs: levels[0].clone(), rhs: levels[1].clone(), arm })
+        let minus = self.minus(&arm)?;
+        Ok(Comparison::Levels { axis, lhs: levels[0].clone(), rhs: levels[1].clone(), arm, minus })
+    }
+
+    /// The `minus` row of an interaction: an arm of the study or a pseudo-arm, not `arm` itself.
+    fn minus(&self, arm: &str) -> Result<Option<String>, StudyError> {
+        let Some(name) = self.raw.minus.clone() else { return Ok(None) };
+        let pseudo = [RowKind::Teacher, RowKind::CrossfitTeacher, RowKind::Oracle];
+        let name = match pseudo.iter().any(|k| k.pseudo_arm() == Some(name.as_str())) {
+            true => name,
+            false => self.arm(&name, &self.at("minus"))?.name().to_string(),
+        };
+        if name == arm {
+            return Err(self.ctx.err(&self.at("minus"), format!("subtracts `{arm}` from itself")));
+        }
+        Ok(Some(name))
     }
 
     /// The `where` filter: (axis index, level) pairs, none on the axis a level comparison

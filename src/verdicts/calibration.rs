@@ -39,6 +39,9 @@ pub enum Kind {
     /// A teacher row compared across the levels of a teacher axis, repeated across a
     /// student-side axis of `cells` levels.
     DuplicatedTeacher,
+    /// An interaction: kd's lead over labels at one level of an axis against its lead at the
+    /// other (`minus`, a difference of differences).
+    Interaction,
     /// A paired-t prediction with a huge true effect whose precondition (`requires`, kd's ECE
     /// above 0) has the design's `effect`: at 0 the condition is at its boundary, so every
     /// verdict declared is one the precondition should have stopped.
@@ -46,7 +49,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [Kind::PairedT, Kind::Wilcoxon, Kind::NonInferiority, Kind::PitmanMorgan, Kind::Pearson, Kind::Levels, Kind::Constant, Kind::DuplicatedTeacher, Kind::Precondition];
+    pub const ALL: [Kind; 10] = [Kind::PairedT, Kind::Wilcoxon, Kind::NonInferiority, Kind::PitmanMorgan, Kind::Pearson, Kind::Levels, Kind::Interaction, Kind::Constant, Kind::DuplicatedTeacher, Kind::Precondition];
 
     fn prediction(self) -> &'static str {
         match self {
@@ -56,6 +59,7 @@ impl Kind {
             Kind::PitmanMorgan => "metric = \"log_loss\"\ncompare = [\"kd\", \"labels\"]\nexpect = \"lower\"\ntest = \"pitman-morgan\"",
             Kind::Pearson => "metric = \"log_loss\"\ncorrelate = \"accuracy\"\narm = \"kd\"\nexpect = \"higher\"",
             Kind::Levels => "metric = \"log_loss\"\naxis = \"teacher.max_depth\"\narm = \"kd\"\ncompare = [8, 2]\nexpect = \"lower\"",
+            Kind::Interaction => "metric = \"log_loss\"\naxis = \"teacher.max_depth\"\narm = \"kd\"\nminus = \"labels\"\ncompare = [8, 2]\nexpect = \"lower\"",
             Kind::Constant => "metric = \"log_loss\"\ncompare = [\"kd\", 0.5]\nexpect = \"lower\"",
             Kind::DuplicatedTeacher => "metric = \"log_loss\"\naxis = \"teacher.max_depth\"\narm = \"teacher\"\ncompare = [8, 2]\nexpect = \"lower\"",
             Kind::Precondition => "metric = \"log_loss\"\ncompare = [\"kd\", \"labels\"]\nexpect = \"lower\"\nrequires = [{ metric = \"ece\", compare = [\"kd\", 0.0], expect = \"higher\" }]",
@@ -64,7 +68,7 @@ impl Kind {
 
     /// Whether the design has the two-level teacher axis.
     fn has_levels(self) -> bool {
-        matches!(self, Kind::Levels | Kind::DuplicatedTeacher)
+        matches!(self, Kind::Levels | Kind::Interaction | Kind::DuplicatedTeacher)
     }
 }
 
@@ -165,7 +169,8 @@ impl Design {
                 let b = shared * sd[1] + own * normal();
                 (a, labels, teacher, self.effect * (a - position) + (1.0 - self.effect * self.effect).sqrt() * b)
             }
-            Kind::Levels => (position + shared * sd[deep as usize + 2] + own * normal() + if deep { signed } else { 0.0 }, labels, teacher, 0.0),
+            // `labels` shares its seed draw across the two levels, so the interaction removes it.
+            Kind::Levels | Kind::Interaction => (position + shared * sd[deep as usize + 2] + own * normal() + if deep { signed } else { 0.0 }, labels, teacher, 0.0),
             Kind::Constant => (0.5 + signed + shared * sd[1] + own * normal(), labels, teacher, 0.0),
             Kind::DuplicatedTeacher => (labels, labels, teacher, 0.0),
             // The claim itself always holds (a 20-sd effect); only the condition is in doubt.
@@ -173,12 +178,15 @@ impl Design {
         }
     }
 
-    /// The sd of one seed's tested value under this design's model (paired t and levels).
+    /// The sd of one seed's tested value under this design's model (paired t, levels and
+    /// interactions): a levels difference has two seed draws and two own draws per cell, an
+    /// interaction two seed draws (labels' cancels) and four own draws.
     pub fn seed_sd(&self) -> f64 {
-        let c = self.cells as f64;
-        (self.rho + (1.0 - self.rho) / c).sqrt() * match self.kind {
-            Kind::Levels => std::f64::consts::SQRT_2,
-            _ => 1.0,
+        let (c, rho) = (self.cells as f64, self.rho);
+        match self.kind {
+            Kind::Levels => (2.0 * rho + 2.0 * (1.0 - rho) / c).sqrt(),
+            Kind::Interaction => (2.0 * rho + 4.0 * (1.0 - rho) / c).sqrt(),
+            _ => (rho + (1.0 - rho) / c).sqrt(),
         }
     }
 }
@@ -254,7 +262,7 @@ pub fn early_stop_designs() -> Vec<Design> {
 
 /// Designs with a known effect, and the power the noncentral t predicts for each.
 pub fn power_designs() -> Vec<(Design, f64)> {
-    [(Kind::PairedT, 1, 10, 0.0, 0.8), (Kind::PairedT, 4, 10, 0.5, 0.7), (Kind::PairedT, 8, 5, 0.9, 1.2), (Kind::Levels, 4, 12, 0.5, 0.8), (Kind::PairedT, 2, 30, 0.5, 0.3), (Kind::Precondition, 4, 10, 0.5, 0.7)]
+    [(Kind::PairedT, 1, 10, 0.0, 0.8), (Kind::PairedT, 4, 10, 0.5, 0.7), (Kind::PairedT, 8, 5, 0.9, 1.2), (Kind::Levels, 4, 12, 0.5, 0.8), (Kind::Interaction, 4, 12, 0.5, 0.8), (Kind::PairedT, 2, 30, 0.5, 0.3), (Kind::Precondition, 4, 10, 0.5, 0.7)]
         .into_iter()
         .map(|(kind, cells, seeds, rho, effect)| {
             let design = Design { effect, ..Design::null(kind, cells, seeds, rho) };

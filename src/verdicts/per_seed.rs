@@ -111,6 +111,10 @@ pub fn collect(design: &Design, rows: &[Row], prediction: &Prediction, seeds: us
         for side in &sides {
             let got = match side {
                 Side::Rows { lhs, rhs } => value(lhs.0, seed, &lhs.1, metric).zip(value(rhs.0, seed, &rhs.1, metric)).map(|((a, ra), (b, rb))| (a, b, (fingerprint(ra, a), fingerprint(rb, b)))),
+                Side::Contrast { lhs, rhs, minus } => {
+                    let lead = |cell: usize| value(cell, seed, lhs.1.as_str(), metric).zip(value(cell, seed, minus, metric)).map(|((a, ra), (b, _))| (a - b, ra));
+                    lead(lhs.0).zip(lead(rhs.0)).map(|((a, ra), (b, rb))| (a, b, (fingerprint(ra, a), fingerprint(rb, b))))
+                }
                 Side::Constant { cell, arm, value: c } => value(*cell, seed, arm, metric).map(|(a, ra)| (a, *c, (fingerprint(ra, a), fingerprint(ra, *c)))),
                 Side::TwoMetrics { cell, arm, with } => row(*cell, seed, arm).and_then(|r| Some((r.get(metric)?, r.get(with)?, r))).map(|(a, b, r)| (a, b, (fingerprint(r, a), fingerprint(r, b)))),
             };
@@ -137,6 +141,9 @@ pub fn collect(design: &Design, rows: &[Row], prediction: &Prediction, seeds: us
 /// Where the two values of one pair come from, for every seed.
 enum Side {
     Rows { lhs: (usize, String), rhs: (usize, String) },
+    /// An interaction: the lead of `lhs.1` over `minus` in cell `lhs.0` against the same lead
+    /// in cell `rhs.0`.
+    Contrast { lhs: (usize, String), rhs: (usize, String), minus: String },
     Constant { cell: usize, arm: String, value: f64 },
     TwoMetrics { cell: usize, arm: String, with: String },
 }
@@ -144,7 +151,7 @@ enum Side {
 impl Side {
     fn cell(&self) -> usize {
         match self {
-            Side::Rows { lhs, .. } => lhs.0,
+            Side::Rows { lhs, .. } | Side::Contrast { lhs, .. } => lhs.0,
             Side::Constant { cell, .. } | Side::TwoMetrics { cell, .. } => *cell,
         }
     }
@@ -166,10 +173,14 @@ fn sides(design: &Design, rows: &[Row], prediction: &Prediction, seeds: usize) -
             Comparison::Correlation { with, arm } => out.push(Side::TwoMetrics { cell: c, arm: arm.clone(), with: with.clone() }),
             Comparison::Rows { lhs, rhs: Operand::Row(rhs) } => out.push(Side::Rows { lhs: (c, lhs.clone()), rhs: (c, rhs.clone()) }),
             Comparison::Rows { lhs, rhs: Operand::Constant(value) } => out.push(Side::Constant { cell: c, arm: lhs.clone(), value: *value }),
-            Comparison::Levels { axis, lhs, rhs, arm } => {
+            Comparison::Levels { axis, lhs, rhs, arm, minus } => {
                 if &levels[*axis] == lhs {
                     if let Some(partner) = level_partner(design, c, *axis, rhs) {
-                        out.push(Side::Rows { lhs: (c, arm.clone()), rhs: (partner, arm.clone()) });
+                        let (lhs, rhs) = ((c, arm.clone()), (partner, arm.clone()));
+                        out.push(match minus {
+                            None => Side::Rows { lhs, rhs },
+                            Some(minus) => Side::Contrast { lhs, rhs, minus: minus.clone() },
+                        });
                     }
                 }
             }

@@ -2,7 +2,7 @@
 
 use super::{Check, Finding};
 use crate::results::Row;
-use crate::study::{Comparison, Prediction};
+use crate::study::{Comparison, Operand, Prediction};
 use crate::verdicts::{per_seed, Design};
 
 /// A prediction compares rows that were allowed different optimiser steps or trained on
@@ -24,16 +24,11 @@ impl Check for UnequalBudget {
     fn run(&self, design: &Design, rows: &[Row]) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in design.predictions {
-            let metrics: &[&str] = match &p.comparison {
-                Comparison::Arms { .. } | Comparison::ArmVsBest { .. } => &["step_budget", "fit_rows"],
-                Comparison::Levels { axis, arm, .. } if !BUDGET_AXES.contains(&design.axes[*axis].key.as_str()) && !early_stopped(rows, arm) => &["step_budget"],
-                _ => &[],
-            };
-            let pairs = sides(p);
-            for metric in metrics {
+            for metric in ["step_budget", "fit_rows"] {
+                let pairs = sides(design, rows, p, metric);
                 let unequal = pairs.iter().find_map(|q| first_unequal(design, rows, &Prediction { metric: metric.to_string(), ..q.clone() }));
                 if let Some((seed, lhs, rhs)) = unequal {
-                    let what = if *metric == "fit_rows" { "training rows" } else { "optimiser steps" };
+                    let what = if metric == "fit_rows" { "training rows" } else { "optimiser steps" };
                     let detail = format!("`{}` compares rows with unequal {what}: {lhs} against {rhs} (seed {seed})", p.id);
                     out.push(Finding { prediction: Some(p.id.clone()), ..Finding::new(self.name(), detail, [], []) });
                     break;
@@ -50,11 +45,20 @@ fn early_stopped(rows: &[Row], arm: &str) -> bool {
     rows.iter().any(|r| r.arm == arm && r.get("epoch_budget").is_some())
 }
 
-/// The prediction as plain pairings: a best-of comparison becomes one against each candidate.
-fn sides(p: &Prediction) -> Vec<Prediction> {
+/// The pairings of `p` whose `metric` must agree: arms within a cell on both budgets (a best-of
+/// comparison against each candidate, an interaction's two rows), one arm across grid levels
+/// on the step budget only.
+fn sides(design: &Design, rows: &[Row], p: &Prediction, metric: &str) -> Vec<Prediction> {
+    let as_rows = |lhs: &str, rhs: &str| Prediction { comparison: Comparison::Rows { lhs: lhs.into(), rhs: Operand::Row(rhs.into()) }, ..p.clone() };
     match &p.comparison {
-        Comparison::ArmVsBest { lhs, candidates } => candidates.iter().map(|c| Prediction { comparison: Comparison::Arms { lhs: *lhs, rhs: *c }, ..p.clone() }).collect(),
-        _ => vec![p.clone()],
+        Comparison::Arms { .. } => vec![p.clone()],
+        Comparison::ArmVsBest { lhs, candidates } => candidates.iter().map(|c| as_rows(lhs.name(), c.name())).collect(),
+        Comparison::Levels { axis, arm, minus, .. } => {
+            let across = metric == "step_budget" && !BUDGET_AXES.contains(&design.axes[*axis].key.as_str()) && !early_stopped(rows, arm);
+            let within = minus.as_ref().map(|m| as_rows(arm, m));
+            across.then(|| p.clone()).into_iter().chain(within).collect()
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -92,7 +92,8 @@ pub fn rows_compared(prediction: &Prediction) -> BTreeSet<String> {
         Comparison::Constant { arm, .. } => {
             out.insert(arm.name().to_string());
         }
-        Comparison::Levels { arm, .. } | Comparison::Correlation { arm, .. } => {
+        Comparison::Levels { arm, minus, .. } => out.extend(std::iter::once(arm.clone()).chain(minus.clone())),
+        Comparison::Correlation { arm, .. } => {
             out.insert(arm.clone());
         }
         Comparison::Rows { lhs, rhs } => {
