@@ -11,21 +11,28 @@
 //! ```text
 //! forward:  cols = im2col(h)                  (n·ho·wo, kh·kw·c_in + 1), last column 1
 //!           out  = relu(cols @ [W; b])        (n·ho·wo, c_out): one gemm, already NHWC
-//! backward: g    = ∂out · 1[out > 0]
+//! backward: g    = ∂out · 1[out > 0]          (applied by the layer above when it wrote ∂out)
 //!           ∂[W; b] = colsᵀ @ g               one gemm (the bias row sums g)
-//!           ∂h   = col2im(g @ Wᵀ)             one gemm and a scatter-add; skipped for the input
+//!           ∂h   = col2im(g @ Wᵀ) · 1[h > 0]  one gemm and a gather; skipped for the input
 //! ```
+//!
+//! Forward im2col and gemm, and backward gemm and col2im, run chunk by chunk of a few images,
+//! so each chunk's columns are read back while still in cache. col2im gathers each input
+//! pixel's taps in registers and writes it once, with the ReLU mask of the layer below
+//! applied, so that layer's backward pass needs no mask of its own.
 //!
 //! **A single input channel is convolved directly.** An image's first layer has im2col rows
 //! only kh·kw + 1 long, so copying them and a gemm with 8–32 output columns cost far more than
-//! the arithmetic; there each output pixel accumulates its channels in registers instead
-//! (`direct_forward`, `direct_backward`), its nine taps unrolled away from the border.
+//! the arithmetic; there runs of output pixels accumulate their channels in registers instead
+//! (`direct_forward`, `direct_weight_grad`), on a copy of the images with their zero padding
+//! written out so that no tap needs a bounds test. These kernels use fused multiply-adds, as
+//! gemm's do.
 //!
-//! **Blocks.** Each pass runs on fixed blocks of [`BLOCK_IMAGES`] images: a block's columns
-//! and gradients stay in cache from one step to the next, and blocks run in parallel on the
-//! rayon pool's idle threads (a unit with a core to spare, such as the last unit of a study,
-//! uses it). The weight gradient is the sum of the blocks' gradients in block order, and every
-//! block's gemm is single-threaded, so the result does not depend on the thread count.
+//! **Blocks.** Each pass runs on fixed blocks of [`BLOCK_IMAGES`] images: blocks run in
+//! parallel on the rayon pool's idle threads (a unit with a core to spare, such as the last
+//! unit of a study, uses it). The weight gradient is the sum of the blocks' gradients in block
+//! order, and every block's gemm is single-threaded, so the result does not depend on the
+//! thread count.
 
 use std::any::Any;
 use std::mem::MaybeUninit;
@@ -35,18 +42,34 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Storage, StorageRef, Tensor, WithDType};
 use rayon::prelude::*;
 
-/// Images per block: 16 images of 28×28 keep each layer's columns within a core's L2 cache,
-/// and a batch of 64 splits evenly across 2 or 4 threads.
+/// Images per block: a batch of 64 splits evenly across 2 or 4 threads.
 pub const BLOCK_IMAGES: usize = 16;
+
+/// Elements of im2col columns or their gradient handled at once (128 KiB of f32): they stay in
+/// a core's L2 cache between the two steps that write and read them.
+const CHUNK_ELEMENTS: usize = 32 * 1024;
 
 /// Output channel counts of a single-channel layer that is convolved directly (each a
 /// compile-time width, so a pixel's accumulator stays in registers).
 const DIRECT_CHANNELS: [usize; 3] = [8, 16, 32];
 
 /// The float types the ops compute in.
-trait Element: WithDType + Default + PartialOrd + std::ops::AddAssign + std::ops::MulAssign + std::ops::Mul<Output = Self> + Send + Sync {}
-impl Element for f32 {}
-impl Element for f64 {}
+trait Element: WithDType + Default + PartialOrd + std::ops::AddAssign + std::ops::MulAssign + std::ops::Mul<Output = Self> + Send + Sync {
+    /// `self · a + b` rounded once: one instruction on CPUs with FMA, as gemm's kernels use.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+}
+impl Element for f32 {
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
+}
+impl Element for f64 {
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
+    }
+}
 
 /// The geometry of one conv layer on an NHWC input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,33 +114,6 @@ impl ConvGeometry {
 
     fn pixels_out(&self) -> usize {
         self.out_height() * self.out_width()
-    }
-
-    /// Calls `f(out_pixel, tap, input_pixel, taps)` for every run of in-bounds taps of one
-    /// image, in (oy, ox, ky) order: output pixel (oy, ox) reads `taps` adjacent input pixels
-    /// from (iy, ix) on through kernel taps (ky, kx) on. In NHWC a run is contiguous on both
-    /// sides, so one copy or add moves `taps · c_in` elements.
-    #[inline]
-    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
-        let (ho, wo) = (self.out_height(), self.out_width());
-        for oy in 0..ho {
-            for ox in 0..wo {
-                // The taps kx in [lo, hi) fall inside the row: 0 <= ox·sw + kx − pw < width.
-                let x0 = (ox * self.sw) as isize - self.pw as isize;
-                let lo = (-x0).clamp(0, self.kw as isize) as usize;
-                let hi = (self.width as isize - x0).clamp(lo as isize, self.kw as isize) as usize;
-                if lo == hi {
-                    continue;
-                }
-                for ky in 0..self.kh {
-                    let iy = (oy * self.sh + ky) as isize - self.ph as isize;
-                    if iy < 0 || iy >= self.height as isize {
-                        continue;
-                    }
-                    f(oy * wo + ox, ky * self.kw + lo, iy as usize * self.width + (x0 + lo as isize) as usize, hi - lo);
-                }
-            }
-        }
     }
 }
 
@@ -183,56 +179,146 @@ fn gemm_new<T: Element>(a: Mat<T>, b: Mat<T>) -> Vec<T> {
     out
 }
 
-/// im2col of NHWC images into rows of `patch + 1` columns, the last one 1 (so the bias is the
-/// weight matrix's last row and its gradient comes out of the same gemm).
-fn im2col<T: Element>(g: &ConvGeometry, images: &[T]) -> Vec<T> {
+/// im2col of NHWC images into `rows`, each `patch + 1` long, the last element 1 (so the bias
+/// is the weight matrix's last row and its gradient comes out of the same gemm). Every
+/// element is written once, padding taps as zeros, so `rows` needs no zeroing first.
+fn im2col<'r, T: Element>(g: &ConvGeometry, images: &[T], rows: &'r mut [MaybeUninit<T>]) -> &'r [T] {
+    match g.c_in {
+        8 => im2col_fixed::<T, 8>(g, images, rows),
+        16 => im2col_fixed::<T, 16>(g, images, rows),
+        24 => im2col_fixed::<T, 24>(g, images, rows),
+        32 => im2col_fixed::<T, 32>(g, images, rows),
+        64 => im2col_fixed::<T, 64>(g, images, rows),
+        _ => im2col_fixed::<T, 0>(g, images, rows),
+    }
+    // SAFETY: im2col_fixed wrote every element of `rows`.
+    unsafe { &*(rows as *mut [MaybeUninit<T>] as *const [T]) }
+}
+
+/// [`im2col`] for `C` input channels (0: a count known only at run time). A kernel row whose
+/// three taps all fall inside the image is one copy of constant length 3·C, a few vector
+/// moves; copies of a run's length compiled to a memmove call or to scalar moves.
+fn im2col_fixed<T: Element, const C: usize>(g: &ConvGeometry, images: &[T], rows: &mut [MaybeUninit<T>]) {
     let (c, k, run) = (g.c_in, g.patch() + 1, g.kw * g.c_in);
-    let len = images.len() / (g.pixels_in() * c) * g.pixels_out() * k;
-    let (zero, one) = (T::default(), T::from_f64(1.0));
-    // Each element written once, padding taps as zeros, so the buffer needs no zeroing first.
-    let mut cols = Vec::with_capacity(len);
-    let rows = &mut cols.spare_capacity_mut()[..len];
-    let mut row_start = 0;
+    let zero = T::default();
+    let mut pixels = rows.chunks_exact_mut(k);
     for img in images.chunks_exact(g.pixels_in() * c) {
         for oy in 0..g.out_height() {
             for ox in 0..g.out_width() {
-                // The taps kx in [lo, hi) fall inside the row: 0 <= ox·sw + kx − pw < width.
-                let x0 = (ox * g.sw) as isize - g.pw as isize;
-                let lo = (-x0).clamp(0, g.kw as isize) as usize;
-                let hi = (g.width as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
-                let row = &mut rows[row_start..row_start + k];
-                for (ky, taps) in row[..g.patch()].chunks_exact_mut(run).enumerate() {
+                let (lo, hi, x0) = row_taps(g, ox);
+                let (taps, last) = pixels.next().expect("a row per output pixel").split_at_mut(k - 1);
+                for (ky, taps) in taps.chunks_exact_mut(run).enumerate() {
                     let iy = (oy * g.sh + ky) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.height as isize {
                         taps.iter_mut().for_each(|t| *t = MaybeUninit::new(zero));
                         continue;
                     }
-                    let q = iy as usize * g.width + (x0 + lo as isize) as usize;
+                    let q = (iy as usize * g.width + (x0 + lo as isize) as usize) * c;
+                    if C > 0 && lo == 0 && hi == 3 {
+                        let (to, from) = (&mut taps[..3 * C], &img[q..q + 3 * C]);
+                        for i in 0..3 * C {
+                            to[i] = MaybeUninit::new(from[i]);
+                        }
+                        continue;
+                    }
                     taps[..lo * c].iter_mut().for_each(|t| *t = MaybeUninit::new(zero));
-                    taps[lo * c..hi * c].iter_mut().zip(&img[q * c..(q + hi - lo) * c]).for_each(|(t, &v)| *t = MaybeUninit::new(v));
+                    taps[lo * c..hi * c].iter_mut().zip(&img[q..q + (hi - lo) * c]).for_each(|(t, &v)| *t = MaybeUninit::new(v));
                     taps[hi * c..].iter_mut().for_each(|t| *t = MaybeUninit::new(zero));
                 }
-                row[k - 1] = MaybeUninit::new(one);
-                row_start += k;
+                last[0] = MaybeUninit::new(T::from_f64(1.0));
             }
         }
     }
-    // SAFETY: the loops above wrote every one of the `len` elements.
-    unsafe { cols.set_len(len) };
-    cols
 }
 
-/// The adjoint of [`im2col`] without its constant column: `cols` rows are `patch` long and
-/// overlapping taps are added into `images` (zeroed by the caller) in (oy, ox, ky, kx) order
-/// for every element, whatever the run lengths.
-fn col2im<T: Element>(g: &ConvGeometry, cols: &[T], images: &mut [T]) {
-    let (c, patch) = (g.c_in, g.patch());
-    for (img, rows) in images.chunks_exact_mut(g.pixels_in() * c).zip(cols.chunks_exact(g.pixels_out() * patch)) {
-        g.for_each_run(|p, tap, q, taps| {
-            let from = &rows[p * patch + tap * c..p * patch + (tap + taps) * c];
-            img[q * c..(q + taps) * c].iter_mut().zip(from).for_each(|(d, &s)| *d += s);
-        });
+/// The taps kx in [lo, hi) of output column `ox` that fall inside the image row, and the
+/// input column of tap 0 (negative in the padding).
+fn row_taps(g: &ConvGeometry, ox: usize) -> (usize, usize, isize) {
+    let x0 = (ox * g.sw) as isize - g.pw as isize;
+    let lo = (-x0).clamp(0, g.kw as isize) as usize;
+    let hi = (g.width as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
+    (lo, hi, x0)
+}
+
+/// The adjoint of [`im2col`] without its constant column: `cols` rows are `patch` long. Each input element gathers the taps that read it (in the order of
+/// [`gather_table`]) in registers and is written once, as 0 where `mask` (the input, a ReLU's
+/// output) is not positive: scattering overlapping runs instead stalled on store forwarding.
+fn col2im<'d, T: Element>(g: &ConvGeometry, table: &GatherTable, cols: &[T], mask: Option<&[T]>, images: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
+    match g.c_in {
+        8 => col2im_fixed::<T, 8>(g, table, cols, mask, images),
+        16 => col2im_fixed::<T, 16>(g, table, cols, mask, images),
+        24 => col2im_fixed::<T, 24>(g, table, cols, mask, images),
+        32 => col2im_fixed::<T, 32>(g, table, cols, mask, images),
+        64 => col2im_fixed::<T, 64>(g, table, cols, mask, images),
+        c if c % 8 == 0 => col2im_fixed::<T, 8>(g, table, cols, mask, images),
+        _ => col2im_fixed::<T, 1>(g, table, cols, mask, images),
     }
+}
+
+/// For each input pixel of an image, where [`col2im`] finds the taps that read it in a
+/// block's gradient columns: `sources[starts[q]..starts[q + 1]]`, offsets of channel 0, in
+/// (oy, ky, ox, kx) order.
+type GatherTable = (Vec<usize>, Vec<usize>);
+
+fn gather_table(g: &ConvGeometry) -> GatherTable {
+    // Along one axis: for each input position, the (output position, tap) pairs reading it.
+    let axis = |len: usize, out_len: usize, kernel: usize, stride: usize, pad: usize| {
+        let mut read_by = vec![Vec::new(); len];
+        for o in 0..out_len {
+            for t in 0..kernel {
+                if let Some(i) = (o * stride + t).checked_sub(pad).filter(|&i| i < len) {
+                    read_by[i].push((o, t));
+                }
+            }
+        }
+        read_by
+    };
+    let rows = axis(g.height, g.out_height(), g.kh, g.sh, g.ph);
+    let columns = axis(g.width, g.out_width(), g.kw, g.sw, g.pw);
+    let (mut starts, mut sources) = (vec![0], Vec::new());
+    for row in &rows {
+        for column in &columns {
+            for &(oy, ky) in row {
+                for &(ox, kx) in column {
+                    sources.push((oy * g.out_width() + ox) * g.patch() + (ky * g.kw + kx) * g.c_in);
+                }
+            }
+            starts.push(sources.len());
+        }
+    }
+    (starts, sources)
+}
+
+/// [`col2im`] with the channels taken `C` at a time (`C` divides c_in).
+fn col2im_fixed<'d, T: Element, const C: usize>(g: &ConvGeometry, (starts, sources): &GatherTable, cols: &[T], mask: Option<&[T]>, images: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
+    let c = g.c_in;
+    let zero = T::default();
+    for (n, (img, taps)) in images.chunks_exact_mut(g.pixels_in() * c).zip(cols.chunks_exact(g.pixels_out() * g.patch())).enumerate() {
+        for (q, pixel) in img.chunks_exact_mut(c).enumerate() {
+            let from = &sources[starts[q]..starts[q + 1]];
+            let keep = mask.map(|m| &m[(n * g.pixels_in() + q) * c..][..c]);
+            for (b, out) in pixel.chunks_exact_mut(C).enumerate() {
+                let mut acc = [zero; C];
+                for &at in from {
+                    let tap = &taps[at + b * C..][..C];
+                    for i in 0..C {
+                        acc[i] += tap[i];
+                    }
+                }
+                if let Some(keep) = keep {
+                    let keep = &keep[b * C..][..C];
+                    for i in 0..C {
+                        acc[i] = if keep[i] > zero { acc[i] } else { zero };
+                    }
+                }
+                for i in 0..C {
+                    out[i] = MaybeUninit::new(acc[i]);
+                }
+            }
+        }
+    }
+    // SAFETY: every channel of every pixel of every image was written above.
+    unsafe { &mut *(images as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 fn contiguous<'a, T>(data: &'a [T], layout: &Layout, op: &'static str) -> candle_core::Result<&'a [T]> {
@@ -280,10 +366,20 @@ impl ConvLayer {
     /// would be only kh·kw + 1 long, and copying them cost more than the arithmetic. The
     /// direct kernels exist for the channel counts networks use.
     fn direct(&self) -> bool {
-        self.geometry.c_in == 1 && DIRECT_CHANNELS.contains(&self.c_out)
+        let g = &self.geometry;
+        g.c_in == 1 && g.kw == 3 && DIRECT_CHANNELS.contains(&self.c_out)
     }
 
-    /// relu(im2col(x) @ [W; b]) and each block's columns (none for a direct layer).
+    /// Elements per chunk of input images and of output maps: whole images, about
+    /// [`CHUNK_ELEMENTS`] of im2col columns a chunk.
+    fn chunks(&self) -> (usize, usize) {
+        let g = &self.geometry;
+        let images = (CHUNK_ELEMENTS / (g.pixels_out() * (g.patch() + 1))).clamp(1, BLOCK_IMAGES);
+        (images * g.pixels_in() * g.c_in, images * g.pixels_out() * self.c_out)
+    }
+
+    /// relu(im2col(x) @ [W; b]), or the direct convolution's, and each block's columns (none
+    /// for a direct layer), which the backward pass reuses.
     fn forward<T: Element>(&self, x: &[T], w: &[T]) -> (Vec<T>, Vec<Vec<T>>) {
         let (g, k, c_out) = (&self.geometry, self.geometry.patch() + 1, self.c_out);
         let len = x.len() / (g.pixels_in() * g.c_in) * g.pixels_out() * c_out;
@@ -292,11 +388,24 @@ impl ConvLayer {
             .par_chunks_mut(self.block_out())
             .zip(x.par_chunks(self.block_in()))
             .map(|(out, images)| {
-                let (out, cols) = match self.direct() {
-                    true => (direct_forward(g, c_out, images, w, out), Vec::new()),
+                let mut cols = Vec::new();
+                let out = match self.direct() {
+                    true => direct_forward(g, c_out, images, w, out),
                     false => {
-                        let cols = im2col(g, images);
-                        (gemm(out, Mat::row_major(&cols, out.len() / c_out, k, k), Mat::row_major(w, k, c_out, c_out)), cols)
+                        // Chunk by chunk, so that gemm reads each chunk's columns while they are
+                        // still in cache; the block's columns are kept for the backward pass.
+                        let rows = out.len() / c_out * k;
+                        cols.reserve_exact(rows);
+                        let (chunk_in, chunk_out) = self.chunks();
+                        let chunks = images.chunks(chunk_in).zip(cols.spare_capacity_mut()[..rows].chunks_mut(chunk_out / c_out * k));
+                        for (out, (images, rows)) in out.chunks_mut(chunk_out).zip(chunks) {
+                            gemm(out, Mat::row_major(im2col(g, images, rows), out.len() / c_out, k, k), Mat::row_major(w, k, c_out, c_out));
+                        }
+                        // SAFETY: im2col wrote every row, and gemm every element of `out`.
+                        unsafe {
+                            cols.set_len(rows);
+                            &mut *(out as *mut [MaybeUninit<T>] as *mut [T])
+                        }
                     }
                 };
                 // A select, not a conditional store, so the loop vectorises (NaN → 0 either way).
@@ -309,52 +418,108 @@ impl ConvLayer {
         (out, columns)
     }
 
-    /// ∂[W; b] (blocks summed in order) and, when `input_grad`, ∂x of `n_in` elements, from
-    /// the layer's input, output, output gradient and the forward pass's columns.
+    /// ∂[W; b] (blocks summed in order) and, when asked, ∂x, from the layer's input, output,
+    /// output gradient and the forward pass's columns. `grad_masked`: `grad` is already zero
+    /// where the output is (the layer above applied this layer's ReLU when it wrote it).
     #[allow(clippy::too_many_arguments)]
-    fn backward<T: Element>(&self, w: &[T], x: &[T], out: &[T], grad: &[T], columns: &[Vec<T>], input_grad: Option<usize>) -> (Vec<T>, Option<Vec<T>>) {
+    fn backward<T: Element>(&self, w: &[T], x: &[T], out: &[T], grad: &[T], grad_masked: bool, columns: &[Vec<T>], input_grad: Option<InputGrad>) -> (Vec<T>, Option<Vec<T>>) {
         let (g, c_out) = (&self.geometry, self.c_out);
-        let (patch, k) = (g.patch(), g.patch() + 1);
         let blocks = x.len().div_ceil(self.block_in());
         // Without an input gradient each block gets a one-element stand-in chunk, left unused.
-        let mut grad_x = vec![T::default(); input_grad.unwrap_or(blocks)];
+        let len = if input_grad.is_some() { x.len() } else { blocks };
+        let mut grad_x = Vec::with_capacity(len);
         let block_in = if input_grad.is_some() { self.block_in() } else { 1 };
-        let no_columns: Vec<Vec<T>> = vec![Vec::new(); blocks];
-        let columns = if self.direct() { &no_columns } else { columns };
         let grad_w_blocks: Vec<Vec<T>> = columns
             .par_iter()
             .zip(x.par_chunks(self.block_in()))
             .zip(out.par_chunks(self.block_out()).zip(grad.par_chunks(self.block_out())))
-            .zip(grad_x.par_chunks_mut(block_in))
+            .zip(grad_x.spare_capacity_mut()[..len].par_chunks_mut(block_in))
             .map(|(((cols, images), (out, grad)), grad_x)| {
-                let pre = relu_grad(out, grad);
-                if self.direct() {
-                    return direct_backward(g, c_out, images, w, &pre, input_grad.map(|_| grad_x));
+                let pre = if grad_masked { std::borrow::Cow::Borrowed(grad) } else { std::borrow::Cow::Owned(relu_grad(out, grad)) };
+                let grad_x = input_grad.map(|through| (through, grad_x));
+                match self.direct() {
+                    true => self.direct_backward(w, images, &pre, grad_x),
+                    false => self.im2col_backward(w, images, cols, &pre, grad_x),
                 }
-                let m = out.len() / c_out;
-                let grad_w = gemm_new(Mat::row_major(cols, m, k, k).t(), Mat::row_major(&pre, m, c_out, c_out));
-                if input_grad.is_some() {
-                    let grad_cols = gemm_new(Mat::row_major(&pre, m, c_out, c_out), Mat::row_major(w, patch, c_out, c_out).t());
-                    col2im(g, &grad_cols, grad_x);
-                }
-                grad_w
             })
             .collect();
-        let mut grad_w = vec![T::default(); k * c_out];
+        // SAFETY: every block wrote every element of its chunk; without an input gradient
+        // nothing was written and the length stays 0.
+        unsafe { grad_x.set_len(if input_grad.is_some() { len } else { 0 }) };
+        let mut grad_w = vec![T::default(); (g.patch() + 1) * c_out];
         for block in &grad_w_blocks {
             grad_w.iter_mut().zip(block).for_each(|(s, &b)| *s += b);
         }
         (grad_w, input_grad.map(|_| grad_x))
     }
+
+    /// One block's ∂[W; b] = colsᵀ @ pre and, when asked, ∂x = col2im(pre @ Wᵀ).
+    fn im2col_backward<T: Element>(&self, w: &[T], images: &[T], cols: &[T], pre: &[T], grad_x: Option<(InputGrad, &mut [MaybeUninit<T>])>) -> Vec<T> {
+        let (g, c_out) = (&self.geometry, self.c_out);
+        let (patch, k, m) = (g.patch(), g.patch() + 1, pre.len() / c_out);
+        if let Some((through, grad_x)) = grad_x {
+            // Chunk by chunk (whole images), so col2im reads the gradient columns from cache.
+            let (table, mut grad_cols) = (gather_table(g), Vec::new());
+            // Wᵀ stored row-major, so gemm can read it without packing it in every chunk.
+            let wt: Vec<T> = (0..c_out).flat_map(|o| (0..patch).map(move |r| w[r * c_out + o])).collect();
+            let (chunk_in, chunk_out) = self.chunks();
+            for ((pre, images), grad_x) in pre.chunks(chunk_out).zip(images.chunks(chunk_in)).zip(grad_x.chunks_mut(chunk_in)) {
+                let m = pre.len() / c_out;
+                grad_cols.reserve(m * patch);
+                let grad_cols = gemm(&mut grad_cols.spare_capacity_mut()[..m * patch], Mat::row_major(pre, m, c_out, c_out), Mat::row_major(&wt, c_out, patch, patch));
+                col2im(g, &table, grad_cols, (through == InputGrad::ThroughRelu).then_some(images), grad_x);
+            }
+        }
+        gemm_new(Mat::row_major(cols, m, k, k).t(), Mat::row_major(pre, m, c_out, c_out))
+    }
+
+    /// One block's ∂[W; b] of a direct layer and, when asked, ∂x = col2im(pre @ Wᵀ).
+    fn direct_backward<T: Element>(&self, w: &[T], images: &[T], pre: &[T], grad_x: Option<(InputGrad, &mut [MaybeUninit<T>])>) -> Vec<T> {
+        let (g, c_out) = (&self.geometry, self.c_out);
+        if let Some((through, grad_x)) = grad_x {
+            let m = pre.len() / c_out;
+            let grad_cols = gemm_new(Mat::row_major(pre, m, c_out, c_out), Mat::row_major(w, g.patch(), c_out, c_out).t());
+            col2im(g, &gather_table(g), &grad_cols, (through == InputGrad::ThroughRelu).then_some(images), grad_x);
+        }
+        direct_weight_grad(g, c_out, images, pre)
+    }
+}
+
+/// The input gradient a layer's backward pass writes for the layer below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputGrad {
+    /// ∂x as it is (the network's input).
+    Plain,
+    /// ∂x zeroed where x is: x is the ReLU output of the layer below, whose backward pass then
+    /// needs no mask of its own.
+    ThroughRelu,
+}
+
+/// NHWC images with their zero padding written out, so that every output pixel reads all
+/// its taps without a bounds test: the images and their padded width.
+fn padded<T: Element>(g: &ConvGeometry, images: &[T]) -> (Vec<T>, usize) {
+    let (hp, wp, c) = (g.height + 2 * g.ph, g.width + 2 * g.pw, g.c_in);
+    let mut out = vec![T::default(); images.len() / g.pixels_in() * hp * wp];
+    for (to, from) in out.chunks_exact_mut(hp * wp * c).zip(images.chunks_exact(g.pixels_in() * c)) {
+        for (y, row) in from.chunks_exact(g.width * c).enumerate() {
+            to[((y + g.ph) * wp + g.pw) * c..][..g.width * c].copy_from_slice(row);
+        }
+    }
+    (out, wp)
 }
 
 /// A direct layer's pre-activation b + Σ_taps x·W for a block of single-channel images:
 /// bias first, then the taps in (ky, kx) order, per output pixel.
 fn direct_forward<'d, T: Element>(g: &ConvGeometry, c_out: usize, images: &[T], w: &[T], out: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
-    match c_out {
-        8 => direct_forward_fixed::<T, 8>(g, images, w, out),
-        16 => direct_forward_fixed::<T, 16>(g, images, w, out),
-        _ => direct_forward_fixed::<T, 32>(g, images, w, out),
+    // P·N = 128 sums per run of P pixels: enough independent ones to keep the multiply-add
+    // units busy, few enough to stay in registers. KH = 1 is a 1-D signal.
+    match (c_out, g.kh) {
+        (8, 3) => direct_forward_fixed::<T, 8, 16, 3>(g, images, w, out),
+        (8, _) => direct_forward_fixed::<T, 8, 16, 1>(g, images, w, out),
+        (16, 3) => direct_forward_fixed::<T, 16, 8, 3>(g, images, w, out),
+        (16, _) => direct_forward_fixed::<T, 16, 8, 1>(g, images, w, out),
+        (_, 3) => direct_forward_fixed::<T, 32, 4, 3>(g, images, w, out),
+        (_, _) => direct_forward_fixed::<T, 32, 4, 1>(g, images, w, out),
     }
 }
 
@@ -363,58 +528,59 @@ fn rows_of<T: Element, const N: usize>(w: &[T]) -> Vec<[T; N]> {
     w.chunks_exact(N).map(|r| std::array::from_fn(|i| r[i])).collect()
 }
 
-/// The taps kx in [lo, hi) of output column `ox` that fall inside the image row, and the
-/// input column of tap 0 (negative in the padding).
-#[inline]
-fn row_taps(g: &ConvGeometry, ox: usize) -> (usize, usize, isize) {
-    let x0 = (ox * g.sw) as isize - g.pw as isize;
-    let lo = (-x0).clamp(0, g.kw as isize) as usize;
-    let hi = (g.width as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
-    (lo, hi, x0)
-}
-
-fn direct_forward_fixed<'d, T: Element, const N: usize>(g: &ConvGeometry, images: &[T], w: &[T], out: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
+/// Each output row in runs of `P` pixels (the last run of a row overlapping the one before,
+/// which recomputes identical values), or one pixel at a time in rows shorter than `P`.
+fn direct_forward_fixed<'d, T: Element, const N: usize, const P: usize, const KH: usize>(g: &ConvGeometry, images: &[T], w: &[T], out: &'d mut [MaybeUninit<T>]) -> &'d mut [T] {
     let rows = rows_of::<T, N>(w);
     let (bias, taps) = rows.split_last().expect("a bias row");
-    let mut pixels = out.chunks_exact_mut(N);
-    for img in images.chunks_exact(g.pixels_in()) {
-        for oy in 0..g.out_height() {
-            for ox in 0..g.out_width() {
-                let mut acc = *bias;
-                if interior_run(g, oy, ox).is_some() {
-                    // All nine taps inside: constant bounds, so the loops unroll.
-                    let top = (oy * g.sh - g.ph) * g.width + ox * g.sw - g.pw;
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let v = img[top + ky * g.width + kx];
-                            for i in 0..N {
-                                acc[i] += v * taps[ky * 3 + kx][i];
-                            }
-                        }
-                    }
-                } else {
-                    let (lo, hi, x0) = row_taps(g, ox);
-                    for ky in 0..g.kh {
-                        let iy = (oy * g.sh + ky) as isize - g.ph as isize;
-                        if iy < 0 || iy >= g.height as isize {
-                            continue;
-                        }
-                        for kx in lo..hi {
-                            let v = img[(iy * g.width as isize + x0 + kx as isize) as usize];
-                            let r = &taps[ky * g.kw + kx];
-                            for i in 0..N {
-                                acc[i] += v * r[i];
-                            }
-                        }
-                    }
+    let (images, wp) = padded(g, images);
+    let wo = g.out_width();
+    for (img, maps) in images.chunks_exact((g.height + 2 * g.ph) * wp).zip(out.chunks_exact_mut(g.pixels_out() * N)) {
+        for (oy, row) in maps.chunks_exact_mut(wo * N).enumerate() {
+            let top = oy * g.sh * wp;
+            if wo < P {
+                for ox in 0..wo {
+                    direct_pixels::<T, N, 1, KH>(&img[top + ox * g.sw..], wp, g.sw, bias, taps, &mut row[ox * N..]);
                 }
-                let pixel = pixels.next().expect("one output pixel per chunk");
-                pixel.iter_mut().zip(acc).for_each(|(o, a)| *o = MaybeUninit::new(a));
+                continue;
+            }
+            let mut ox = 0;
+            while ox < wo {
+                let first = ox.min(wo - P);
+                direct_pixels::<T, N, P, KH>(&img[top + first * g.sw..], wp, g.sw, bias, taps, &mut row[first * N..]);
+                ox = first + P;
             }
         }
     }
-    // SAFETY: the loops wrote one chunk per output pixel of every image, which covers `out`.
+    // SAFETY: every output pixel of every row of every image was written above.
     unsafe { &mut *(out as *mut [MaybeUninit<T>] as *mut [T]) }
+}
+
+/// `P` adjacent output pixels, `stride` apart in the padded image whose rows are `wp` long
+/// and whose first pixel's tap (0, 0) is `img[0]`. The kernel's bounds are constants, so the
+/// loops unroll and the sums stay in registers.
+#[inline(always)]
+fn direct_pixels<T: Element, const N: usize, const P: usize, const KH: usize>(img: &[T], wp: usize, stride: usize, bias: &[T; N], taps: &[[T; N]], out: &mut [MaybeUninit<T>]) {
+    let out = &mut out[..P * N];
+    let mut acc = [*bias; P];
+    for ky in 0..KH {
+        for kx in 0..3 {
+            let r = &taps[ky * 3 + kx];
+            let at = &img[ky * wp + kx..][..(P - 1) * stride + 1];
+            for (j, a) in acc.iter_mut().enumerate() {
+                let v = at[j * stride];
+                for i in 0..N {
+                    a[i] = v.mul_add(r[i], a[i]);
+                }
+            }
+        }
+    }
+    // Indexed stores, not an iterator over the pixels: they stay vector stores from registers.
+    for j in 0..P {
+        for i in 0..N {
+            out[j * N + i] = MaybeUninit::new(acc[j][i]);
+        }
+    }
 }
 
 /// The gradient before the ReLU: `grad` where the output is positive, else 0.
@@ -422,103 +588,50 @@ fn relu_grad<T: Element>(out: &[T], grad: &[T]) -> Vec<T> {
     grad.iter().zip(out).map(|(&d, &o)| if o > T::default() { d } else { T::default() }).collect()
 }
 
-/// A direct layer's ∂[W; b] for a block (pixels in order, taps in (ky, kx) order) from the
-/// gradient before its ReLU and, when asked, its ∂x.
-fn direct_backward<T: Element>(g: &ConvGeometry, c_out: usize, images: &[T], w: &[T], pre: &[T], grad_x: Option<&mut [T]>) -> Vec<T> {
-    let grad_w = match c_out {
-        8 => direct_weight_grad::<T, 8>(g, images, pre),
-        16 => direct_weight_grad::<T, 16>(g, images, pre),
-        _ => direct_weight_grad::<T, 32>(g, images, pre),
-    };
-    if let Some(grad_x) = grad_x {
-        let pixels = g.pixels_out() * c_out;
-        for (img, maps) in grad_x.chunks_exact_mut(g.pixels_in()).zip(pre.chunks_exact(pixels)) {
-            g.for_each_run(|p, tap, q, taps| {
-                let d = &maps[p * c_out..(p + 1) * c_out];
-                for (j, x) in img[q..q + taps].iter_mut().enumerate() {
-                    let row = &w[(tap + j) * c_out..(tap + j + 1) * c_out];
-                    *x += row.iter().zip(d).fold(T::default(), |s, (&r, &e)| s + r * e);
-                }
-            });
+/// A direct layer's ∂[W; b] for a block from the gradient before its ReLU: per output
+/// channel, the pixels in order, each adding its taps in (ky, kx) order and then the bias.
+fn direct_weight_grad<T: Element>(g: &ConvGeometry, c_out: usize, images: &[T], pre: &[T]) -> Vec<T> {
+    let (images, wp) = padded(g, images);
+    // Sixteen channels at a time: ten rows of sums then fill about half the vector registers.
+    let mut grad_w = vec![T::default(); (g.kh * 3 + 1) * c_out];
+    for first in (0..c_out).step_by(16) {
+        match (c_out - first).min(16) {
+            8 if g.kh == 3 => direct_weight_grad_fixed::<T, 8, 3>(g, &images, wp, pre, c_out, first, &mut grad_w),
+            8 => direct_weight_grad_fixed::<T, 8, 1>(g, &images, wp, pre, c_out, first, &mut grad_w),
+            _ if g.kh == 3 => direct_weight_grad_fixed::<T, 16, 3>(g, &images, wp, pre, c_out, first, &mut grad_w),
+            _ => direct_weight_grad_fixed::<T, 16, 1>(g, &images, wp, pre, c_out, first, &mut grad_w),
         }
     }
     grad_w
 }
 
-/// ∂[W; b] of a direct layer with `N` output channels.
-fn direct_weight_grad<T: Element, const N: usize>(g: &ConvGeometry, images: &[T], pre: &[T]) -> Vec<T> {
-    let patch = g.patch();
-    let mut sums = vec![[T::default(); N]; patch + 1];
-    for (img, maps) in images.chunks_exact(g.pixels_in()).zip(pre.chunks_exact(g.pixels_out() * N)) {
-        for oy in 0..g.out_height() {
-            let mut ox = 0;
-            while ox < g.out_width() {
-                if let Some(end) = interior_run(g, oy, ox) {
-                    interior_weight_grad::<T, N>(g, img, maps, oy, ox..end, &mut sums);
-                    ox = end;
-                    continue;
-                }
-                let p = oy * g.out_width() + ox;
-                let d: [T; N] = std::array::from_fn(|i| maps[p * N + i]);
-                let (lo, hi, x0) = row_taps(g, ox);
-                for ky in 0..g.kh {
-                    let iy = (oy * g.sh + ky) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.height as isize {
-                        continue;
-                    }
-                    for kx in lo..hi {
-                        let v = img[(iy * g.width as isize + x0 + kx as isize) as usize];
-                        let s = &mut sums[ky * g.kw + kx];
-                        for i in 0..N {
-                            s[i] += v * d[i];
-                        }
+/// Output channels `first..first + M` of [`direct_weight_grad`], their KH·3 + 1 rows of sums
+/// held in registers over the whole block.
+fn direct_weight_grad_fixed<T: Element, const M: usize, const KH: usize>(g: &ConvGeometry, images: &[T], wp: usize, pre: &[T], c_out: usize, first: usize, grad_w: &mut [T]) {
+    let zero = T::default();
+    let mut taps = [[zero; M]; 9];
+    let mut bias = [zero; M];
+    let wo = g.out_width();
+    for (img, maps) in images.chunks_exact((g.height + 2 * g.ph) * wp).zip(pre.chunks_exact(g.pixels_out() * c_out)) {
+        for (p, pixel) in maps.chunks_exact(c_out).enumerate() {
+            let d: [T; M] = std::array::from_fn(|i| pixel[first + i]);
+            let at = &img[(p / wo) * g.sh * wp + (p % wo) * g.sw..];
+            for ky in 0..KH {
+                for kx in 0..3 {
+                    let v = at[ky * wp + kx];
+                    for i in 0..M {
+                        taps[ky * 3 + kx][i] = v.mul_add(d[i], taps[ky * 3 + kx][i]);
                     }
                 }
-                let b = &mut sums[patch];
-                for i in 0..N {
-                    b[i] += d[i];
-                }
-                ox += 1;
+            }
+            for i in 0..M {
+                bias[i] += d[i];
             }
         }
     }
-    sums.concat()
-}
-
-/// For a 3×3 kernel: the end of the run of output columns from `ox` on whose nine taps all
-/// fall inside the image, if `ox` starts one.
-fn interior_run(g: &ConvGeometry, oy: usize, ox: usize) -> Option<usize> {
-    let rows_inside = oy * g.sh >= g.ph && oy * g.sh + g.kh <= g.height + g.ph;
-    if g.kh != 3 || g.kw != 3 || !rows_inside || ox * g.sw < g.pw {
-        return None;
+    for (t, row) in taps[..KH * 3].iter().chain([&bias]).enumerate() {
+        grad_w[t * c_out + first..][..M].copy_from_slice(row);
     }
-    // Column ox's last tap reads input column ox·sw − pw + 2, which must be below width.
-    let end = ((g.width + g.pw - 3) / g.sw + 1).min(g.out_width());
-    (ox < end).then_some(end)
-}
-
-/// The weight gradient of a run of interior pixels, its ten sums held in registers across
-/// the run (pixels still added in order, so the result is the per-pixel loop's).
-fn interior_weight_grad<T: Element, const N: usize>(g: &ConvGeometry, img: &[T], maps: &[T], oy: usize, run: std::ops::Range<usize>, sums: &mut [[T; N]]) {
-    let mut acc: [[T; N]; 10] = std::array::from_fn(|t| sums[t]);
-    let top = (oy * g.sh - g.ph) * g.width;
-    let rows = [top, top + g.width, top + 2 * g.width];
-    for ox in run {
-        let d: [T; N] = std::array::from_fn(|i| maps[(oy * g.out_width() + ox) * N + i]);
-        let x = ox * g.sw - g.pw;
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let v = img[rows[ky] + x + kx];
-                for i in 0..N {
-                    acc[ky * 3 + kx][i] += v * d[i];
-                }
-            }
-        }
-        for i in 0..N {
-            acc[9][i] += d[i];
-        }
-    }
-    sums[..10].copy_from_slice(&acc);
 }
 
 /// What a forward pass keeps for the backward pass: each layer's output but the last (the
@@ -577,10 +690,17 @@ impl ConvStack {
         let mut grad: Option<Vec<T>> = None;
         for (i, layer) in self.layers.iter().enumerate().rev() {
             let out = if i + 1 == self.layers.len() { cpu_data::<T>(&held[2])? } else { &saved.outputs[i] };
-            let input_len = if i == 0 { x_data.len() } else { saved.outputs[i - 1].len() };
-            let input_grad = (i > 0 || x.track_op()).then_some(input_len);
+            let input_grad = match i {
+                0 => x.track_op().then_some(InputGrad::Plain),
+                _ => Some(InputGrad::ThroughRelu),
+            };
             let input = if i == 0 { x_data } else { &saved.outputs[i - 1] };
-            let (gw, gx) = layer.backward(weights[i], input, out, grad.as_deref().map_or(cpu_data::<T>(&held[3]), Ok)?, &saved.columns[i], input_grad);
+            // Below the top layer the gradient arrives already masked by this layer's ReLU.
+            let (grad_in, masked) = match grad.as_deref() {
+                Some(masked) => (masked, true),
+                None => (cpu_data::<T>(&held[3])?, false),
+            };
+            let (gw, gx) = layer.backward(weights[i], input, out, grad_in, masked, &saved.columns[i], input_grad);
             grad_w[i] = gw;
             grad = gx;
         }
