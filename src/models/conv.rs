@@ -49,6 +49,10 @@ pub const BLOCK_IMAGES: usize = 16;
 /// a core's L2 cache between the two steps that write and read them.
 const CHUNK_ELEMENTS: usize = 32 * 1024;
 
+/// Output pixels a chunk has at least (small images with many channels): a gemm over fewer
+/// rows costs more in its set-up than the cache saves.
+const CHUNK_MIN_PIXELS: usize = 256;
+
 /// Output channel counts of a single-channel layer that is convolved directly (each a
 /// compile-time width, so a pixel's accumulator stays in registers).
 const DIRECT_CHANNELS: [usize; 3] = [8, 16, 32];
@@ -189,6 +193,7 @@ fn im2col<'r, T: Element>(g: &ConvGeometry, images: &[T], rows: &'r mut [MaybeUn
         24 => im2col_fixed::<T, 24>(g, images, rows),
         32 => im2col_fixed::<T, 32>(g, images, rows),
         64 => im2col_fixed::<T, 64>(g, images, rows),
+        128 => im2col_fixed::<T, 128>(g, images, rows),
         _ => im2col_fixed::<T, 0>(g, images, rows),
     }
     // SAFETY: im2col_fixed wrote every element of `rows`.
@@ -250,6 +255,7 @@ fn col2im<'d, T: Element>(g: &ConvGeometry, table: &GatherTable, cols: &[T], mas
         24 => col2im_fixed::<T, 24>(g, table, cols, mask, images),
         32 => col2im_fixed::<T, 32>(g, table, cols, mask, images),
         64 => col2im_fixed::<T, 64>(g, table, cols, mask, images),
+        c if c % 32 == 0 => col2im_fixed::<T, 32>(g, table, cols, mask, images),
         c if c % 8 == 0 => col2im_fixed::<T, 8>(g, table, cols, mask, images),
         _ => col2im_fixed::<T, 1>(g, table, cols, mask, images),
     }
@@ -371,10 +377,11 @@ impl ConvLayer {
     }
 
     /// Elements per chunk of input images and of output maps: whole images, about
-    /// [`CHUNK_ELEMENTS`] of im2col columns a chunk.
+    /// [`CHUNK_ELEMENTS`] of im2col columns and at least [`CHUNK_MIN_PIXELS`] output pixels.
     fn chunks(&self) -> (usize, usize) {
         let g = &self.geometry;
-        let images = (CHUNK_ELEMENTS / (g.pixels_out() * (g.patch() + 1))).clamp(1, BLOCK_IMAGES);
+        let by_size = CHUNK_ELEMENTS / (g.pixels_out() * (g.patch() + 1));
+        let images = by_size.max(CHUNK_MIN_PIXELS.div_ceil(g.pixels_out())).clamp(1, BLOCK_IMAGES);
         (images * g.pixels_in() * g.c_in, images * g.pixels_out() * self.c_out)
     }
 
@@ -460,13 +467,11 @@ impl ConvLayer {
         if let Some((through, grad_x)) = grad_x {
             // Chunk by chunk (whole images), so col2im reads the gradient columns from cache.
             let (table, mut grad_cols) = (gather_table(g), Vec::new());
-            // Wᵀ stored row-major, so gemm can read it without packing it in every chunk.
-            let wt: Vec<T> = (0..c_out).flat_map(|o| (0..patch).map(move |r| w[r * c_out + o])).collect();
             let (chunk_in, chunk_out) = self.chunks();
             for ((pre, images), grad_x) in pre.chunks(chunk_out).zip(images.chunks(chunk_in)).zip(grad_x.chunks_mut(chunk_in)) {
                 let m = pre.len() / c_out;
                 grad_cols.reserve(m * patch);
-                let grad_cols = gemm(&mut grad_cols.spare_capacity_mut()[..m * patch], Mat::row_major(pre, m, c_out, c_out), Mat::row_major(&wt, c_out, patch, patch));
+                let grad_cols = gemm(&mut grad_cols.spare_capacity_mut()[..m * patch], Mat::row_major(pre, m, c_out, c_out), Mat::row_major(w, patch, c_out, c_out).t());
                 col2im(g, &table, grad_cols, (through == InputGrad::ThroughRelu).then_some(images), grad_x);
             }
         }
